@@ -1,0 +1,245 @@
+package lapitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// LAPI is one running Local API with its own configuration and database.
+type LAPI struct {
+	Bins Binaries
+	Dir  string
+	URL  string // http://127.0.0.1:PORT/
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+// Start builds (if needed) and starts a LAPI that is stopped at test end.
+func Start(t testing.TB) *LAPI {
+	t.Helper()
+	bins, err := EnsureBinaries()
+	if err != nil {
+		t.Fatalf("crowdsec binaries: %v", err)
+	}
+	l := &LAPI{Bins: bins, Dir: t.TempDir(), addr: freeAddr(t)}
+	l.URL = "http://" + l.addr + "/"
+	if err := l.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	// cscli talks to LAPI as this machine for `decisions list`.
+	l.Cscli(t, "machines", "add", "cscli-tests", "--auto", "-f", l.path("local_api_credentials.yaml"))
+	l.Restart(t)
+	t.Cleanup(func() { l.Stop(t) })
+	return l
+}
+
+func (l *LAPI) path(name string) string { return filepath.Join(l.Dir, name) }
+
+// ConfigPath is the crowdsec config.yaml, for cscli -c.
+func (l *LAPI) ConfigPath() string { return l.path("config.yaml") }
+
+// LogPath is where LAPI writes its log.
+func (l *LAPI) LogPath() string { return l.path("lapi.log") }
+
+func (l *LAPI) writeConfig() error {
+	for _, d := range []string{"data", "hub", "notifications", "plugins"} {
+		if err := os.MkdirAll(l.path(d), 0o755); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"config.yaml":     fmt.Sprintf(configTemplate, l.Dir, l.addr),
+		"profiles.yaml":   profiles,
+		"simulation.yaml": "simulation: off\n",
+		"hub/.index.json": "{}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(l.path(name), []byte(body), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const configTemplate = `common:
+  log_media: stdout
+  log_level: info
+config_paths:
+  config_dir: %[1]s
+  data_dir: %[1]s/data
+  simulation_path: %[1]s/simulation.yaml
+  hub_dir: %[1]s/hub
+  index_path: %[1]s/hub/.index.json
+  notification_dir: %[1]s/notifications
+  plugin_dir: %[1]s/plugins
+db_config:
+  type: sqlite
+  db_path: %[1]s/data/crowdsec.db
+  use_wal: true
+api:
+  client:
+    credentials_path: %[1]s/local_api_credentials.yaml
+  server:
+    listen_uri: %[2]s
+    profiles_path: %[1]s/profiles.yaml
+`
+
+const profiles = `name: default_ip_remediation
+filters:
+ - Alert.Remediation == true && Alert.GetScope() == "Ip"
+decisions:
+ - type: ban
+   duration: 4h
+on_success: break
+`
+
+// Restart starts LAPI again (after Stop) on the same address and database.
+func (l *LAPI) Restart(t testing.TB) {
+	t.Helper()
+	if l.cmd != nil {
+		t.Fatal("LAPI is already running")
+	}
+	logf, err := os.OpenFile(l.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(l.Bins.Crowdsec, "-c", l.ConfigPath(), "-no-cs")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting LAPI: %v", err)
+	}
+	l.cmd, l.log, l.done = cmd, logf, make(chan struct{})
+	go func() { cmd.Wait(); close(l.done) }()
+	if err := l.waitHealthy(30 * time.Second); err != nil {
+		l.Stop(t)
+		t.Fatalf("LAPI did not come up: %v\n%s", err, l.tail())
+	}
+}
+
+func (l *LAPI) waitHealthy(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-l.done:
+			return fmt.Errorf("crowdsec exited")
+		default:
+		}
+		resp, err := http.Get(l.URL + "health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no healthy answer within %s", limit)
+}
+
+// Stop ends LAPI (SIGTERM, then SIGKILL after a grace period).
+func (l *LAPI) Stop(t testing.TB) {
+	t.Helper()
+	if l.cmd == nil {
+		return
+	}
+	_ = l.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-l.done:
+	case <-time.After(10 * time.Second):
+		_ = l.cmd.Process.Kill()
+		<-l.done
+	}
+	l.log.Close()
+	l.cmd = nil
+}
+
+func (l *LAPI) tail() string {
+	b, _ := os.ReadFile(l.LogPath())
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Cscli runs cscli against this LAPI's configuration and returns stdout.
+func (l *LAPI) Cscli(t testing.TB, args ...string) []byte {
+	t.Helper()
+	out, err := l.CscliErr(args...)
+	if err != nil {
+		t.Fatalf("cscli %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// CscliErr is Cscli returning the error instead of failing the test.
+func (l *LAPI) CscliErr(args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, l.Bins.Cscli, append([]string{"-c", l.ConfigPath()}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// AddMachine registers a validated machine and returns the credentials
+// file cscli wrote (url, login, password).
+func (l *LAPI) AddMachine(t testing.TB, name, password string) string {
+	t.Helper()
+	file := l.path(name + "-credentials.yaml")
+	l.Cscli(t, "machines", "add", name, "--password", password, "-f", file, "--force")
+	return file
+}
+
+// Decision is one active decision as `cscli decisions list -o json` shows it.
+type Decision struct {
+	ID       int64  `json:"id"`
+	Origin   string `json:"origin"`
+	Scenario string `json:"scenario"`
+	Scope    string `json:"scope"`
+	Type     string `json:"type"`
+	Value    string `json:"value"`
+	Duration string `json:"duration"`
+}
+
+// Decisions lists active decisions of one origin through cscli.
+func (l *LAPI) Decisions(t testing.TB, origin string) []Decision {
+	t.Helper()
+	out := l.Cscli(t, "decisions", "list", "--origin", origin, "--limit", "0", "-o", "json")
+	var alerts []struct {
+		Decisions []Decision `json:"decisions"`
+	}
+	if err := json.Unmarshal(out, &alerts); err != nil {
+		t.Fatalf("parsing cscli decisions list: %v\n%s", err, out)
+	}
+	var ds []Decision
+	for _, a := range alerts {
+		ds = append(ds, a.Decisions...)
+	}
+	return ds
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
