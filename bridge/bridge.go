@@ -1,0 +1,255 @@
+// Package bridge is the sync engine: it pages through a feed, drops what is
+// allowlisted or already active, pushes the rest to CrowdSec's LAPI and only
+// then records the feed cursor and what was pushed. Crash or error at any
+// step, and the next sync neither loses an address nor pushes one twice.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+)
+
+// LAPI is what the engine needs from CrowdSec (implemented by lapi.Client).
+type LAPI interface {
+	Push(ctx context.Context, prefixes []netip.Prefix, now time.Time) error
+	Active(ctx context.Context, now time.Time) (map[netip.Prefix]time.Time, error)
+	Allowlists(ctx context.Context, now time.Time) ([]allowlist.Entry, error)
+}
+
+// Options tune the engine; zero values are not defaults, the caller (cmd)
+// passes validated configuration.
+type Options struct {
+	StatePath string
+	// Duration is how long a pushed decision lasts.
+	Duration time.Duration
+	// RefreshBefore: a listed address whose decision ends sooner than this
+	// gets a new one.
+	RefreshBefore time.Duration
+	// PushSize is how many new decisions are gathered before a push.
+	PushSize int
+	// MaxPendingAge pushes what was gathered once the oldest of it waited
+	// this long, so bans start soon even when the feed is paced slowly.
+	MaxPendingAge time.Duration
+	// FullResyncInterval: a sync starts from the beginning of the feed when
+	// the last full one is older than this (0: only on demand).
+	FullResyncInterval time.Duration
+	Allowlist          []netip.Prefix
+	LAPIAllowlists     bool
+	// DryRun fetches and filters but writes nothing, neither to LAPI nor
+	// to the state file.
+	DryRun bool
+	Now    func() time.Time
+	Log    logrus.FieldLogger
+}
+
+// Engine runs syncs. It is not safe for concurrent use.
+type Engine struct {
+	src  source.Source
+	lapi LAPI
+	opts Options
+	st   *state.State // nil until the first sync loads it
+	// reconcile: LAPI may hold decisions the state does not know about.
+	reconcile bool
+	// warnedAllowlists avoids repeating the old-LAPI warning every sync.
+	warnedAllowlists bool
+}
+
+// New builds an engine. Nothing is read until the first Sync.
+func New(src source.Source, l LAPI, opts Options) *Engine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	if opts.MaxPendingAge == 0 {
+		opts.MaxPendingAge = 5 * time.Second
+	}
+	return &Engine{src: src, lapi: l, opts: opts}
+}
+
+// Report counts what one sync did.
+type Report struct {
+	Full          bool
+	Fetched       int // valid entries received
+	Invalid       int // entries the feed sent that are not addresses
+	Allowlisted   int
+	AlreadyActive int
+	Pushed        int
+	Requests      int // feed requests, when the source counts them
+	Duration      time.Duration
+	Cursor        string
+	// WouldPush lists, in a dry run, what would have been pushed.
+	WouldPush []netip.Prefix
+}
+
+// Fields renders the report for one structured log line.
+func (r Report) Fields() logrus.Fields {
+	return logrus.Fields{
+		"full": r.Full, "fetched": r.Fetched, "invalid": r.Invalid,
+		"allowlisted": r.Allowlisted, "already_active": r.AlreadyActive,
+		"pushed": r.Pushed, "requests": r.Requests,
+		"duration": r.Duration.Round(time.Millisecond).String(),
+	}
+}
+
+// requestCounter is implemented by sources that count their HTTP requests.
+type requestCounter interface{ Requests() int }
+
+// Sync pulls the feed from the saved cursor to its end (from the start when
+// full is set, when no cursor is known, or when a full resync is due).
+func (e *Engine) Sync(ctx context.Context, full bool) (Report, error) {
+	start := e.opts.Now()
+	rep := Report{}
+	reqsBefore := e.requests()
+	err := e.sync(ctx, full, &rep)
+	rep.Requests = e.requests() - reqsBefore
+	rep.Duration = e.opts.Now().Sub(start)
+	if e.st != nil {
+		rep.Cursor = e.st.Cursor
+	}
+	return rep, err
+}
+
+func (e *Engine) requests() int {
+	if c, ok := e.src.(requestCounter); ok {
+		return c.Requests()
+	}
+	return 0
+}
+
+func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
+	if err := e.loadState(); err != nil {
+		return err
+	}
+	if err := e.reconcileIfNeeded(ctx); err != nil {
+		return err
+	}
+	allow, err := e.allowlist(ctx)
+	if err != nil {
+		return err
+	}
+	rep.Full = full || e.st.Cursor == "" || e.fullDue()
+	run := &pass{e: e, allow: allow, rep: rep, seen: make(map[netip.Prefix]bool)}
+	if !rep.Full {
+		run.cursor = e.st.Cursor
+	}
+	if err := run.pages(ctx); err != nil {
+		return err
+	}
+	if rep.Full {
+		e.st.LastFullSync = e.opts.Now()
+		return e.save()
+	}
+	return nil
+}
+
+func (e *Engine) fullDue() bool {
+	return e.opts.FullResyncInterval > 0 &&
+		e.opts.Now().Sub(e.st.LastFullSync) >= e.opts.FullResyncInterval
+}
+
+// loadState reads the state file once. A missing file means LAPI must be
+// read back; an unreadable one is moved aside (never silently overwritten)
+// and treated the same way.
+func (e *Engine) loadState() error {
+	if e.st != nil {
+		return nil
+	}
+	st, err := state.Load(e.opts.StatePath)
+	switch {
+	case err == nil:
+		e.st = st
+	case errors.Is(err, state.ErrNotExist):
+		e.opts.Log.WithField("state_file", e.opts.StatePath).Info("no state file: reading this bridge's active decisions back from LAPI")
+		e.st, e.reconcile = state.New(), true
+	default:
+		if moveErr := e.moveAside(); moveErr != nil {
+			return fmt.Errorf("%w (and %w)", err, moveErr)
+		}
+		e.opts.Log.WithError(err).Warn("state file unreadable: moved aside, reading active decisions back from LAPI")
+		e.st, e.reconcile = state.New(), true
+	}
+	interrupted, err := state.PushInterrupted(e.opts.StatePath)
+	if err != nil {
+		return err
+	}
+	if interrupted {
+		e.opts.Log.Warn("a push to LAPI was not confirmed before the last stop: reading active decisions back from LAPI")
+		e.reconcile = true
+	}
+	return nil
+}
+
+func (e *Engine) moveAside() error {
+	if e.opts.DryRun {
+		return nil
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", e.opts.StatePath, e.opts.Now().Unix())
+	if err := os.Rename(e.opts.StatePath, aside); err != nil {
+		return fmt.Errorf("moving unreadable state file aside: %w", err)
+	}
+	return nil
+}
+
+// reconcileIfNeeded replaces what the state believes is active with what
+// LAPI holds for this bridge's origin.
+func (e *Engine) reconcileIfNeeded(ctx context.Context) error {
+	if !e.reconcile {
+		return nil
+	}
+	active, err := e.lapi.Active(ctx, e.opts.Now())
+	if err != nil {
+		return err
+	}
+	e.st.Active = active
+	e.opts.Log.WithField("active", len(active)).Info("read this bridge's active decisions back from LAPI")
+	if err := e.save(); err != nil {
+		return err
+	}
+	if !e.opts.DryRun {
+		if err := state.EndPush(e.opts.StatePath); err != nil {
+			return err
+		}
+	}
+	e.reconcile = false
+	return nil
+}
+
+func (e *Engine) allowlist(ctx context.Context) (*allowlist.Set, error) {
+	if !e.opts.LAPIAllowlists {
+		return allowlist.New(e.opts.Allowlist, nil), nil
+	}
+	entries, err := e.lapi.Allowlists(ctx, e.opts.Now())
+	if errors.Is(err, lapi.ErrAllowlistsUnsupported) {
+		if !e.warnedAllowlists {
+			e.opts.Log.Warn("LAPI has no allowlists (before 1.6.6): only the configured allowlist applies")
+			e.warnedAllowlists = true
+		}
+		err = nil
+	}
+	if err != nil {
+		// Pushing without the operator's allowlists could ban a trunk.
+		return nil, err
+	}
+	return allowlist.New(e.opts.Allowlist, entries), nil
+}
+
+func (e *Engine) save() error {
+	if e.opts.DryRun {
+		return nil
+	}
+	e.st.Prune(e.opts.Now())
+	return e.st.Save(e.opts.StatePath)
+}

@@ -1,0 +1,385 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+)
+
+// feed is an in-memory paged feed: entry i has cursor id i+1.
+type feed struct {
+	entries  []netip.Prefix
+	page     int
+	failAt   int // request number (1-based) that fails; 0 never
+	requests int
+}
+
+func (f *feed) Next(_ context.Context, cursor string) (source.Batch, error) {
+	f.requests++
+	if f.requests == f.failAt {
+		return source.Batch{}, errors.New("feed down")
+	}
+	from := 0
+	if cursor != "" {
+		from, _ = strconv.Atoi(cursor)
+	}
+	to := min(from+f.page, len(f.entries))
+	b := source.Batch{Prefixes: append([]netip.Prefix(nil), f.entries[from:to]...), Cursor: cursor, Last: to-from < f.page}
+	if to > from {
+		b.Cursor = strconv.Itoa(to)
+	}
+	return b, nil
+}
+
+func (f *feed) Requests() int { return f.requests }
+
+func (f *feed) add(n int) {
+	for range n {
+		i := len(f.entries)
+		f.entries = append(f.entries, netip.PrefixFrom(netip.AddrFrom4([4]byte{45, byte(i >> 16), byte(i >> 8), byte(i)}), 32))
+	}
+}
+
+// fakeLAPI stores what was pushed like LAPI would, one row per decision.
+type fakeLAPI struct {
+	rows      []netip.Prefix
+	until     map[netip.Prefix]time.Time
+	pushes    int
+	failPush  error
+	storeFail bool // the failing push still stores its rows (lost answer)
+	allow     []allowlist.Entry
+	allowErr  error
+}
+
+func newFakeLAPI() *fakeLAPI { return &fakeLAPI{until: map[netip.Prefix]time.Time{}} }
+
+func (l *fakeLAPI) Push(_ context.Context, ps []netip.Prefix, now time.Time) error {
+	if l.failPush != nil && !l.storeFail {
+		return l.failPush
+	}
+	l.pushes++
+	for _, p := range ps {
+		l.rows = append(l.rows, p)
+		l.until[p] = now.Add(168 * time.Hour)
+	}
+	return l.failPush
+}
+
+func (l *fakeLAPI) Active(_ context.Context, now time.Time) (map[netip.Prefix]time.Time, error) {
+	out := map[netip.Prefix]time.Time{}
+	for p, u := range l.until {
+		if u.After(now) {
+			out[p] = u
+		}
+	}
+	return out, nil
+}
+
+func (l *fakeLAPI) Allowlists(context.Context, time.Time) ([]allowlist.Entry, error) {
+	return l.allow, l.allowErr
+}
+
+func (l *fakeLAPI) duplicates() []netip.Prefix {
+	seen := map[netip.Prefix]int{}
+	var dup []netip.Prefix
+	for _, p := range l.rows {
+		if seen[p]++; seen[p] == 2 {
+			dup = append(dup, p)
+		}
+	}
+	return dup
+}
+
+type rig struct {
+	feed *feed
+	lapi *fakeLAPI
+	opts Options
+	now  time.Time
+}
+
+func newRig(t *testing.T) *rig {
+	r := &rig{feed: &feed{page: 250}, lapi: newFakeLAPI(), now: time.Unix(1_800_000_000, 0)}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	r.opts = Options{
+		StatePath: filepath.Join(t.TempDir(), "state.json"), Duration: 168 * time.Hour,
+		RefreshBefore: 24 * time.Hour, PushSize: 1000, LAPIAllowlists: true,
+		Now: func() time.Time { return r.now }, Log: log,
+	}
+	return r
+}
+
+func (r *rig) engine() *Engine { return New(r.feed, r.lapi, r.opts) }
+
+func (r *rig) sync(t *testing.T, e *Engine, full bool) Report {
+	t.Helper()
+	rep, err := e.Sync(context.Background(), full)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return rep
+}
+
+func (r *rig) savedState(t *testing.T) *state.State {
+	t.Helper()
+	st, err := state.Load(r.opts.StatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestFirstSyncPushesEverythingThenOnlyWhatIsNew(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(2600)
+	e := r.engine()
+	rep := r.sync(t, e, false)
+	if rep.Pushed != 2600 || rep.Fetched != 2600 || !rep.Full || rep.Requests != 11 {
+		t.Fatalf("first sync: %+v", rep)
+	}
+	if r.lapi.pushes != 3 {
+		t.Errorf("pushes = %d, want 3 (1000 decisions each, then the rest)", r.lapi.pushes)
+	}
+	if st := r.savedState(t); st.Cursor != "2600" || len(st.Active) != 2600 {
+		t.Fatalf("state cursor %q with %d active", st.Cursor, len(st.Active))
+	}
+
+	r.feed.add(10)
+	r.now = r.now.Add(5 * time.Minute)
+	rep = r.sync(t, e, false)
+	if rep.Pushed != 10 || rep.Fetched != 10 || rep.Full || rep.Requests != 1 {
+		t.Fatalf("incremental sync: %+v", rep)
+	}
+	if d := r.lapi.duplicates(); len(d) != 0 {
+		t.Fatalf("duplicates in LAPI: %v", d)
+	}
+}
+
+func TestRestartResumesFromSavedCursor(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(300)
+	r.sync(t, r.engine(), false)
+	r.feed.add(5)
+	rep := r.sync(t, r.engine(), false) // a new process: state from disk
+	if rep.Pushed != 5 || rep.Requests != 1 || rep.Full {
+		t.Fatalf("after restart: %+v", rep)
+	}
+}
+
+func TestFailedPushKeepsCursorAndNeverDuplicates(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(100)
+	r.sync(t, r.engine(), false)
+	r.feed.add(50)
+	// LAPI stores the rows but the answer is lost.
+	r.lapi.failPush, r.lapi.storeFail = errors.New("connection reset"), true
+	if _, err := r.engine().Sync(context.Background(), false); err == nil {
+		t.Fatal("sync must fail when the push fails")
+	}
+	if st := r.savedState(t); st.Cursor != "100" {
+		t.Fatalf("cursor advanced to %q after a failed push", st.Cursor)
+	}
+	r.lapi.failPush = nil
+	rep := r.sync(t, r.engine(), false)
+	if rep.Pushed != 0 || rep.AlreadyActive != 50 {
+		t.Fatalf("after recovery: %+v", rep)
+	}
+	if d := r.lapi.duplicates(); len(d) != 0 {
+		t.Fatalf("%d duplicates after a lost answer", len(d))
+	}
+	if st := r.savedState(t); st.Cursor != "150" || len(st.Active) != 150 {
+		t.Fatalf("state after recovery: cursor %q, %d active", st.Cursor, len(st.Active))
+	}
+	if on, _ := state.PushInterrupted(r.opts.StatePath); on {
+		t.Fatal("push marker left behind")
+	}
+}
+
+func TestPushRefusedThenRetriedPushesOnce(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(40)
+	r.lapi.failPush = errors.New("500")
+	e := r.engine()
+	if _, err := e.Sync(context.Background(), false); err == nil {
+		t.Fatal("want error")
+	}
+	r.lapi.failPush = nil
+	rep := r.sync(t, e, false)
+	if rep.Pushed != 40 || len(r.lapi.rows) != 40 {
+		t.Fatalf("retry: %+v, rows %d", rep, len(r.lapi.rows))
+	}
+}
+
+func TestSourceErrorKeepsEarlierPages(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(1000)
+	r.feed.failAt = 3
+	r.opts.PushSize = 200
+	_, err := r.engine().Sync(context.Background(), false)
+	if err == nil {
+		t.Fatal("want the feed error")
+	}
+	if st := r.savedState(t); st.Cursor != "500" || len(st.Active) != 500 {
+		t.Fatalf("pages before the error: cursor %q, %d active", st.Cursor, len(st.Active))
+	}
+	r.feed.failAt = 0
+	rep := r.sync(t, r.engine(), false)
+	if rep.Pushed != 500 || len(r.lapi.rows) != 1000 {
+		t.Fatalf("resume: %+v rows %d", rep, len(r.lapi.rows))
+	}
+}
+
+func TestAllowlistsAreAppliedBeforePushing(t *testing.T) {
+	r := newRig(t)
+	r.feed.entries = []netip.Prefix{
+		netip.MustParsePrefix("192.168.1.1/32"),  // not public
+		netip.MustParsePrefix("198.51.100.7/32"), // configured
+		netip.MustParsePrefix("203.0.113.5/32"),  // LAPI allowlist
+		netip.MustParsePrefix("203.0.114.5/32"),  // pushed
+	}
+	r.opts.Allowlist = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+	r.lapi.allow = []allowlist.Entry{{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Source: "trunks"}}
+	rep := r.sync(t, r.engine(), false)
+	if rep.Allowlisted != 3 || rep.Pushed != 1 || r.lapi.rows[0].String() != "203.0.114.5/32" {
+		t.Fatalf("report %+v rows %v", rep, r.lapi.rows)
+	}
+}
+
+func TestOldLAPIWithoutAllowlistsIsTolerated(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(3)
+	r.lapi.allowErr = lapi.ErrAllowlistsUnsupported
+	if rep := r.sync(t, r.engine(), false); rep.Pushed != 3 {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+func TestUnreadableAllowlistsStopTheSync(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(3)
+	r.lapi.allowErr = errors.New("403")
+	if _, err := r.engine().Sync(context.Background(), false); err == nil || len(r.lapi.rows) != 0 {
+		t.Fatalf("err %v, rows %d: pushing without allowlists must not happen", err, len(r.lapi.rows))
+	}
+	if r.feed.requests != 0 {
+		t.Fatalf("feed was queried %d times before LAPI was usable", r.feed.requests)
+	}
+}
+
+func TestRelistedAddressNearItsEndGetsAFreshDecision(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(2)
+	e := r.engine()
+	r.sync(t, e, false)
+	relisted := r.feed.entries[0]
+	// 150h later: 18h left, below refresh_before (24h)
+	r.now = r.now.Add(150 * time.Hour)
+	r.feed.entries = append(r.feed.entries, relisted)
+	rep := r.sync(t, e, false)
+	if rep.Pushed != 1 {
+		t.Fatalf("near-end relisting: %+v", rep)
+	}
+	if got := r.savedState(t).Active[relisted]; !got.Equal(r.now.Add(168 * time.Hour)) {
+		t.Fatalf("until %v, want a full new duration", got)
+	}
+	// relisted again with plenty left: not pushed
+	r.feed.entries = append(r.feed.entries, relisted)
+	if rep := r.sync(t, e, false); rep.Pushed != 0 || rep.AlreadyActive != 1 {
+		t.Fatalf("fresh relisting: %+v", rep)
+	}
+}
+
+func TestLostStateFileRebuildsFromLAPI(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(600)
+	r.sync(t, r.engine(), false)
+	os.Remove(r.opts.StatePath)
+	r.feed.add(7)
+	rep := r.sync(t, r.engine(), false)
+	if !rep.Full || rep.Pushed != 7 || rep.AlreadyActive != 600 {
+		t.Fatalf("after losing the state file: %+v", rep)
+	}
+	if d := r.lapi.duplicates(); len(d) != 0 {
+		t.Fatalf("%d duplicates", len(d))
+	}
+}
+
+func TestCorruptStateFileIsMovedAsideAndRebuilt(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(20)
+	r.sync(t, r.engine(), false)
+	if err := os.WriteFile(r.opts.StatePath, []byte(`{"version":1,"cur`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.sync(t, r.engine(), false)
+	if rep.Pushed != 0 || rep.AlreadyActive != 20 {
+		t.Fatalf("%+v", rep)
+	}
+	aside, _ := filepath.Glob(r.opts.StatePath + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Fatalf("corrupt file not kept aside: %v", aside)
+	}
+}
+
+func TestFullResyncWhenDue(t *testing.T) {
+	r := newRig(t)
+	r.opts.FullResyncInterval = 168 * time.Hour
+	r.feed.add(10)
+	e := r.engine()
+	r.sync(t, e, false)
+	r.now = r.now.Add(time.Hour)
+	if rep := r.sync(t, e, false); rep.Full {
+		t.Fatal("full resync before it is due")
+	}
+	r.now = r.now.Add(168 * time.Hour) // every decision has now ended
+	rep := r.sync(t, e, false)
+	if !rep.Full || rep.Pushed != 10 || rep.Fetched != 10 {
+		t.Fatalf("due full resync: %+v", rep)
+	}
+	r.now = r.now.Add(time.Hour)
+	if rep := r.sync(t, e, true); !rep.Full || rep.Pushed != 0 || rep.AlreadyActive != 10 {
+		t.Fatalf("forced full resync pushes only what needs it: %+v", rep)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(5)
+	r.opts.DryRun = true
+	rep := r.sync(t, r.engine(), false)
+	if len(rep.WouldPush) != 5 || len(r.lapi.rows) != 0 || rep.Pushed != 0 {
+		t.Fatalf("dry run: %+v rows %d", rep, len(r.lapi.rows))
+	}
+	entries, _ := os.ReadDir(filepath.Dir(r.opts.StatePath))
+	if len(entries) != 0 {
+		t.Fatalf("dry run wrote files: %v", entries)
+	}
+}
+
+func TestDuplicatesWithinOneFeedPassArePushedOnce(t *testing.T) {
+	r := newRig(t)
+	p := netip.MustParsePrefix("45.0.0.1/32")
+	r.feed.entries = []netip.Prefix{p, p, netip.MustParsePrefix("45.0.0.2/32"), p}
+	if rep := r.sync(t, r.engine(), false); rep.Pushed != 2 {
+		t.Fatalf("%+v", rep)
+	}
+	sort.Slice(r.lapi.rows, func(i, j int) bool { return r.lapi.rows[i].Addr().Less(r.lapi.rows[j].Addr()) })
+	if fmt.Sprint(r.lapi.rows) != "[45.0.0.1/32 45.0.0.2/32]" {
+		t.Fatalf("rows %v", r.lapi.rows)
+	}
+}

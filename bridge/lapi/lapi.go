@@ -1,0 +1,280 @@
+// Package lapi is the bridge's side of the CrowdSec Local API: it logs in as
+// a machine (pkg/apiclient handles the JWT and its refresh), pushes
+// decisions carried by a few large alerts, reads back the decisions of its
+// own origin, and reads CrowdSec's allowlists.
+package lapi
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/crowdsecurity/crowdsec/pkg/apiclient"
+	"github.com/crowdsecurity/crowdsec/pkg/models"
+	"github.com/go-openapi/strfmt"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+)
+
+// Options configure the client. Decision* fields shape what Push sends.
+type Options struct {
+	URL       string
+	Login     string
+	Password  string
+	UserAgent string // must be name/version with exactly one '/'
+
+	CertPath, KeyPath, CACertPath string
+	InsecureSkipVerify            bool
+
+	Origin   string
+	Scenario string
+	Type     string
+	Duration time.Duration
+	// PerAlert is how many decisions one alert carries.
+	PerAlert int
+	// Message describes the alerts in `cscli alerts list`.
+	Message string
+}
+
+// Client talks to LAPI as a machine.
+type Client struct {
+	api  *apiclient.ApiClient
+	opts Options
+}
+
+// New prepares a client; it logs in lazily on the first call.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("crowdsec.lapi_url %q: %w", opts.URL, err)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/" // apiclient refuses base URLs without the slash
+	}
+	if strings.Count(opts.UserAgent, "/") != 1 {
+		return nil, fmt.Errorf("user agent %q must be name/version", opts.UserAgent)
+	}
+	if opts.PerAlert <= 0 {
+		return nil, fmt.Errorf("decisions per alert must be positive, got %d", opts.PerAlert)
+	}
+	if err := setTLS(opts); err != nil {
+		return nil, err
+	}
+	api := apiclient.NewClient(&apiclient.Config{
+		MachineID:     opts.Login,
+		Password:      strfmt.Password(opts.Password),
+		URL:           u,
+		VersionPrefix: "v1",
+		UserAgent:     opts.UserAgent,
+	})
+	return &Client{api: api, opts: opts}, nil
+}
+
+// setTLS fills the package-level TLS settings that pkg/apiclient reads when
+// it builds its transport: that library offers no per-client option, so the
+// process holds one LAPI TLS identity, which is all the bridge needs.
+func setTLS(o Options) error {
+	apiclient.InsecureSkipVerify = o.InsecureSkipVerify
+	if o.CACertPath != "" {
+		pem, err := os.ReadFile(o.CACertPath)
+		if err != nil {
+			return fmt.Errorf("crowdsec.ca_cert_path: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("crowdsec.ca_cert_path %s: no certificate found", o.CACertPath)
+		}
+		apiclient.CaCertPool = pool
+	}
+	if o.CertPath != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertPath, o.KeyPath)
+		if err != nil {
+			return fmt.Errorf("crowdsec.cert_path/key_path: %w", err)
+		}
+		apiclient.Cert = &cert
+	}
+	return nil
+}
+
+// Push sends one decision per prefix, PerAlert decisions to an alert, all
+// alerts in one request. It is not idempotent: callers must not retry it
+// blindly after an error whose outcome is unknown.
+func (c *Client) Push(ctx context.Context, prefixes []netip.Prefix, now time.Time) error {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	req := make(models.AddAlertsRequest, 0, len(prefixes)/c.opts.PerAlert+1)
+	for start := 0; start < len(prefixes); start += c.opts.PerAlert {
+		end := min(start+c.opts.PerAlert, len(prefixes))
+		req = append(req, c.alert(prefixes[start:end], now))
+	}
+	ids, _, err := c.api.Alerts.Add(ctx, req)
+	if err != nil {
+		return fmt.Errorf("pushing %d decisions in %d alerts: %w", len(prefixes), len(req), cleanErr(err))
+	}
+	if ids == nil || len(*ids) != len(req) {
+		return fmt.Errorf("pushing %d alerts: LAPI acknowledged %d", len(req), lenIDs(ids))
+	}
+	return nil
+}
+
+func lenIDs(ids *models.AddAlertsResponse) int {
+	if ids == nil {
+		return 0
+	}
+	return len(*ids)
+}
+
+func (c *Client) alert(prefixes []netip.Prefix, now time.Time) *models.Alert {
+	stamp := now.UTC().Format(time.RFC3339)
+	duration := c.opts.Duration.String()
+	decisions := make([]*models.Decision, len(prefixes))
+	for i, p := range prefixes {
+		scope, value := ScopeValue(p)
+		decisions[i] = &models.Decision{
+			Duration: &duration,
+			Origin:   &c.opts.Origin,
+			Scenario: &c.opts.Scenario,
+			Scope:    &scope,
+			Type:     &c.opts.Type,
+			Value:    &value,
+		}
+	}
+	count := int32(len(prefixes))
+	return &models.Alert{
+		Capacity:        new(int32(0)),
+		Decisions:       decisions,
+		Events:          []*models.Event{},
+		EventsCount:     &count,
+		Leakspeed:       new(""),
+		Message:         new(fmt.Sprintf("%s: %d addresses", c.opts.Message, len(prefixes))),
+		Scenario:        &c.opts.Scenario,
+		ScenarioHash:    new(""),
+		ScenarioVersion: new(""),
+		Simulated:       new(false),
+		Source:          &models.Source{Scope: new(""), Value: new("")},
+		StartAt:         &stamp,
+		StopAt:          &stamp,
+	}
+}
+
+// ScopeValue renders a prefix as a CrowdSec decision scope and value.
+func ScopeValue(p netip.Prefix) (scope, value string) {
+	if p.IsSingleIP() {
+		return "Ip", p.Addr().String()
+	}
+	return "Range", p.String()
+}
+
+// Active returns the end time of every active decision of this origin.
+// Where one value has several decisions the longest wins.
+func (c *Client) Active(ctx context.Context, now time.Time) (map[netip.Prefix]time.Time, error) {
+	active, unlimited := true, 0
+	alerts, _, err := c.api.Alerts.List(ctx, apiclient.AlertsListOpts{
+		OriginEquals:         c.opts.Origin,
+		ActiveDecisionEquals: &active,
+		Limit:                &unlimited,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading active decisions of origin %q: %w", c.opts.Origin, cleanErr(err))
+	}
+	out := make(map[netip.Prefix]time.Time)
+	for _, a := range *alerts {
+		for _, d := range a.Decisions {
+			addActive(out, d, c.opts.Origin, now)
+		}
+	}
+	return out, nil
+}
+
+func addActive(out map[netip.Prefix]time.Time, d *models.Decision, origin string, now time.Time) {
+	if d == nil || d.Origin == nil || *d.Origin != origin || d.Value == nil || d.Duration == nil {
+		return
+	}
+	left, err := time.ParseDuration(*d.Duration)
+	if err != nil || left <= 0 {
+		return
+	}
+	p, err := parseValue(*d.Value)
+	if err != nil {
+		return
+	}
+	until := now.Add(left)
+	if until.After(out[p]) {
+		out[p] = until
+	}
+}
+
+func parseValue(v string) (netip.Prefix, error) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ErrAllowlistsUnsupported means the LAPI predates allowlists (before 1.6.6).
+var ErrAllowlistsUnsupported = errors.New("this LAPI has no allowlists endpoint")
+
+// Allowlists returns every unexpired entry of CrowdSec's allowlists.
+func (c *Client) Allowlists(ctx context.Context, now time.Time) ([]allowlist.Entry, error) {
+	lists, resp, err := c.api.Allowlists.List(ctx, apiclient.AllowlistListOpts{WithContent: true})
+	if resp != nil && resp.Response != nil && resp.Response.StatusCode == http.StatusNotFound {
+		return nil, ErrAllowlistsUnsupported
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading CrowdSec allowlists: %w", cleanErr(err))
+	}
+	var out []allowlist.Entry
+	for _, l := range *lists {
+		for _, item := range l.Items {
+			if item == nil || expired(item.Expiration, now) {
+				continue
+			}
+			p, err := parseValue(item.Value)
+			if err != nil {
+				continue // LAPI validated it; a value we cannot read bans nothing
+			}
+			out = append(out, allowlist.Entry{Prefix: p, Source: "allowlist " + l.Name})
+		}
+	}
+	return out, nil
+}
+
+func expired(exp strfmt.DateTime, now time.Time) bool {
+	t := time.Time(exp)
+	return !t.IsZero() && t.Unix() > 0 && !t.After(now)
+}
+
+// cleanErr strips what must not reach logs from apiclient errors. The
+// machine password travels only in the login body, which apiclient never
+// quotes, so today this only unwraps URL errors to a short form.
+func cleanErr(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("%s %s: %w", uerr.Op, redactURL(uerr.URL), uerr.Err)
+	}
+	return err
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	return u.String()
+}

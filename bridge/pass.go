@@ -1,0 +1,124 @@
+package bridge
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+)
+
+// pass is one walk through the feed. It gathers new prefixes across pages
+// and pushes them in groups; the cursor only moves once a group is in LAPI.
+type pass struct {
+	e     *Engine
+	allow *allowlist.Set
+	rep   *Report
+	seen  map[netip.Prefix]bool // already handled in this pass
+
+	cursor       string // cursor of the last page fetched
+	committed    string // cursor saved in the state file
+	pending      []netip.Prefix
+	pendingSince time.Time
+}
+
+func (p *pass) pages(ctx context.Context) error {
+	p.committed = p.e.st.Cursor
+	for {
+		b, err := p.e.src.Next(ctx, p.cursor)
+		if err != nil {
+			// Keep what earlier pages gathered: push it and save its cursor.
+			if ferr := p.flush(ctx); ferr != nil {
+				p.e.opts.Log.WithError(ferr).Error("push of gathered decisions failed")
+			}
+			return err
+		}
+		p.take(b)
+		if b.Last || len(p.pending) >= p.e.opts.PushSize ||
+			(len(p.pending) > 0 && p.e.opts.Now().Sub(p.pendingSince) >= p.e.opts.MaxPendingAge) {
+			if err := p.flush(ctx); err != nil {
+				return err
+			}
+		}
+		if b.Last {
+			return nil
+		}
+	}
+}
+
+// take filters one page into pending.
+func (p *pass) take(b source.Batch) {
+	p.cursor = b.Cursor
+	p.rep.Invalid += b.Invalid
+	p.rep.Fetched += len(b.Prefixes)
+	now := p.e.opts.Now()
+	for _, pfx := range b.Prefixes {
+		if p.seen[pfx] {
+			continue
+		}
+		p.seen[pfx] = true
+		if reason, detail, ok := p.allow.Match(pfx); ok {
+			p.rep.Allowlisted++
+			p.e.opts.Log.WithFields(logrus.Fields{"prefix": pfx, "reason": reason, "match": detail}).Info("allowlisted: not pushed")
+			continue
+		}
+		if p.e.st.ActiveAt(pfx, now.Add(p.e.opts.RefreshBefore)) {
+			p.rep.AlreadyActive++
+			continue
+		}
+		if len(p.pending) == 0 {
+			p.pendingSince = now
+		}
+		p.pending = append(p.pending, pfx)
+	}
+}
+
+// flush pushes pending and then records it with the cursor that covers it.
+// The marker written before the push makes the next run read LAPI back if
+// the answer is lost, so a retry never doubles a decision.
+func (p *pass) flush(ctx context.Context) error {
+	e := p.e
+	if e.opts.DryRun {
+		p.rep.WouldPush = append(p.rep.WouldPush, p.pending...)
+		p.pending = p.pending[:0]
+		e.st.Cursor = p.cursor
+		return nil
+	}
+	if len(p.pending) > 0 {
+		if err := p.push(ctx); err != nil {
+			return err
+		}
+	}
+	if p.cursor == p.committed && len(p.pending) == 0 {
+		return nil
+	}
+	e.st.Cursor = p.cursor
+	p.pending = p.pending[:0]
+	if err := e.save(); err != nil {
+		return err
+	}
+	p.committed = p.cursor
+	return state.EndPush(e.opts.StatePath)
+}
+
+func (p *pass) push(ctx context.Context) error {
+	e := p.e
+	if err := state.BeginPush(e.opts.StatePath); err != nil {
+		return err
+	}
+	now := e.opts.Now()
+	if err := e.lapi.Push(ctx, p.pending, now); err != nil {
+		e.reconcile = true // the outcome is unknown: read LAPI back next time
+		return err
+	}
+	until := now.Add(e.opts.Duration)
+	for _, pfx := range p.pending {
+		e.st.Active[pfx] = until
+	}
+	p.rep.Pushed += len(p.pending)
+	return nil
+}
