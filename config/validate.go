@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Limits the validation enforces.
+const (
+	// MinPollInterval keeps a misconfigured bridge from hammering APIBAN.
+	MinPollInterval = 10 * time.Second
+	// MinDecisionDuration: shorter bans expire before the next poll can
+	// renew them.
+	MinDecisionDuration = time.Minute
+	// MaxBatchSize bounds the decisions carried by one alert, well under
+	// LAPI's 50 MiB body limit.
+	MaxBatchSize = 10000
+)
+
+// decisionType is what LAPI and the bouncers treat as a remediation name.
+var decisionType = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// invalid formats a validation error: "config: KEY: MESSAGE".
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+}
+
+// validate checks every key and fills the derived fields (Level,
+// Allowlist.Prefixes), since parsing them is the check. It returns all the
+// errors, not the first, so one `-t` run lists everything to fix. Secret
+// values never enter a message.
+func (c *Config) validate() (errs []error, warnings []string) {
+	errs = append(errs, c.APIBAN.validate()...)
+	errs = append(errs, c.CrowdSec.validate()...)
+	errs = append(errs, c.Decisions.validate()...)
+	alErrs, alWarnings := c.Allowlist.validate()
+	errs = append(errs, alErrs...)
+	warnings = append(warnings, alWarnings...)
+
+	switch {
+	case c.StateFile == "":
+		errs = append(errs, invalid("state_file", "required"))
+	case !filepath.IsAbs(c.StateFile):
+		errs = append(errs, invalid("state_file", "must be an absolute path, got %q", c.StateFile))
+	}
+
+	if level, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, invalid("log_level", "want one of trace, debug, info, warn, error, fatal, panic, got %q", c.LogLevel))
+	} else {
+		c.Level = level
+	}
+	return errs, warnings
+}
+
+func (a *APIBAN) validate() []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+
+	switch {
+	case a.APIKey == "":
+		add(invalid("apiban.api_key", "required (set it here or in %s)", EnvAPIKey))
+	case strings.Contains(a.APIKey, "${"):
+		// An expansion that did not happen, such as ${APIBAN-KEY}.
+		add(invalid("apiban.api_key", "holds an unexpanded ${...} reference"))
+	case strings.ContainsFunc(a.APIKey, unicode.IsSpace):
+		add(invalid("apiban.api_key", "must not contain whitespace"))
+	}
+	if err := checkHTTPURL("apiban.url", a.URL); err != nil {
+		add(err)
+	}
+
+	switch a.APIVersion {
+	case "v1", "v2":
+	default:
+		add(invalid("apiban.api_version", "want v1 or v2, got %q", a.APIVersion))
+	}
+	switch a.Set {
+	case "sip":
+	case "http", "all":
+		// v1 only serves the SIP list.
+		if a.APIVersion == "v1" {
+			add(invalid("apiban.set", "must be sip with apiban.api_version v1, got %q", a.Set))
+		}
+	default:
+		add(invalid("apiban.set", "want sip, http or all, got %q", a.Set))
+	}
+
+	if a.PollInterval < MinPollInterval {
+		add(invalid("apiban.poll_interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(a.PollInterval)))
+	}
+	if a.MaxRequests < 0 {
+		add(invalid("apiban.max_requests", "must be 0 (no pacing) or more, got %d", a.MaxRequests))
+	}
+	if a.MaxRequests > 0 && a.RateWindow <= 0 {
+		add(invalid("apiban.rate_window", "must be positive when apiban.max_requests is above 0, got %s", formatDuration(a.RateWindow)))
+	}
+	if a.FullResyncInterval != 0 && a.FullResyncInterval < a.PollInterval {
+		add(invalid("apiban.full_resync_interval", "must be 0 (off) or at least apiban.poll_interval (%s), got %s",
+			formatDuration(a.PollInterval), formatDuration(a.FullResyncInterval)))
+	}
+	if a.Timeout <= 0 {
+		add(invalid("apiban.timeout", "must be positive, got %s", formatDuration(a.Timeout)))
+	}
+	if a.MaxRetries < 0 {
+		add(invalid("apiban.max_retries", "must be 0 or more, got %d", a.MaxRetries))
+	}
+	return errs
+}
+
+func (cs *CrowdSec) validate() []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+
+	if err := checkHTTPURL("crowdsec.lapi_url", cs.LAPIURL); err != nil {
+		add(err)
+	}
+	if cs.Login == "" {
+		add(invalid("crowdsec.login", "required"))
+	}
+	tlsAuth := cs.CertPath != "" && cs.KeyPath != ""
+	// With a credentials file, its own errors already say what is missing.
+	if cs.Password == "" && !tlsAuth && cs.CredentialsFile == "" {
+		add(invalid("crowdsec.password", "required unless crowdsec.cert_path and crowdsec.key_path are set (set it here, in %s or through crowdsec.credentials_file)", EnvPassword))
+	}
+	switch {
+	case cs.CertPath != "" && cs.KeyPath == "":
+		add(invalid("crowdsec.key_path", "required when crowdsec.cert_path is set"))
+	case cs.KeyPath != "" && cs.CertPath == "":
+		add(invalid("crowdsec.cert_path", "required when crowdsec.key_path is set"))
+	}
+	for _, f := range []struct{ key, path string }{
+		{"crowdsec.cert_path", cs.CertPath},
+		{"crowdsec.key_path", cs.KeyPath},
+		{"crowdsec.ca_cert_path", cs.CACertPath},
+	} {
+		if err := checkFile(f.key, f.path); err != nil {
+			add(err)
+		}
+	}
+	return errs
+}
+
+func (d *Decisions) validate() []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+
+	if d.Duration < MinDecisionDuration {
+		add(invalid("decisions.duration", "must be at least %s, got %s", formatDuration(MinDecisionDuration), formatDuration(d.Duration)))
+	}
+	if !decisionType.MatchString(d.Type) {
+		add(invalid("decisions.type", "want a lowercase word such as ban or captcha, got %q", d.Type))
+	}
+	if err := checkWord("decisions.origin", d.Origin); err != nil {
+		add(err)
+	}
+	if err := checkWord("decisions.scenario", d.Scenario); err != nil {
+		add(err)
+	}
+	if d.BatchSize < 1 || d.BatchSize > MaxBatchSize {
+		add(invalid("decisions.batch_size", "must be between 1 and %d, got %d", MaxBatchSize, d.BatchSize))
+	}
+	if d.RefreshBefore < 0 || (d.Duration > 0 && d.RefreshBefore >= d.Duration) {
+		add(invalid("decisions.refresh_before", "must be 0 or more and less than decisions.duration (%s), got %s",
+			formatDuration(d.Duration), formatDuration(d.RefreshBefore)))
+	}
+	return errs
+}
+
+// validate parses CIDRs into Prefixes: a bare address becomes a /32 or
+// /128, an IPv4-mapped IPv6 address its IPv4 form (APIBAN lists plain
+// IPv4), and host bits are masked off with a warning.
+func (al *Allowlist) validate() (errs []error, warnings []string) {
+	al.Prefixes = make([]netip.Prefix, 0, len(al.CIDRs))
+	for i, s := range al.CIDRs {
+		key := fmt.Sprintf("allowlist.cidrs[%d]", i)
+		p, err := parsePrefix(s)
+		if err != nil {
+			errs = append(errs, invalid(key, "want a CIDR or an IP address, got %q", s))
+			continue
+		}
+		if masked := p.Masked(); masked != p {
+			warnings = append(warnings, fmt.Sprintf("%s: %q has host bits set; using %s", key, s, masked))
+			p = masked
+		}
+		al.Prefixes = append(al.Prefixes, p)
+	}
+	return errs, warnings
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if addr.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("zone not allowed")
+	}
+	addr = addr.Unmap()
+	return netip.PrefixFrom(addr, addr.BitLen()), nil
+}
+
+// checkHTTPURL requires an absolute http or https URL. The value is shown
+// with any userinfo password masked.
+func checkHTTPURL(key, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.Contains(raw, "@") {
+			return invalid(key, "want an absolute http(s) URL")
+		}
+		return invalid(key, "want an absolute http(s) URL, got %q", raw)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid(key, "want an absolute http(s) URL, got %q", u.Redacted())
+	}
+	return nil
+}
+
+// checkWord requires a non-empty value without whitespace: origin and
+// scenario are matched verbatim by `cscli decisions list --origin` and by
+// the bridge when it reads its own decisions back.
+func checkWord(key, s string) error {
+	switch {
+	case s == "":
+		return invalid(key, "required")
+	case strings.ContainsFunc(s, unicode.IsSpace):
+		return invalid(key, "must not contain whitespace, got %q", s)
+	}
+	return nil
+}
+
+// checkFile requires that a named file exists and is not a directory, so
+// that a wrong path fails at `-t`, not at the first TLS handshake.
+func checkFile(key, path string) error {
+	if path == "" {
+		return nil
+	}
+	info, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return invalid(key, "%v", err)
+	case info.IsDir():
+		return invalid(key, "%q is a directory", path)
+	}
+	return nil
+}
+
+// formatDuration prints a duration as a person writes it: "5m", "168h",
+// "1h30m" rather than time.Duration's "5m0s", "168h0m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
