@@ -1,0 +1,173 @@
+// Package apiban is the APIBAN feed: a client of the v1 and v2 list APIs
+// that implements source.Source. It paces itself under the service's
+// rate limit, retries what may pass, classifies what fails (see the Err
+// variables), parses entries strictly, and keeps the API key out of every
+// error and log line.
+package apiban
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+)
+
+// StartCursor is the ID that asks for the list from its beginning.
+const StartCursor = "100"
+
+// Client is an APIBAN feed. It is safe for concurrent use; its requests
+// go out one at a time, which the rate limit would impose anyway.
+type Client struct {
+	cfg   Config
+	log   logrus.FieldLogger
+	clock Clock
+	// turn is a lock that a waiting caller can give up on: it serialises
+	// the pacer and the requests.
+	turn  chan struct{}
+	pacer *pacer
+	// secrets are the forms of the key that must never be shown.
+	secrets []string
+
+	requests    atomic.Int64
+	rateLimited atomic.Int64
+}
+
+var _ source.Source = (*Client)(nil)
+
+// Option changes a Client at construction.
+type Option func(*Client)
+
+// WithClock replaces the wall clock, for tests.
+func WithClock(c Clock) Option { return func(cl *Client) { cl.clock = c } }
+
+// New checks cfg, fills its defaults and returns a client.
+func New(cfg Config, opts ...Option) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:   cfg,
+		log:   cfg.Logger.WithField("source", "apiban"),
+		clock: realClock{},
+		turn:  make(chan struct{}, 1),
+		pacer: newPacer(cfg.MaxRequests, cfg.RateWindow),
+		// v1 sends the key path-escaped, so that form can be quoted too.
+		secrets: []string{cfg.APIKey, url.PathEscape(cfg.APIKey)},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Requests is the number of HTTP requests sent so far.
+func (c *Client) Requests() int { return int(c.requests.Load()) }
+
+// RateLimited is the number of 429 answers seen so far.
+func (c *Client) RateLimited() int { return int(c.rateLimited.Load()) }
+
+// Next fetches the batch after cursor ("" is the start of the list),
+// retrying as configured.
+func (c *Client) Next(ctx context.Context, cursor string) (source.Batch, error) {
+	if cursor == "" {
+		cursor = StartCursor
+	}
+	t := c.target(cursor)
+	attempts := c.cfg.MaxRetries + 1
+	for n := 1; ; n++ {
+		b, f := c.attempt(ctx, t, cursor, n)
+		if f == nil {
+			return b, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return source.Batch{}, c.canceled(t, err)
+		}
+		if !f.retry || n == attempts {
+			return source.Batch{}, scrub(fmt.Errorf("%w (attempt %d of %d)", f, n, attempts), c.secrets)
+		}
+		wait := c.retryDelay(f, n)
+		c.log.WithFields(logrus.Fields{
+			"attempt": n, "max_attempts": attempts, "wait": wait.String(),
+		}).WithError(f).Warn("apiban request failed, retrying")
+		if err := c.clock.Sleep(ctx, wait); err != nil {
+			return source.Batch{}, c.canceled(t, err)
+		}
+	}
+}
+
+// attempt is one paced request and its classification.
+func (c *Client) attempt(ctx context.Context, t target, cursor string, n int) (source.Batch, *failure) {
+	r, f := c.pacedExchange(ctx, t)
+	var b source.Batch
+	if f == nil {
+		if r.status == http.StatusTooManyRequests {
+			c.rateLimited.Add(1)
+		}
+		b, f = c.outcome(r, cursor)
+	}
+	if f != nil {
+		f.where = t.String()
+	}
+	c.logRequest(t, cursor, n, r, b, f)
+	return b, f
+}
+
+// pacedExchange waits for the client's turn and for room in the pacing
+// window, then does one exchange and stamps it.
+func (c *Client) pacedExchange(ctx context.Context, t target) (response, *failure) {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return response{}, &failure{class: ErrTransport, detail: "waiting for a turn", cause: ctx.Err()}
+	}
+	defer func() { <-c.turn }()
+	for d := c.pacer.delay(c.clock.Now()); d > 0; d = c.pacer.delay(c.clock.Now()) {
+		c.log.WithField("wait", d.String()).Debug("apiban pacing")
+		if err := c.clock.Sleep(ctx, d); err != nil {
+			return response{}, &failure{class: ErrTransport, detail: "waiting for the rate window", cause: err}
+		}
+	}
+	r, f := c.exchange(ctx, t)
+	c.pacer.record(c.clock.Now())
+	return r, f
+}
+
+// retryDelay is the wait after failed attempt n (1-based): a whole rate
+// window after a 429, else exponential backoff with jitter.
+func (c *Client) retryDelay(f *failure, n int) time.Duration {
+	if f != nil && f.class == ErrRateLimited {
+		return c.cfg.RateWindow
+	}
+	d := c.cfg.BackoffMax
+	if shift := n - 1; shift < 32 && c.cfg.BackoffBase<<shift < c.cfg.BackoffMax && c.cfg.BackoffBase<<shift > 0 {
+		d = c.cfg.BackoffBase << shift
+	}
+	// Half fixed, half random: retries from several deployments sharing
+	// a key spread out, yet none comes back too soon.
+	return d/2 + rand.N(d/2+1)
+}
+
+// canceled words the end of ctx; it wraps the context's error only.
+func (c *Client) canceled(t target, err error) error {
+	return fmt.Errorf("apiban: %s: gave up: %w", t, err)
+}
+
+func (c *Client) logRequest(t target, cursor string, n int, r response, b source.Batch, f *failure) {
+	entry := c.log.WithFields(logrus.Fields{
+		"method": t.method, "url": t.shown, "cursor": cursor, "attempt": n, "status": r.status,
+	})
+	if f != nil {
+		entry = entry.WithField("error", f.Error())
+	} else {
+		entry = entry.WithFields(logrus.Fields{"entries": len(b.Prefixes), "invalid": b.Invalid, "next": b.Cursor, "last": b.Last})
+	}
+	entry.Debug("apiban request")
+}

@@ -1,0 +1,146 @@
+package apiban
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+)
+
+// target is one request, with its URL twice: the one sent, and the one
+// shown in errors and logs, where the key is replaced.
+type target struct {
+	method string
+	url    string
+	shown  string
+	body   []byte // v2 only
+}
+
+func (t target) String() string { return t.method + " " + t.shown }
+
+// target builds the list request after cursor for the configured API.
+func (c *Client) target(cursor string) target {
+	if c.cfg.Version == "v1" {
+		path := func(key string) string {
+			return c.cfg.BaseURL + "/api/" + url.PathEscape(key) + "/banned/" + url.PathEscape(cursor)
+		}
+		return target{method: http.MethodGet, url: path(c.cfg.APIKey), shown: path(redactedKey)}
+	}
+	// Marshalling two strings cannot fail.
+	body, _ := json.Marshal(struct {
+		Set string `json:"set"`
+		ID  string `json:"id"`
+	}{c.cfg.Set, cursor})
+	u := c.cfg.BaseURL + "/api/get"
+	return target{method: http.MethodPost, url: u, shown: u, body: body}
+}
+
+func (c *Client) newRequest(ctx context.Context, t target) (*http.Request, error) {
+	var body io.Reader
+	if t.body != nil {
+		body = bytes.NewReader(t.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, t.method, t.url, body)
+	if err != nil {
+		// err quotes the URL, key included: say only where it happened.
+		return nil, fmt.Errorf("cannot build request %s", t)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if t.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	}
+	return req, nil
+}
+
+const userAgent = "crowdsec-apiban-bridge"
+
+// response is what one exchange produced before classification.
+type response struct {
+	status int
+	body   []byte
+	// readErr is set when the body could not be read whole; tooBig when
+	// it went past the cap.
+	readErr *failure
+	tooBig  bool
+}
+
+// exchange sends one request and reads its body, within the timeout.
+func (c *Client) exchange(ctx context.Context, t target) (response, *failure) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, t)
+	if err != nil {
+		return response{}, &failure{class: ErrTransport, detail: err.Error()}
+	}
+	c.requests.Add(1)
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return response{}, c.transportFailure(ctx, err)
+	}
+	defer resp.Body.Close()
+	r := response{status: resp.StatusCode}
+	r.body, r.tooBig, err = readCapped(resp.Body, c.cfg.MaxBodyBytes)
+	if err != nil {
+		r.readErr = c.transportFailure(ctx, err)
+	}
+	return r, nil
+}
+
+// readCapped reads at most limit bytes and says whether there was more.
+func readCapped(r io.Reader, limit int64) ([]byte, bool, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(body)) > limit {
+		return nil, true, nil
+	}
+	return body, false, nil
+}
+
+// transportFailure words a failed exchange without the *url.Error that
+// net/http wraps around it, since that quotes the URL with the key.
+func (c *Client) transportFailure(ctx context.Context, err error) *failure {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	f := &failure{class: ErrTransport, retry: true, detail: "no usable response", cause: scrub(err, c.secrets)}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		f.detail = "timed out after " + c.cfg.Timeout.String()
+	}
+	return f
+}
+
+// outcome classifies a response as a batch or a failure.
+func (c *Client) outcome(r response, sent string) (source.Batch, *failure) {
+	decisive := r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
+		r.status == http.StatusTooManyRequests || r.status >= 500
+	switch {
+	case decisive:
+		// The status says it all; a body cut short does not matter.
+		return classify(r.status, nil, sent)
+	case r.readErr != nil:
+		return source.Batch{}, r.readErr
+	case r.tooBig:
+		return source.Batch{}, newFailure(ErrBadResponse, r.status == http.StatusOK,
+			"status %d: body larger than the %s cap", r.status, byteSize(c.cfg.MaxBodyBytes))
+	}
+	return classify(r.status, r.body, sent)
+}
+
+// byteSize prints a cap the way it was most likely configured.
+func byteSize(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
