@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/crowdsecurity/crowdsec/pkg/apiclient"
+	"github.com/crowdsecurity/crowdsec/pkg/fflag"
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 	"github.com/go-openapi/strfmt"
 
@@ -68,6 +69,11 @@ func New(opts Options) (*Client, error) {
 	if err := setTLS(opts); err != nil {
 		return nil, err
 	}
+	// pkg/apiclient would otherwise retry a refused connection for minutes
+	// (20s, 40s, 80s...) and resend a non-idempotent alert POST on its own.
+	// The engine owns retries: it fails fast, reads LAPI back when a push's
+	// outcome is unknown, and tries again on its own schedule.
+	_ = fflag.DisableHttpRetryBackoff.Set(true)
 	api := apiclient.NewClient(&apiclient.Config{
 		MachineID:     opts.Login,
 		Password:      strfmt.Password(opts.Password),

@@ -29,20 +29,34 @@ type LAPI struct {
 // Start builds (if needed) and starts a LAPI that is stopped at test end.
 func Start(t testing.TB) *LAPI {
 	t.Helper()
-	bins, err := EnsureBinaries()
+	l, err := Launch(t.TempDir())
 	if err != nil {
-		t.Fatalf("crowdsec binaries: %v", err)
-	}
-	l := &LAPI{Bins: bins, Dir: t.TempDir(), addr: freeAddr(t)}
-	l.URL = "http://" + l.addr + "/"
-	if err := l.writeConfig(); err != nil {
 		t.Fatal(err)
 	}
-	// cscli talks to LAPI as this machine for `decisions list`.
-	l.Cscli(t, "machines", "add", "cscli-tests", "--auto", "-f", l.path("local_api_credentials.yaml"))
-	l.Restart(t)
-	t.Cleanup(func() { l.Stop(t) })
+	t.Cleanup(l.Stop)
 	return l
+}
+
+// Launch prepares a LAPI in dir (config, database, a machine for cscli)
+// and starts it on a free loopback port. Stop it with Stop.
+func Launch(dir string) (*LAPI, error) {
+	bins, err := EnsureBinaries()
+	if err != nil {
+		return nil, fmt.Errorf("crowdsec binaries: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	l := &LAPI{Bins: bins, Dir: dir, addr: addr, URL: "http://" + addr + "/"}
+	if err := l.writeConfig(); err != nil {
+		return nil, err
+	}
+	// cscli talks to LAPI as this machine for `decisions list`.
+	if _, err := l.CscliErr("machines", "add", "cscli-tests", "--auto", "-f", l.path("local_api_credentials.yaml")); err != nil {
+		return nil, err
+	}
+	return l, l.Up()
 }
 
 func (l *LAPI) path(name string) string { return filepath.Join(l.Dir, name) }
@@ -108,25 +122,33 @@ on_success: break
 // Restart starts LAPI again (after Stop) on the same address and database.
 func (l *LAPI) Restart(t testing.TB) {
 	t.Helper()
+	if err := l.Up(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Up starts the crowdsec process and waits until LAPI answers.
+func (l *LAPI) Up() error {
 	if l.cmd != nil {
-		t.Fatal("LAPI is already running")
+		return fmt.Errorf("LAPI is already running")
 	}
 	logf, err := os.OpenFile(l.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(l.Bins.Crowdsec, "-c", l.ConfigPath(), "-no-cs")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("starting LAPI: %v", err)
+		return fmt.Errorf("starting LAPI: %w", err)
 	}
 	l.cmd, l.log, l.done = cmd, logf, make(chan struct{})
 	go func() { cmd.Wait(); close(l.done) }()
 	if err := l.waitHealthy(30 * time.Second); err != nil {
-		l.Stop(t)
-		t.Fatalf("LAPI did not come up: %v\n%s", err, l.tail())
+		l.Stop()
+		return fmt.Errorf("LAPI did not come up: %w\n%s", err, l.tail())
 	}
+	return nil
 }
 
 func (l *LAPI) waitHealthy(limit time.Duration) error {
@@ -150,8 +172,7 @@ func (l *LAPI) waitHealthy(limit time.Duration) error {
 }
 
 // Stop ends LAPI (SIGTERM, then SIGKILL after a grace period).
-func (l *LAPI) Stop(t testing.TB) {
-	t.Helper()
+func (l *LAPI) Stop() {
 	if l.cmd == nil {
 		return
 	}
@@ -201,9 +222,18 @@ func (l *LAPI) CscliErr(args ...string) ([]byte, error) {
 // file cscli wrote (url, login, password).
 func (l *LAPI) AddMachine(t testing.TB, name, password string) string {
 	t.Helper()
-	file := l.path(name + "-credentials.yaml")
-	l.Cscli(t, "machines", "add", name, "--password", password, "-f", file, "--force")
+	file, err := l.AddMachineErr(name, password)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return file
+}
+
+// AddMachineErr is AddMachine returning the error.
+func (l *LAPI) AddMachineErr(name, password string) (string, error) {
+	file := l.path(name + "-credentials.yaml")
+	_, err := l.CscliErr("machines", "add", name, "--password", password, "-f", file, "--force")
+	return file, err
 }
 
 // Decision is one active decision as `cscli decisions list -o json` shows it.
@@ -234,12 +264,11 @@ func (l *LAPI) Decisions(t testing.TB, origin string) []Decision {
 	return ds
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().String(), nil
 }

@@ -14,7 +14,7 @@ func TestHarnessRoundTrip(t *testing.T) {
 	if len(ds) != 1 || ds[0].Value != "192.0.2.10" || ds[0].Origin != "cscli" {
 		t.Fatalf("decisions: %+v", ds)
 	}
-	l.Stop(t)
+	l.Stop()
 	// cscli retries for minutes against a dead LAPI; probe the port instead.
 	if resp, err := http.Get(l.URL + "health"); err == nil {
 		resp.Body.Close()

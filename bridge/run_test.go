@@ -1,0 +1,58 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The loop retries after a failure with the short delay, recovers, and a
+// full-resync request starts a full sync at once; it stops when ctx ends.
+func TestRunRetriesAndHonoursFullRequests(t *testing.T) {
+	r := newRig(t)
+	r.opts.Now = time.Now
+	r.feed.add(3)
+	r.lapi.failPush = errors.New("LAPI down")
+	e := r.engine()
+	full := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var reps []Report
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Run(ctx, Schedule{Interval: time.Hour, RetryMin: 10 * time.Millisecond, FullNow: full, Done: func(rep Report, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reps, errs = append(reps, rep), append(errs, err)
+			switch len(reps) {
+			case 1:
+				r.lapi.failPush = nil // LAPI is back before the retry
+			case 2:
+				full <- struct{}{}
+			case 3:
+				cancel()
+			}
+		}})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after cancel")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reps) != 3 {
+		t.Fatalf("%d syncs, want 3", len(reps))
+	}
+	if errs[0] == nil || errs[1] != nil || reps[1].Pushed != 3 {
+		t.Fatalf("first must fail, second push 3: %v %+v", errs, reps[1])
+	}
+	if !reps[2].Full || reps[2].Pushed != 0 {
+		t.Fatalf("third sync must be a full one that pushes nothing new: %+v", reps[2])
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const name = "crowdsec-apiban-bridge"
+
+type flags struct {
+	configPath string
+	testOnly   bool
+	version    bool
+	once       bool
+	dryRun     bool
+	full       bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.configPath, "c", config.DefaultPath, "configuration `file`")
+	fs.BoolVar(&f.testOnly, "t", false, "test the configuration and exit")
+	fs.BoolVar(&f.version, "V", false, "print the version and exit")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.BoolVar(&f.once, "once", false, "sync once to the end of the feed and exit (non-zero on failure)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "fetch and filter, print what would be pushed, write nothing (implies -once)")
+	fs.BoolVar(&f.full, "full", false, "start this sync from the beginning of the feed")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if f.version {
+		fmt.Fprintf(stdout, "%s %s\n", name, version)
+		return 0
+	}
+	cfg, err := config.Load(f.configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if f.testOnly {
+		fmt.Fprintf(stdout, "%s: configuration OK\n", f.configPath)
+		return 0
+	}
+	engine, err := wire(cfg, f.dryRun, log)
+	if err != nil {
+		log.WithError(err).Error("cannot start")
+		return 1
+	}
+	if f.once || f.dryRun {
+		return syncOnce(ctx, engine, f, stdout, log)
+	}
+	daemon(ctx, engine, cfg, f.full, log)
+	return 0
+}
+
+func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(out)
+	log.SetLevel(cfg.Level)
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	// pkg/apiclient logs through logrus' global logger and, at debug,
+	// dumps whole LAPI answers (JWTs included): it only gets trace.
+	global := logrus.InfoLevel
+	if cfg.Level == logrus.TraceLevel {
+		global = logrus.TraceLevel
+	}
+	logrus.SetLevel(global)
+	logrus.SetOutput(out)
+	return log
+}
+
+func wire(cfg *config.Config, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
+	src, err := apiban.New(apiban.Config{
+		BaseURL: cfg.APIBAN.URL, APIKey: cfg.APIBAN.APIKey, Version: cfg.APIBAN.APIVersion,
+		Set: cfg.APIBAN.Set, MaxRequests: cfg.APIBAN.MaxRequests, RateWindow: cfg.APIBAN.RateWindow,
+		Timeout: cfg.APIBAN.Timeout, MaxRetries: cfg.APIBAN.MaxRetries,
+		Logger: log.WithField("component", "apiban"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	cs := cfg.CrowdSec
+	lc, err := lapi.New(lapi.Options{
+		URL: cs.LAPIURL, Login: cs.Login, Password: cs.Password, UserAgent: name + "/" + version,
+		CertPath: cs.CertPath, KeyPath: cs.KeyPath, CACertPath: cs.CACertPath, InsecureSkipVerify: cs.InsecureSkipVerify,
+		Origin: cfg.Decisions.Origin, Scenario: cfg.Decisions.Scenario, Type: cfg.Decisions.Type,
+		Duration: cfg.Decisions.Duration, PerAlert: cfg.Decisions.BatchSize,
+		Message: "APIBAN " + cfg.APIBAN.Set + " blocklist",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return bridge.New(src, lc, bridge.Options{
+		StatePath: cfg.StateFile, Duration: cfg.Decisions.Duration, RefreshBefore: cfg.Decisions.RefreshBefore,
+		PushSize: cfg.Decisions.BatchSize, FullResyncInterval: cfg.APIBAN.FullResyncInterval,
+		Allowlist: cfg.Allowlist.Prefixes, LAPIAllowlists: cfg.Allowlist.LAPIAllowlists,
+		DryRun: dryRun, Log: log.WithField("component", "bridge"),
+	}), nil
+}
+
+func syncOnce(ctx context.Context, e *bridge.Engine, f flags, stdout io.Writer, log *logrus.Logger) int {
+	rep, err := e.Sync(ctx, f.full)
+	logReport(log, rep, err)
+	if f.dryRun {
+		for _, p := range rep.WouldPush {
+			fmt.Fprintln(stdout, p)
+		}
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func logReport(log *logrus.Logger, rep bridge.Report, err error) {
+	entry := log.WithFields(rep.Fields())
+	if err != nil {
+		entry.WithError(err).Error("sync failed")
+		return
+	}
+	entry.Info("sync finished")
+}
+
+// daemon syncs every poll_interval until ctx ends; SIGUSR1 asks for a full
+// resync.
+func daemon(ctx context.Context, e *bridge.Engine, cfg *config.Config, fullFirst bool, log *logrus.Logger) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	full := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr1:
+				select {
+				case full <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	log.WithField("version", version).WithField("poll_interval", cfg.APIBAN.PollInterval).Info("starting")
+	e.Run(ctx, bridge.Schedule{
+		Interval: cfg.APIBAN.PollInterval, RetryMin: min(10*time.Second, cfg.APIBAN.PollInterval),
+		FirstFull: fullFirst, FullNow: full, Done: func(rep bridge.Report, err error) { logReport(log, rep, err) },
+	})
+	log.Info("stopped")
+}
