@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+)
+
+// lockedBuffer collects a child's stderr while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// SIGUSR1 makes the daemon run a full resync at once (long before the next
+// poll), which fetches the whole list again and pushes nothing new.
+func TestSIGUSR1RunsAFullResync(t *testing.T) {
+	e := newEnv(t)
+	cfg, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, []byte(strings.Replace(string(cfg), "  max_requests: 0\n", "  max_requests: 0\n  poll_interval: 1h\n", 1)), 0o600)
+	e.sim.Add(apibansim.PublicIPv4s(300, 9)...)
+	var logs lockedBuffer
+	cmd := exec.Command(bridgeBin, "-c", e.config)
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	syncs := func() int { return strings.Count(logs.String(), `msg="sync finished"`) }
+	waitFor(t, 30*time.Second, func() bool { return syncs() == 1 })
+	e.sim.ResetStats()
+	cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 30*time.Second, func() bool { return syncs() == 2 })
+	last := logs.String()[strings.LastIndex(logs.String(), `msg="sync finished"`):]
+	for _, want := range []string{"full=true", "fetched=300", "pushed=0 ", "already_active=300"} {
+		if !strings.Contains(last, want) {
+			t.Fatalf("resync line lacks %q: %s", want, last)
+		}
+	}
+	if got := e.sim.Requests(); got != 2 {
+		t.Errorf("full resync of 300 entries used %d requests, want 2", got)
+	}
+	assertNoSecrets(t, logs.String())
+}
