@@ -1,0 +1,171 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestTooWidePrefixesAreRefusedAndCounted(t *testing.T) {
+	r := newRig(t)
+	r.opts.MinPrefixV4, r.opts.MinPrefixV6 = 24, 48
+	r.feed.entries = []netip.Prefix{
+		netip.MustParsePrefix("45.1.0.0/16"),   // too wide
+		netip.MustParsePrefix("45.2.3.0/23"),   // too wide, just
+		netip.MustParsePrefix("45.2.4.0/24"),   // at the limit: pushed
+		netip.MustParsePrefix("45.9.9.9/32"),   // pushed
+		netip.MustParsePrefix("2a00:1::/32"),   // too wide
+		netip.MustParsePrefix("2a00:2::/47"),   // too wide, just
+		netip.MustParsePrefix("2a00:3::/48"),   // at the limit: pushed
+		netip.MustParsePrefix("2a00:4::5/128"), // pushed
+		netip.MustParsePrefix("45.0.0.0/8"),    // too wide
+	}
+	rep := r.sync(t, r.engine(), false)
+	if rep.TooWide != 5 || rep.Pushed != 4 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, p := range r.lapi.rows {
+		if r.opts.tooWide(p) {
+			t.Fatalf("%s was pushed", p)
+		}
+	}
+	if f := rep.Fields(); f["too_wide"] != 5 {
+		t.Fatalf("log fields %v", f)
+	}
+}
+
+func TestZeroMinimumAllowsAnyPrefix(t *testing.T) {
+	r := newRig(t)
+	r.feed.entries = []netip.Prefix{netip.MustParsePrefix("45.0.0.0/8")}
+	if rep := r.sync(t, r.engine(), false); rep.Pushed != 1 || rep.TooWide != 0 {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+func TestNeverBanHostAndLAPIAddresses(t *testing.T) {
+	r := newRig(t)
+	r.opts.NeverBan = []netip.Prefix{netip.MustParsePrefix("45.0.0.7/32"), netip.MustParsePrefix("2a00:9::1/128")}
+	r.feed.entries = []netip.Prefix{
+		netip.MustParsePrefix("45.0.0.7/32"), // this host
+		netip.MustParsePrefix("45.0.0.0/28"), // a range holding it
+		netip.MustParsePrefix("2a00:9::/64"), // a v6 range holding the LAPI
+		netip.MustParsePrefix("45.0.0.8/32"), // a neighbour: pushed
+	}
+	rep := r.sync(t, r.engine(), false)
+	if rep.Self != 3 || rep.Pushed != 1 || r.lapi.rows[0].String() != "45.0.0.8/32" {
+		t.Fatalf("report %+v rows %v", rep, r.lapi.rows)
+	}
+}
+
+func TestFloodCapStopsBeforePushingAndStaysTripped(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(300)
+	r.opts.MaxNewPerSync = 500
+	r.opts.PushSize = 1000
+	e := r.engine()
+	if rep := r.sync(t, e, false); rep.Pushed != 300 {
+		t.Fatalf("first sync under the cap: %+v", rep)
+	}
+	cursor := r.savedState(t).Cursor
+
+	r.feed.add(501) // a sudden flood, all in one push group
+	rep, err := e.Sync(context.Background(), false)
+	if !errors.Is(err, ErrFlood) || !rep.Flood {
+		t.Fatalf("flood: err %v, report %+v", err, rep)
+	}
+	for _, want := range []string{"decisions.max_new_per_sync (500)", "501 more waiting"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if len(r.lapi.rows) != 300 || rep.Pushed != 0 {
+		t.Fatalf("the flood reached LAPI: %d rows, report %+v", len(r.lapi.rows), rep)
+	}
+	if got := r.savedState(t).Cursor; got != cursor {
+		t.Fatalf("cursor moved from %q to %q past the flood", cursor, got)
+	}
+
+	// The same process keeps refusing, without even reading the feed.
+	reqs := r.feed.requests
+	if _, err := e.Sync(context.Background(), false); !errors.Is(err, ErrFlood) {
+		t.Fatalf("second sync: %v", err)
+	}
+	if r.feed.requests != reqs || len(r.lapi.rows) != 300 {
+		t.Fatal("a tripped engine read the feed or pushed")
+	}
+
+	// A restart with a higher cap takes the flood in, from the kept cursor.
+	r.opts.MaxNewPerSync = 1000
+	rep = r.sync(t, r.engine(), false)
+	if rep.Pushed != 501 || len(r.lapi.rows) != 801 {
+		t.Fatalf("after raising the cap: %+v, rows %d", rep, len(r.lapi.rows))
+	}
+}
+
+func TestFloodCapKeepsWhatEarlierGroupsPushed(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(1000)
+	r.opts.MaxNewPerSync = 450
+	r.opts.PushSize = 200
+	_, err := r.engine().Sync(context.Background(), false)
+	if !errors.Is(err, ErrFlood) {
+		t.Fatalf("err %v", err)
+	}
+	// Groups of 250 (one page each): the first fits, the second would
+	// reach 500 > 450 and is not pushed.
+	if len(r.lapi.rows) != 250 {
+		t.Fatalf("%d rows pushed, want 250", len(r.lapi.rows))
+	}
+	if st := r.savedState(t); st.Cursor != "250" || len(st.Active) != 250 {
+		t.Fatalf("state: cursor %q, %d active", st.Cursor, len(st.Active))
+	}
+}
+
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+func TestSelfPrefixes(t *testing.T) {
+	ifaces := func() ([]net.Addr, error) {
+		return []net.Addr{
+			&net.IPNet{IP: net.ParseIP("203.0.113.9"), Mask: net.CIDRMask(24, 32)},
+			&net.IPNet{IP: net.ParseIP("2001:db8::9"), Mask: net.CIDRMask(64, 128)},
+			&net.IPAddr{IP: net.ParseIP("127.0.0.1")},
+		}, nil
+	}
+	res := fakeResolver{"lapi.example": {netip.MustParseAddr("198.51.100.3"), netip.MustParseAddr("::ffff:198.51.100.4")}}
+	got, err := SelfPrefixes(context.Background(), "https://lapi.example:8080/", ifaces, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[203.0.113.9/32 2001:db8::9/128 127.0.0.1/32 198.51.100.3/32 198.51.100.4/32]"
+	if s := fmtPrefixes(got); s != want {
+		t.Fatalf("got %s, want %s", s, want)
+	}
+
+	got, err = SelfPrefixes(context.Background(), "http://[2001:db8::77]:8080/", ifaces, res)
+	if err != nil || !strings.Contains(fmtPrefixes(got), "2001:db8::77/128") {
+		t.Fatalf("IP literal host: %v %v", got, err)
+	}
+
+	got, err = SelfPrefixes(context.Background(), "http://missing.example/", ifaces, res)
+	if err == nil || !strings.Contains(err.Error(), `"missing.example"`) || len(got) != 3 {
+		t.Fatalf("unresolvable host: %v, %v", got, err)
+	}
+}
+
+func fmtPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}

@@ -1,0 +1,63 @@
+package lapi
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/crowdsecurity/crowdsec/pkg/apiclient"
+)
+
+// maxPlainBody bounds a request body once decompressed: LAPI itself
+// refuses more than 50 MiB.
+const maxPlainBody = 64 << 20
+
+// plainRequestBodies makes the client send request bodies uncompressed.
+// pkg/apiclient 1.7 gzips every body over 5 KiB (Content-Encoding: gzip),
+// which LAPI before 1.5 (Debian bookworm's 1.4.6) does not understand: it
+// answers "invalid character '\x1f' looking for beginning of value" and
+// every push of more than a few dozen decisions fails. The bodies are
+// uncompressed again on their way out; on the loopback LAPI usually sits
+// on, compression gains nothing.
+func plainRequestBodies(api *apiclient.ApiClient) {
+	if jwt, ok := api.GetClient().Transport.(*apiclient.JWTTransport); ok && jwt.Transport != nil {
+		jwt.Transport = gunzipBodies{next: jwt.Transport}
+	}
+}
+
+// gunzipBodies undoes gzip Content-Encoding on request bodies.
+type gunzipBodies struct{ next http.RoundTripper }
+
+func (g gunzipBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Header.Get("Content-Encoding") != "gzip" {
+		return g.next.RoundTrip(req)
+	}
+	plain, err := gunzip(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := req.Clone(req.Context())
+	out.Header.Del("Content-Encoding")
+	out.Body = io.NopCloser(bytes.NewReader(plain))
+	out.ContentLength = int64(len(plain))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(plain)), nil }
+	return g.next.RoundTrip(out)
+}
+
+func gunzip(body io.ReadCloser) ([]byte, error) {
+	defer body.Close()
+	zr, err := gzip.NewReader(body)
+	if err != nil {
+		return nil, fmt.Errorf("uncompressing a LAPI request body: %w", err)
+	}
+	plain, err := io.ReadAll(io.LimitReader(zr, maxPlainBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("uncompressing a LAPI request body: %w", err)
+	}
+	if len(plain) > maxPlainBody {
+		return nil, fmt.Errorf("LAPI request body larger than %d bytes", maxPlainBody)
+	}
+	return plain, nil
+}

@@ -1,0 +1,329 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
+)
+
+// bridgeBin is the binary under test, built once (with -race) by TestMain.
+var bridgeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bridge-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bridgeBin = filepath.Join(dir, "crowdsec-apiban-bridge")
+	build := exec.Command("go", "build", "-race", "-o", bridgeBin, "../../cmd/crowdsec-apiban-bridge")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the bridge: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	if _, err := lapitest.EnsureBinaries(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Secrets of every run; no log line of the bridge may contain them.
+const (
+	apiKey   = "Key-faults-5e6f7a8b9c"
+	password = "Pw-faults-0d1e2f3a4b"
+	origin   = "apiban"
+	// allowlisted is in the configured allowlist: never a decision.
+	allowlisted = "198.51.100.0/24"
+)
+
+// rig is one installation: a real LAPI, maybe a proxy in front of it, the
+// simulator, a config file and a state file.
+type rig struct {
+	t      *testing.T
+	lapi   *lapitest.LAPI
+	proxy  *lapiProxy
+	sim    *apibansim.Sim
+	dir    string
+	config string
+	state  string
+	want   map[string]bool // what LAPI must end with
+}
+
+type rigOpts struct {
+	proxy    bool
+	pollSecs int    // poll_interval in seconds (at least 10)
+	batch    int    // decisions.batch_size (250 when 0)
+	extra    string // appended under decisions:
+}
+
+func newRig(t *testing.T, o rigOpts) *rig {
+	t.Helper()
+	r := &rig{t: t, lapi: lapitest.Start(t), dir: t.TempDir(), want: map[string]bool{}}
+	r.sim = apibansim.New(apibansim.Options{Key: apiKey, MaxRequests: apibansim.Unlimited, MaxHang: 10 * time.Second})
+	t.Cleanup(r.sim.Close)
+	r.lapi.AddMachine(t, "crowdsec-apiban-bridge", password)
+	lapiURL := r.lapi.URL
+	if o.proxy {
+		r.proxy = newProxy(t, r.lapi.URL)
+		lapiURL = r.proxy.URL()
+	}
+	if o.pollSecs == 0 {
+		o.pollSecs = 10
+	}
+	if o.batch == 0 {
+		o.batch = 250
+	}
+	r.state = filepath.Join(r.dir, "state", "state.json")
+	r.config = filepath.Join(r.dir, "bridge.yaml")
+	// Small timeouts and windows keep the suite short; the logic they
+	// drive is the production one.
+	cfg := fmt.Sprintf(`apiban:
+  api_key: %s
+  url: %s
+  poll_interval: %ds
+  max_requests: 0
+  rate_window: 1s
+  timeout: 2s
+  max_retries: 2
+crowdsec:
+  lapi_url: %s
+  login: crowdsec-apiban-bridge
+  password: %s
+decisions:
+  batch_size: %d
+%s
+allowlist:
+  cidrs: [%s]
+state_file: %s
+log_level: info
+prometheus:
+  enabled: false # tests run side by side: no fixed port
+`, apiKey, r.sim.URL(), o.pollSecs, lapiURL, password, o.batch, o.extra, allowlisted, r.state)
+	if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// feed adds n public addresses (and one allowlisted one, which must stay
+// out of LAPI) to the simulator.
+func (r *rig) feed(n int, seed uint64) {
+	ips := apibansim.PublicIPv4s(n, seed)
+	r.sim.Add(ips...)
+	r.sim.Add(fmt.Sprintf("198.51.100.%d", seed%250+1))
+	for _, ip := range ips {
+		r.want[ip] = true
+	}
+}
+
+// daemon is a running bridge process whose log goes to a buffer.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (r *rig) start(args ...string) *daemon {
+	r.t.Helper()
+	d := &daemon{t: r.t, log: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(bridgeBin, append([]string{"-c", r.config}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	r.t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		assertNoSecrets(r.t, d.log.String())
+	})
+	return d
+}
+
+// running fails the test if the daemon has exited.
+func (d *daemon) running() {
+	d.t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err
+		d.t.Fatalf("the daemon exited (%v):\n%s", err, d.log.String())
+	default:
+	}
+}
+
+// stop sends SIGTERM and wants a clean exit within 20 seconds.
+func (d *daemon) stop() string {
+	d.t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			d.t.Fatalf("daemon exit: %v\n%s", err, d.log.String())
+		}
+	case <-time.After(20 * time.Second):
+		d.t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.log.String())
+	}
+	out := d.log.String()
+	if !strings.Contains(out, "stopped") {
+		d.t.Errorf("no clean stop logged:\n%s", out)
+	}
+	return out
+}
+
+func assertNoSecrets(t *testing.T, out string) {
+	t.Helper()
+	for _, s := range []string{apiKey, password} {
+		if strings.Contains(out, s) {
+			t.Errorf("a secret reached the log:\n%s", out)
+			return
+		}
+	}
+}
+
+// decisions returns this bridge's active decisions by value; it fails on
+// a value holding two.
+func (r *rig) decisions() (map[string]bool, error) {
+	out, err := r.lapi.CscliErr("decisions", "list", "--origin", origin, "--limit", "0", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	return parseDecisions(out)
+}
+
+// converged reports whether LAPI holds exactly r.want, and fails the test
+// on a duplicate at any time.
+func (r *rig) converged() bool {
+	r.t.Helper()
+	got, err := r.decisions()
+	if errors.Is(err, errDuplicate) {
+		r.t.Fatal(err)
+	}
+	if err != nil {
+		return false // LAPI may be down on purpose
+	}
+	if len(got) != len(r.want) {
+		return false
+	}
+	for v := range r.want {
+		if !got[v] {
+			return false
+		}
+	}
+	return true
+}
+
+// waitConverged waits for convergence, with the daemon alive throughout.
+func (r *rig) waitConverged(d *daemon, limit time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !r.converged() {
+		if d != nil {
+			d.running()
+		}
+		if time.Now().After(deadline) {
+			got, _ := r.decisions()
+			var missing, extra []string
+			for v := range r.want {
+				if !got[v] {
+					missing = append(missing, v)
+				}
+			}
+			for v := range got {
+				if !r.want[v] {
+					extra = append(extra, v)
+				}
+			}
+			sort.Strings(missing)
+			sort.Strings(extra)
+			log := ""
+			if d != nil {
+				log = d.log.String()
+			}
+			r.t.Fatalf("not converged within %s: %d missing %v, %d unexpected %v\n%s",
+				limit, len(missing), head(missing), len(extra), head(extra), log)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func head(s []string) []string {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}
+
+func (r *rig) savedState() *state.State {
+	r.t.Helper()
+	st, err := state.Load(r.state)
+	if err != nil {
+		r.t.Fatalf("state file: %v", err)
+	}
+	return st
+}
+
+// once runs `--once` and returns its exit code and log.
+func (r *rig) once(args ...string) (int, string) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bridgeBin, append([]string{"-c", r.config, "--once"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	assertNoSecrets(r.t, string(out))
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		r.t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+// setDecisionsKey edits the config file in place.
+func (r *rig) setDecisionsKey(old, new string) {
+	r.t.Helper()
+	b, err := os.ReadFile(r.config)
+	if err != nil || !strings.Contains(string(b), old) {
+		r.t.Fatalf("config lacks %q (%v)", old, err)
+	}
+	if err := os.WriteFile(r.config, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+}
