@@ -1,0 +1,291 @@
+package bouncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crowdsecurity/crowdsec/pkg/models"
+	csbouncer "github.com/crowdsecurity/go-cs-bouncer"
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+)
+
+// Options configures the bouncer. Origins empty means every origin.
+type Options struct {
+	APIURL             string
+	APIKey             string
+	CertPath           string
+	KeyPath            string
+	CACertPath         string
+	InsecureSkipVerify bool
+	UpdateFrequency    time.Duration
+	Origins            []string
+	UserAgent          string
+
+	// Allowlist: an address in (or a range overlapping) one of these
+	// prefixes, or a non-public address, is never dropped.
+	Allowlist []netip.Prefix
+	// KeepOnExit leaves the kernel objects in place at shutdown.
+	KeepOnExit bool
+	// MetricsInterval is how often usage metrics go to LAPI; 0 sends none.
+	MetricsInterval time.Duration
+
+	Log logrus.FieldLogger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats is a snapshot for metrics and logs.
+type Stats struct {
+	Decisions int // active ban decisions tracked
+	Elements  int // elements in the kernel sets
+	Skipped   int // decisions never enforced (allowlist, scope, type, bad value)
+	Ticks     int // stream answers applied
+	// ByOrigin counts the active decisions per origin.
+	ByOrigin map[string]int
+}
+
+// Bouncer streams decisions and keeps a Backend in step.
+type Bouncer struct {
+	backend Backend
+	opts    Options
+	log     logrus.FieldLogger
+	allow   *allowlist.Set
+
+	tracker *tracker
+	planner *planner
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New returns a bouncer driving backend.
+func New(backend Backend, opts Options) *Bouncer {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.PanicLevel)
+		opts.Log = l
+	}
+	return &Bouncer{
+		backend: backend, opts: opts, log: opts.Log,
+		allow:   allowlist.New(opts.Allowlist, nil),
+		tracker: newTracker(), planner: newPlanner(backend.Nested()),
+	}
+}
+
+// Stats returns the current counts.
+func (b *Bouncer) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.stats
+	s.ByOrigin = maps.Clone(s.ByOrigin)
+	return s
+}
+
+// Run streams decisions from LAPI until ctx ends, then removes the kernel
+// objects (unless KeepOnExit). It waits for LAPI at start rather than
+// failing, since the bridge may start before it.
+func (b *Bouncer) Run(ctx context.Context) error {
+	skip := b.opts.InsecureSkipVerify
+	sb := &csbouncer.StreamBouncer{
+		APIKey: b.opts.APIKey, APIUrl: b.opts.APIURL,
+		CertPath: b.opts.CertPath, KeyPath: b.opts.KeyPath, CAPath: b.opts.CACertPath,
+		InsecureSkipVerify: &skip, RetryInitialConnect: true,
+		TickerInterval: b.opts.UpdateFrequency.String(),
+		Scopes:         []string{"ip", "range"},
+		UserAgent:      b.opts.UserAgent,
+	}
+	if len(b.opts.Origins) > 0 {
+		sb.Origins = b.opts.Origins
+	}
+	if err := sb.Init(); err != nil {
+		return fmt.Errorf("bouncer: %w", err)
+	}
+	streamCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if b.opts.MetricsInterval > 0 {
+		u := &usage{b: b}
+		mp, err := csbouncer.NewMetricsProvider(sb.APIClient, "crowdsec-apiban-bridge", u.update, b.log)
+		if err != nil {
+			return fmt.Errorf("bouncer: usage metrics: %w", err)
+		}
+		mp.Interval = b.opts.MetricsInterval
+		go func() { _ = mp.Run(streamCtx) }()
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- sb.Run(streamCtx) }()
+	err := b.RunStream(ctx, sb.Stream)
+	stop()
+	if serr := <-runErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+		err = fmt.Errorf("bouncer: stream: %w", serr)
+	}
+	return err
+}
+
+// RunStream applies each answer of stream to the kernel until ctx ends
+// or stream closes, then cleans up. The first answer (LAPI's full list)
+// rebuilds the kernel objects; each later one is one transaction.
+func (b *Bouncer) RunStream(ctx context.Context, stream <-chan *models.DecisionsStreamResponse) error {
+	defer b.shutdown()
+	needFull := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case resp, ok := <-stream:
+			if !ok {
+				return errors.New("bouncer: decision stream closed")
+			}
+			needFull = b.tick(ctx, resp, needFull)
+		}
+	}
+}
+
+// tick applies one stream answer; it returns whether the next tick must
+// rebuild everything (this one failed).
+func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse, full bool) bool {
+	now := b.opts.Now()
+	if resp != nil {
+		b.absorb(resp, now)
+	}
+	b.tracker.expire(now)
+	desired := b.tracker.desired()
+	defer b.updateStats()
+	if full {
+		elems := b.planner.full(desired, now)
+		if err := b.backend.Reconcile(ctx, elems); err != nil {
+			b.log.WithError(err).Error("bouncer: cannot load the kernel sets; retrying at the next update")
+			return true
+		}
+		b.log.WithField("elements", len(elems)).Infof("bouncer: %s sets loaded", b.backend.Name())
+		return false
+	}
+	ch := b.planner.plan(desired, now)
+	if ch.Empty() {
+		return false
+	}
+	if err := b.backend.Apply(ctx, ch); err != nil {
+		// The batch changed nothing; rebuild from the full state.
+		b.log.WithError(err).Warn("bouncer: update refused by the kernel, rebuilding the sets")
+		return b.tick(ctx, nil, true)
+	}
+	b.log.WithFields(logrus.Fields{"added": len(ch.Add), "deleted": len(ch.Delete), "refreshed": len(ch.Refresh),
+		"elements": b.planner.size()}).Info("bouncer: kernel sets updated")
+	return false
+}
+
+func (b *Bouncer) updateStats() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stats.Decisions = b.tracker.decisions()
+	b.stats.ByOrigin = b.tracker.byOrigin()
+	b.stats.Elements = b.planner.size()
+	b.stats.Ticks++
+}
+
+// absorb records the answer's deleted then new decisions.
+func (b *Bouncer) absorb(resp *models.DecisionsStreamResponse, now time.Time) {
+	for _, d := range resp.Deleted {
+		if d != nil {
+			b.tracker.remove(d.ID)
+		}
+	}
+	for _, d := range resp.New {
+		p, until, err := b.accept(d, now)
+		if err != nil {
+			b.mu.Lock()
+			b.stats.Skipped++
+			b.mu.Unlock()
+			b.log.WithField("decision", d.ID).Debugf("bouncer: not enforced: %v", err)
+			continue
+		}
+		origin := ""
+		if d.Origin != nil {
+			origin = *d.Origin
+		}
+		b.tracker.add(d.ID, p, until, origin)
+	}
+}
+
+// accept returns the prefix a decision bans and when it ends, or why it
+// is not enforced.
+func (b *Bouncer) accept(d *models.Decision, now time.Time) (netip.Prefix, time.Time, error) {
+	if d == nil || d.Type == nil || d.Scope == nil || d.Value == nil || d.Duration == nil {
+		return netip.Prefix{}, time.Time{}, errors.New("incomplete decision")
+	}
+	if !strings.EqualFold(*d.Type, "ban") {
+		return netip.Prefix{}, time.Time{}, fmt.Errorf("type %q is not ban", *d.Type)
+	}
+	p, err := ParseValue(*d.Scope, *d.Value)
+	if err != nil {
+		return netip.Prefix{}, time.Time{}, err
+	}
+	left, err := time.ParseDuration(*d.Duration)
+	if err != nil {
+		return netip.Prefix{}, time.Time{}, fmt.Errorf("duration %q: %w", *d.Duration, err)
+	}
+	if left <= 0 {
+		return netip.Prefix{}, time.Time{}, errors.New("already expired")
+	}
+	if reason, detail, hit := b.allow.Match(p); hit {
+		b.log.WithFields(logrus.Fields{"value": p.String(), "reason": reason, "allowlist": detail}).
+			Info("bouncer: allowlisted, not dropped")
+		return netip.Prefix{}, time.Time{}, fmt.Errorf("%s is allowlisted (%s %s)", p, reason, detail)
+	}
+	return p, now.Add(left), nil
+}
+
+// ParseValue turns a decision's scope and value into a prefix: an Ip is
+// a /32 or /128, a Range is masked; IPv4-mapped IPv6 becomes IPv4.
+func ParseValue(scope, value string) (netip.Prefix, error) {
+	switch strings.ToLower(scope) {
+	case "ip":
+		a, err := netip.ParseAddr(value)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("scope Ip: bad address %q", value)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	case "range":
+		p, err := netip.ParsePrefix(value)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("scope Range: bad prefix %q", value)
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("scope Range: bad prefix %q", value)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	default:
+		return netip.Prefix{}, fmt.Errorf("scope %q is neither Ip nor Range", scope)
+	}
+}
+
+// shutdown removes the kernel objects unless told to keep them. It runs
+// after ctx ended, so it gets its own short deadline.
+func (b *Bouncer) shutdown() {
+	defer b.backend.Close()
+	if b.opts.KeepOnExit {
+		b.log.Info("bouncer: keeping the kernel objects (keep_on_exit)")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.backend.Cleanup(ctx); err != nil {
+		b.log.WithError(err).Error("bouncer: cannot remove the kernel objects")
+		return
+	}
+	b.log.Infof("bouncer: %s objects removed", b.backend.Name())
+}

@@ -1,0 +1,436 @@
+package bouncer
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crowdsecurity/crowdsec/pkg/models"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// recorder is a Backend that records calls and keeps the resulting set,
+// refusing what a kernel would refuse (deleting an absent element, adding
+// a present one without a refresh).
+type recorder struct {
+	nested   bool
+	set      map[netip.Prefix]time.Duration
+	calls    []string
+	changes  []Changes
+	failNext bool
+	cleaned  bool
+	closed   bool
+	// With now set, the recorder acts as an nftables kernel: elements
+	// time out, and a range overlapping another range is refused.
+	now    func() time.Time
+	expiry map[netip.Prefix]time.Time
+}
+
+func newRecorder() *recorder { return &recorder{set: map[netip.Prefix]time.Duration{}} }
+
+func (r *recorder) Name() string { return "recorder" }
+func (r *recorder) Nested() bool { return r.nested }
+func (r *recorder) Close() error { r.closed = true; return nil }
+
+func (r *recorder) Reconcile(_ context.Context, elems []Element) error {
+	r.calls = append(r.calls, "reconcile")
+	r.set = map[netip.Prefix]time.Duration{}
+	r.expiry = map[netip.Prefix]time.Time{}
+	for _, e := range elems {
+		r.set[e.Prefix] = e.Timeout
+		r.stamp(e)
+	}
+	return nil
+}
+
+func (r *recorder) stamp(e Element) {
+	if r.now != nil {
+		r.expiry[e.Prefix] = r.now().Add(e.Timeout)
+	}
+}
+
+// expire drops what timed out, as the kernel does.
+func (r *recorder) expire() {
+	if r.now == nil {
+		return
+	}
+	for p, until := range r.expiry {
+		if !until.After(r.now()) {
+			delete(r.set, p)
+			delete(r.expiry, p)
+		}
+	}
+}
+
+func (r *recorder) refuses(next map[netip.Prefix]time.Duration, p netip.Prefix) bool {
+	if r.now == nil || r.nested || !isRange(p) {
+		return false
+	}
+	for q := range next {
+		if q != p && isRange(q) && q.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *recorder) Apply(_ context.Context, c Changes) error {
+	r.calls = append(r.calls, "apply")
+	r.changes = append(r.changes, c)
+	r.expire()
+	if r.failNext {
+		r.failNext = false
+		return errors.New("refused")
+	}
+	next := map[netip.Prefix]time.Duration{}
+	for p, d := range r.set {
+		next[p] = d
+	}
+	for _, p := range c.Delete {
+		if _, ok := next[p]; !ok {
+			return errors.New("delete of absent " + p.String())
+		}
+		delete(next, p)
+	}
+	for _, e := range c.Refresh {
+		if _, ok := next[e.Prefix]; !ok {
+			return errors.New("refresh of absent " + e.Prefix.String())
+		}
+		next[e.Prefix] = e.Timeout
+	}
+	for _, e := range c.Add {
+		if r.refuses(next, e.Prefix) {
+			return errors.New("interval overlaps with an existing one: " + e.Prefix.String())
+		}
+		next[e.Prefix] = e.Timeout
+	}
+	r.set = next
+	for _, e := range slices.Concat(c.Refresh, c.Add) {
+		r.stamp(e)
+	}
+	return nil
+}
+
+func (r *recorder) Cleanup(context.Context) error { r.cleaned = true; return nil }
+
+func (r *recorder) prefixes() []string {
+	var out []string
+	for p := range r.set {
+		out = append(out, p.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func dec(id int64, scope, value, typ, dur string) *models.Decision {
+	origin, scenario := "cscli", "test"
+	return &models.Decision{ID: id, Scope: &scope, Value: &value, Type: &typ, Duration: &dur, Origin: &origin, Scenario: &scenario}
+}
+
+func ban(id int64, value, dur string) *models.Decision {
+	scope := "Ip"
+	if strings.Contains(value, "/") {
+		scope = "Range"
+	}
+	return dec(id, scope, value, "ban", dur)
+}
+
+type harness struct {
+	t     *testing.T
+	b     *Bouncer
+	r     *recorder
+	clk   *clock
+	first bool
+}
+
+func newHarness(t *testing.T, nested bool, allow ...string) *harness {
+	r := newRecorder()
+	r.nested = nested
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var prefixes []netip.Prefix
+	for _, a := range allow {
+		prefixes = append(prefixes, netip.MustParsePrefix(a))
+	}
+	return &harness{t: t, r: r, clk: clk, first: true, b: New(r, Options{Allowlist: prefixes, Now: clk.now})}
+}
+
+// tick feeds one stream answer, then checks the kernel holds want.
+func (h *harness) tick(news, deleted []*models.Decision, want ...string) {
+	h.t.Helper()
+	h.first = h.b.tick(context.Background(), &models.DecisionsStreamResponse{New: news, Deleted: deleted}, h.first)
+	if h.first {
+		h.t.Fatal("tick failed")
+	}
+	sort.Strings(want)
+	h.r.expire()
+	if got := h.r.prefixes(); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+		h.t.Errorf("kernel holds %v, want %v", got, want)
+	}
+}
+
+func (h *harness) timeout(p string) time.Duration {
+	return h.r.set[netip.MustParsePrefix(p)]
+}
+
+func TestLongestDecisionWins(t *testing.T) {
+	h := newHarness(t, false)
+	h.tick([]*models.Decision{ban(1, "192.0.2.7", "1h")}, nil, "192.0.2.7/32")
+	if got := h.timeout("192.0.2.7/32"); got != time.Hour {
+		t.Errorf("timeout %s, want 1h", got)
+	}
+	// A longer decision refreshes the element's timeout.
+	h.clk.t = h.clk.t.Add(time.Minute)
+	h.tick([]*models.Decision{ban(2, "192.0.2.7", "10h")}, nil, "192.0.2.7/32")
+	if got := h.timeout("192.0.2.7/32"); got != 10*time.Hour {
+		t.Errorf("timeout after the longer decision %s, want 10h", got)
+	}
+	if c := h.r.changes[len(h.r.changes)-1]; len(c.Refresh) != 1 || len(c.Add) != 0 {
+		t.Errorf("want one refresh, got %+v", c)
+	}
+	// The short one ends: the long one still holds.
+	h.tick(nil, []*models.Decision{ban(1, "192.0.2.7", "-1s")}, "192.0.2.7/32")
+	// A shorter decision arriving later changes nothing.
+	h.tick([]*models.Decision{ban(3, "192.0.2.7", "2h")}, nil, "192.0.2.7/32")
+	if got := h.timeout("192.0.2.7/32"); got != 10*time.Hour {
+		t.Errorf("timeout %s after a shorter decision, want 10h", got)
+	}
+	// The long one is deleted: the 2h one remains, with its timeout.
+	h.tick(nil, []*models.Decision{ban(2, "192.0.2.7", "10h")}, "192.0.2.7/32")
+	if got := h.timeout("192.0.2.7/32"); got != 2*time.Hour {
+		t.Errorf("timeout %s after the long one was deleted, want 2h", got)
+	}
+	// The last one is deleted: the element leaves the set.
+	h.tick(nil, []*models.Decision{ban(3, "192.0.2.7", "2h")})
+	if got := h.b.Stats(); got.Decisions != 0 || got.Elements != 0 {
+		t.Errorf("stats %+v, want nothing left", got)
+	}
+}
+
+func TestFirstTickReconciles(t *testing.T) {
+	h := newHarness(t, false)
+	h.tick([]*models.Decision{ban(1, "192.0.2.1", "1h"), ban(2, "198.51.100.0/24", "1h"), ban(3, "2001:db8::/32", "1h")},
+		nil, "192.0.2.1/32", "198.51.100.0/24", "2001:db8::/32")
+	h.tick([]*models.Decision{ban(4, "192.0.2.2", "1h")}, nil, "192.0.2.1/32", "192.0.2.2/32", "198.51.100.0/24", "2001:db8::/32")
+	if want := []string{"reconcile", "apply"}; !slices.Equal(h.r.calls, want) {
+		t.Errorf("calls %v, want %v", h.r.calls, want)
+	}
+}
+
+func TestFilters(t *testing.T) {
+	h := newHarness(t, false, "203.0.113.0/28")
+	h.tick([]*models.Decision{
+		dec(1, "Ip", "192.0.2.1", "captcha", "1h"),
+		dec(2, "Country", "FR", "ban", "1h"),
+		dec(3, "Ip", "not-an-ip", "ban", "1h"),
+		ban(4, "10.1.2.3", "1h"),                       // not public
+		ban(5, "203.0.113.5", "1h"),                    // configured allowlist
+		ban(6, "203.0.113.0/24", "1h"),                 // range overlapping the allowlist
+		ban(7, "0.0.0.0/0", "1h"),                      // everything, private included
+		ban(8, "192.0.2.9", "-5s"),                     // already over
+		dec(9, "ip", "::ffff:192.0.2.10", "BAN", "1h"), // mapped, lower-case scope
+		ban(10, "198.51.100.0/24", "1h"),
+	}, nil, "192.0.2.10/32", "198.51.100.0/24")
+	if got := h.b.Stats().Skipped; got != 8 {
+		t.Errorf("skipped %d, want 8", got)
+	}
+}
+
+func TestNestedRangesWithoutOverlapSupport(t *testing.T) {
+	h := newHarness(t, false)
+	h.tick([]*models.Decision{ban(1, "198.51.100.0/24", "1h"), ban(2, "198.51.100.128/25", "5h"), ban(3, "198.51.100.7", "5h")},
+		nil, "198.51.100.0/24", "198.51.100.7/32")
+	// The wide range is deleted: the narrower one takes over.
+	h.tick(nil, []*models.Decision{ban(1, "198.51.100.0/24", "1h")}, "198.51.100.128/25", "198.51.100.7/32")
+	if c := h.r.changes[len(h.r.changes)-1]; len(c.Delete) != 1 || len(c.Add) != 1 {
+		t.Errorf("want the wide range deleted and the narrow one added in one tick, got %+v", c)
+	}
+
+	n := newHarness(t, true)
+	n.tick([]*models.Decision{ban(1, "198.51.100.0/24", "1h"), ban(2, "198.51.100.128/25", "5h")},
+		nil, "198.51.100.0/24", "198.51.100.128/25")
+}
+
+// TestNestedRangeAfterWiderExpires: the wider range times out in the
+// kernel; the narrower one waits until it is gone instead of failing the
+// batch on the overlap.
+func TestNestedRangeAfterWiderExpires(t *testing.T) {
+	h := newHarness(t, false)
+	h.r.now = h.clk.now
+	h.tick([]*models.Decision{ban(1, "198.51.100.0/24", "1m"), ban(2, "198.51.100.128/25", "5h")}, nil, "198.51.100.0/24")
+	for _, step := range []struct {
+		at   time.Duration
+		want []string
+	}{
+		{59 * time.Second, []string{"198.51.100.0/24"}}, // expiring: left to the kernel
+		{61 * time.Second, nil},                         // gone from the kernel, maybe not yet collected
+		{62 * time.Second, []string{"198.51.100.128/25"}},
+	} {
+		h.clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(step.at)
+		h.tick(nil, nil, step.want...)
+	}
+	if want := []string{"reconcile", "apply"}; !slices.Equal(h.r.calls[:2], want) || slices.Contains(h.r.calls[1:], "reconcile") {
+		t.Errorf("calls %v: want no rebuild", h.r.calls)
+	}
+}
+
+func TestExpiryLeftToTheKernel(t *testing.T) {
+	h := newHarness(t, false)
+	h.tick([]*models.Decision{ban(1, "192.0.2.1", "1m"), ban(2, "192.0.2.2", "1h")}, nil, "192.0.2.1/32", "192.0.2.2/32")
+	// Nearly over: the element is left to time out in the kernel, not
+	// deleted (a delete racing the kernel's expiry would fail the batch).
+	h.clk.t = h.clk.t.Add(59 * time.Second)
+	h.tick(nil, nil, "192.0.2.1/32", "192.0.2.2/32")
+	h.tick(nil, []*models.Decision{ban(1, "192.0.2.1", "-1s")}, "192.0.2.1/32", "192.0.2.2/32")
+	for _, c := range h.r.changes {
+		if len(c.Delete) > 0 {
+			t.Errorf("deleted %v instead of letting it expire", c.Delete)
+		}
+	}
+	if got := h.b.Stats().Decisions; got != 1 {
+		t.Errorf("%d decisions tracked, want 1", got)
+	}
+}
+
+func TestRefusedApplyRebuilds(t *testing.T) {
+	h := newHarness(t, false)
+	h.tick([]*models.Decision{ban(1, "192.0.2.1", "1h")}, nil, "192.0.2.1/32")
+	h.r.failNext = true
+	h.tick([]*models.Decision{ban(2, "192.0.2.2", "1h")}, nil, "192.0.2.1/32", "192.0.2.2/32")
+	if want := []string{"reconcile", "apply", "reconcile"}; !slices.Equal(h.r.calls, want) {
+		t.Errorf("calls %v, want %v", h.r.calls, want)
+	}
+}
+
+func TestRunStreamCleansUp(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		r := newRecorder()
+		b := New(r, Options{KeepOnExit: keep})
+		stream := make(chan *models.DecisionsStreamResponse)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- b.RunStream(ctx, stream) }()
+		stream <- &models.DecisionsStreamResponse{New: []*models.Decision{ban(1, "192.0.2.1", "1h")}}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if r.cleaned == keep || !r.closed {
+			t.Errorf("keep_on_exit %v: cleaned %v closed %v", keep, r.cleaned, r.closed)
+		}
+	}
+	r := newRecorder()
+	stream := make(chan *models.DecisionsStreamResponse)
+	close(stream)
+	if err := New(r, Options{}).RunStream(context.Background(), stream); err == nil {
+		t.Error("closed stream: no error")
+	}
+}
+
+func TestParseValue(t *testing.T) {
+	for _, tc := range []struct{ scope, value, want string }{
+		{"Ip", "192.0.2.1", "192.0.2.1/32"},
+		{"Ip", "2001:db8::1", "2001:db8::1/128"},
+		{"Range", "198.51.100.9/24", "198.51.100.0/24"},
+		{"Range", "::ffff:198.51.100.0/120", "198.51.100.0/24"},
+		{"range", "2001:db8::/32", "2001:db8::/32"},
+	} {
+		p, err := ParseValue(tc.scope, tc.value)
+		if err != nil || p.String() != tc.want {
+			t.Errorf("ParseValue(%s, %s) = %s, %v; want %s", tc.scope, tc.value, p, err, tc.want)
+		}
+	}
+	for _, bad := range [][2]string{{"Ip", "192.0.2.0/24"}, {"Ip", "fe80::1%eth0"}, {"Range", "192.0.2.1"}, {"Range", "::ffff:0:0/90"}, {"AS", "64496"}} {
+		if p, err := ParseValue(bad[0], bad[1]); err == nil {
+			t.Errorf("ParseValue(%s, %s) = %s, want an error", bad[0], bad[1], p)
+		}
+	}
+}
+
+// counting is a recorder with drop counters.
+type counting struct {
+	*recorder
+	c Counters
+}
+
+func (c *counting) Dropped(context.Context) (Counters, error) { return c.c, nil }
+
+func TestMetrics(t *testing.T) {
+	r := &counting{recorder: newRecorder(), c: Counters{Packets: 7, Bytes: 420}}
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b := New(r, Options{Now: clk.now})
+	origin := func(d *models.Decision, o string) *models.Decision { d.Origin = &o; return d }
+	b.tick(context.Background(), &models.DecisionsStreamResponse{New: []*models.Decision{
+		origin(ban(1, "192.0.2.1", "1h"), "apiban"), origin(ban(2, "192.0.2.2", "1h"), "apiban"),
+		origin(ban(3, "192.0.2.1", "2h"), "crowdsec"), origin(ban(4, "10.0.0.1", "1h"), "cscli"),
+	}}, true)
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(b.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "/" + l.GetValue()
+			}
+			scraped[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	wantScraped := map[string]float64{
+		"crowdsec_apiban_bridge_bouncer_active_decisions/apiban":   2,
+		"crowdsec_apiban_bridge_bouncer_active_decisions/crowdsec": 1,
+		"crowdsec_apiban_bridge_bouncer_kernel_elements":           2,
+		"crowdsec_apiban_bridge_bouncer_skipped_decisions_total":   1,
+		"crowdsec_apiban_bridge_bouncer_dropped_packets_total":     7,
+		"crowdsec_apiban_bridge_bouncer_dropped_bytes_total":       420,
+	}
+	if len(scraped) != len(wantScraped) {
+		t.Errorf("scraped %v, want %v", scraped, wantScraped)
+	}
+	for k, v := range wantScraped {
+		if scraped[k] != v {
+			t.Errorf("%s = %v, want %v", k, scraped[k], v)
+		}
+	}
+
+	// Usage metrics carry what was dropped since the previous report.
+	u := &usage{b: b}
+	m := &models.RemediationComponentsMetrics{}
+	u.update(m, time.Minute)
+	r.c = Counters{Packets: 10, Bytes: 600}
+	m = &models.RemediationComponentsMetrics{}
+	u.update(m, time.Minute)
+	got := map[string]float64{}
+	for _, it := range m.Metrics[0].Items {
+		key := *it.Name + "/" + *it.Unit
+		if o := it.Labels["origin"]; o != "" {
+			key += "/" + o
+		}
+		got[key] = *it.Value
+	}
+	wantUsage := map[string]float64{"dropped/packet": 3, "dropped/byte": 180, "active_decisions/ip/apiban": 2, "active_decisions/ip/crowdsec": 1}
+	if len(got) != len(wantUsage) {
+		t.Errorf("usage items %v, want %v", got, wantUsage)
+	}
+	for k, v := range wantUsage {
+		if got[k] != v {
+			t.Errorf("usage %s = %v, want %v", k, got[k], v)
+		}
+	}
+	if *m.Metrics[0].Meta.WindowSizeSeconds != 60 {
+		t.Errorf("window %d, want 60", *m.Metrics[0].Meta.WindowSizeSeconds)
+	}
+}

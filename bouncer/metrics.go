@@ -1,0 +1,103 @@
+package bouncer
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/crowdsecurity/crowdsec/pkg/models"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const metricsNamespace = "crowdsec_apiban_bridge_bouncer"
+
+var (
+	descActive = prometheus.NewDesc(metricsNamespace+"_active_decisions",
+		"Active ban decisions the bouncer enforces, by origin.", []string{"origin"}, nil)
+	descElements = prometheus.NewDesc(metricsNamespace+"_kernel_elements",
+		"Addresses and ranges in the kernel sets.", nil, nil)
+	descSkipped = prometheus.NewDesc(metricsNamespace+"_skipped_decisions_total",
+		"Decisions never enforced: allowlisted, not a ban, not an Ip or Range, or malformed.", nil, nil)
+	descPackets = prometheus.NewDesc(metricsNamespace+"_dropped_packets_total",
+		"Packets dropped by the bouncer's rules (kernel counters; they restart when the objects are rebuilt).", nil, nil)
+	descBytes = prometheus.NewDesc(metricsNamespace+"_dropped_bytes_total",
+		"Bytes dropped by the bouncer's rules (kernel counters).", nil, nil)
+)
+
+// Collector returns a Prometheus collector of the bouncer's state; the
+// kernel counters are read at each scrape.
+func (b *Bouncer) Collector() prometheus.Collector { return collector{b} }
+
+type collector struct{ b *Bouncer }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descActive, descElements, descSkipped, descPackets, descBytes} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.b.Stats()
+	for origin, n := range s.ByOrigin {
+		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(n), origin)
+	}
+	ch <- prometheus.MustNewConstMetric(descElements, prometheus.GaugeValue, float64(s.Elements))
+	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.Skipped))
+	if d, ok := c.b.dropped(); ok {
+		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(d.Packets))
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(d.Bytes))
+	}
+}
+
+// dropped reads the backend's counters, if it has any.
+func (b *Bouncer) dropped() (Counters, bool) {
+	r, ok := b.backend.(CounterReader)
+	if !ok {
+		return Counters{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := r.Dropped(ctx)
+	if err != nil {
+		b.log.WithError(err).Debug("bouncer: cannot read the drop counters")
+		return Counters{}, false
+	}
+	return d, true
+}
+
+// usage fills the usage metrics sent to LAPI (go-cs-bouncer's
+// MetricsProvider): active decisions by origin, and what was dropped
+// since the last report.
+type usage struct {
+	b    *Bouncer
+	mu   sync.Mutex
+	last Counters
+}
+
+func (u *usage) update(m *models.RemediationComponentsMetrics, interval time.Duration) {
+	now, window := time.Now().Unix(), int64(interval.Seconds())
+	var items []*models.MetricsDetailItem
+	for origin, n := range u.b.Stats().ByOrigin {
+		items = append(items, metricItem("active_decisions", "ip", float64(n), models.MetricsLabels{"origin": origin}))
+	}
+	if d, ok := u.b.dropped(); ok {
+		u.mu.Lock()
+		delta := d
+		// Counters restart from zero when the objects are rebuilt.
+		if d.Packets >= u.last.Packets && d.Bytes >= u.last.Bytes {
+			delta = Counters{Packets: d.Packets - u.last.Packets, Bytes: d.Bytes - u.last.Bytes}
+		}
+		u.last = d
+		u.mu.Unlock()
+		items = append(items, metricItem("dropped", "packet", float64(delta.Packets), nil),
+			metricItem("dropped", "byte", float64(delta.Bytes), nil))
+	}
+	m.Metrics = append(m.Metrics, &models.DetailedMetrics{
+		Meta:  &models.MetricsMeta{UtcNowTimestamp: &now, WindowSizeSeconds: &window},
+		Items: items,
+	})
+}
+
+func metricItem(name, unit string, v float64, labels models.MetricsLabels) *models.MetricsDetailItem {
+	return &models.MetricsDetailItem{Name: &name, Unit: &unit, Value: &v, Labels: labels}
+}

@@ -1,0 +1,100 @@
+package bouncer
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeLAPI serves the decision stream and records usage metrics.
+type fakeLAPI struct {
+	mu      sync.Mutex
+	pulls   []string // query strings
+	keys    []string
+	metrics []string // bodies
+}
+
+func (f *fakeLAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys = append(f.keys, r.Header.Get("X-Api-Key"))
+	switch r.URL.Path {
+	case "/v1/decisions/stream":
+		f.pulls = append(f.pulls, r.URL.RawQuery)
+		resp := map[string]any{"new": []any{}, "deleted": []any{}}
+		if r.URL.Query().Get("startup") == "true" {
+			resp["new"] = []map[string]any{
+				{"id": 1, "origin": "apiban", "scenario": "s", "scope": "Ip", "type": "ban", "value": "192.0.2.1", "duration": "1h"},
+				{"id": 2, "origin": "crowdsec", "scenario": "s", "scope": "Range", "type": "ban", "value": "198.51.100.0/24", "duration": "1h"},
+			}
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	case "/v1/usage-metrics":
+		body, _ := io.ReadAll(r.Body)
+		f.metrics = append(f.metrics, string(body))
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte("{}"))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeLAPI) snapshot() (pulls, keys, metrics []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string{}, f.pulls...), append([]string{}, f.keys...), append([]string{}, f.metrics...)
+}
+
+// TestRunAgainstStream runs the whole bouncer (go-cs-bouncer's stream and
+// usage metrics) against a fake LAPI.
+func TestRunAgainstStream(t *testing.T) {
+	lapi := &fakeLAPI{}
+	srv := httptest.NewServer(lapi)
+	defer srv.Close()
+	r := &counting{recorder: newRecorder(), c: Counters{Packets: 5, Bytes: 300}}
+	b := New(r, Options{APIURL: srv.URL, APIKey: "bouncer-key", UpdateFrequency: 50 * time.Millisecond,
+		Origins: []string{"apiban", "crowdsec"}, UserAgent: "test/1", MetricsInterval: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, metrics := lapi.snapshot()
+		if len(metrics) > 0 && b.Stats().Elements == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no usage metrics or elements: stats %+v", b.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !r.cleaned {
+		t.Error("no cleanup at shutdown")
+	}
+	pulls, keys, metrics := lapi.snapshot()
+	if !strings.Contains(pulls[0], "startup=true") || !strings.Contains(pulls[0], "origins=apiban%2Ccrowdsec") ||
+		!strings.Contains(pulls[0], "scopes=ip%2Crange") {
+		t.Errorf("first pull %q: want startup, origins and scopes", pulls[0])
+	}
+	for _, k := range keys {
+		if k != "bouncer-key" {
+			t.Errorf("request with key %q", k)
+		}
+	}
+	for _, want := range []string{`"active_decisions"`, `"dropped"`, `"origin":"apiban"`, `"type":"crowdsec-apiban-bridge"`} {
+		if !strings.Contains(metrics[0], want) {
+			t.Errorf("usage metrics lack %s: %s", want, metrics[0])
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/ipset"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/nftables"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+)
+
+// startBouncer starts the embedded firewall bouncer when it is enabled and
+// returns a function that waits for it to stop (and clean up) once ctx
+// ends. A bouncer that cannot start is logged; the bridge keeps running.
+func startBouncer(ctx context.Context, cfg *config.Config, obs *observer, log *logrus.Logger) (wait func()) {
+	bc := cfg.Bouncer
+	if !bc.Enabled {
+		return func() {}
+	}
+	l := log.WithField("component", "bouncer")
+	backend, err := newBackend(bc)
+	if err != nil {
+		l.WithError(err).Error("bouncer: cannot start")
+		return func() {}
+	}
+	for _, line := range bouncer.DetectFirewallBouncer(ctx) {
+		l.Warn(line)
+	}
+	b := bouncer.New(backend, bouncerOptions(cfg, l))
+	if obs != nil && obs.m != nil {
+		obs.m.Registry().MustRegister(b.Collector())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.WithFields(logrus.Fields{"mode": bc.Mode, "origins": originsField(bc.Origins)}).Info("bouncer: starting")
+		if err := b.Run(ctx); err != nil {
+			l.WithError(err).Error("bouncer: stopped")
+		}
+	}()
+	return func() { <-done }
+}
+
+func bouncerOptions(cfg *config.Config, l logrus.FieldLogger) bouncer.Options {
+	bc := cfg.Bouncer
+	url := bc.LAPIURL
+	if url == "" {
+		url = cfg.CrowdSec.LAPIURL
+	}
+	return bouncer.Options{
+		APIURL: url, APIKey: bc.APIKey, CertPath: bc.CertPath, KeyPath: bc.KeyPath, CACertPath: bc.CACertPath,
+		InsecureSkipVerify: bc.InsecureSkipVerify, UpdateFrequency: bc.UpdateFrequency, Origins: bc.Origins,
+		UserAgent: name + "-bouncer/" + version, Allowlist: cfg.Allowlist.Prefixes, KeepOnExit: bc.KeepOnExit,
+		MetricsInterval: bc.MetricsInterval, Log: l,
+	}
+}
+
+func newBackend(bc config.Bouncer) (bouncer.Backend, error) {
+	switch bc.Mode {
+	case "nftables":
+		opts := nftables.Options{Table: bc.Table, SetPrefix: bc.SetPrefix, Priority: bc.Priority}
+		for _, h := range bc.Hooks {
+			switch h {
+			case "input":
+				opts.InputChain = bc.Chain + "-input"
+			case "forward":
+				opts.ForwardChain = bc.Chain + "-forward"
+			}
+		}
+		return nftables.New(opts)
+	case "ipset":
+		var hooks []string
+		for _, h := range bc.Hooks {
+			hooks = append(hooks, strings.ToUpper(h)) // input -> INPUT
+		}
+		return ipset.New(ipset.Options{SetPrefix: bc.SetPrefix, Chain: bc.IptablesChain, Hooks: hooks})
+	default:
+		return nil, fmt.Errorf("bouncer.mode %q is not available", bc.Mode)
+	}
+}
+
+func originsField(origins []string) any {
+	if len(origins) == 0 {
+		return "all"
+	}
+	return origins
+}

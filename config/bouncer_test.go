@@ -1,0 +1,114 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bouncerOn is an enabled bouncer section; cases append their own keys.
+const bouncerOn = "bouncer:\n  enabled: true\n  api_key: TOPSECRET-bouncer-key\n"
+
+func loadBouncer(t *testing.T, overlay string) (c *Config, dir string, err error) {
+	t.Helper()
+	dir = t.TempDir()
+	writeFile(t, filepath.Join(dir, "exists.pem"), "pem", 0o600)
+	path := writeFile(t, filepath.Join(dir, "c.yaml"), validBase, 0o600)
+	writeFile(t, path+LocalSuffix, strings.ReplaceAll(overlay, "{dir}", dir), 0o600)
+	c, err = LoadWith(path, noEnv)
+	return c, dir, err
+}
+
+func TestBouncerBadValues(t *testing.T) {
+	cases := []struct{ name, keys, want string }{
+		{"no key", "  api_key: \"\"\n",
+			`config: bouncer.api_key: required when bouncer.enabled is true, unless bouncer.cert_path and bouncer.key_path are set (cscli bouncers add NAME gives one)`},
+		{"key with space", "  api_key: TOPSECRET with space\n", `config: bouncer.api_key: must not contain whitespace`},
+		{"key unexpanded", "  api_key: ${BOUNCER-KEY}TOPSECRET\n", `config: bouncer.api_key: holds an unexpanded ${...} reference`},
+		{"cert without key", "  cert_path: {dir}/exists.pem\n", `config: bouncer.key_path: required when bouncer.cert_path is set`},
+		{"ca missing", "  ca_cert_path: {dir}/missing.pem\n", `config: bouncer.ca_cert_path: stat {dir}/missing.pem: no such file or directory`},
+		{"lapi url", "  lapi_url: localhost:8080\n", `config: bouncer.lapi_url: want an absolute http(s) URL, got "localhost:8080"`},
+		{"update frequency", "  update_frequency: 500ms\n", `config: bouncer.update_frequency: must be at least 1s, got 500ms`},
+		{"update frequency zero", "  update_frequency: 0s\n", `config: bouncer.update_frequency: must be at least 1s, got 0s`},
+		{"origin empty", "  origins: [apiban, \"\"]\n", `config: bouncer.origins[1]: want an origin such as apiban, crowdsec or cscli, got ""`},
+		{"origin with comma", "  origins: [\"apiban,cscli\"]\n", `config: bouncer.origins[0]: want an origin such as apiban, crowdsec or cscli, got "apiban,cscli"`},
+		{"mode", "  mode: iptables\n", `config: bouncer.mode: want nftables or ipset, got "iptables"`},
+		{"table crowdsec", "  table: crowdsec\n", `config: bouncer.table: "crowdsec" belongs to crowdsec-firewall-bouncer; choose another name`},
+		{"table crowdsec6", "  table: crowdsec6\n", `config: bouncer.table: "crowdsec6" belongs to crowdsec-firewall-bouncer; choose another name`},
+		{"table with space", "  table: my table\n", `config: bouncer.table: want a name of letters, digits, - and _ (at most 64, starting with a letter), got "my table"`},
+		{"set prefix of the stock bouncer", "  set_prefix: crowdsec-blacklists-x\n", `config: bouncer.set_prefix: must not start with "crowdsec-blacklists" (crowdsec-firewall-bouncer's sets), got "crowdsec-blacklists-x"`},
+		{"set prefix upper case", "  set_prefix: CROWDSEC-BLACKLISTS\n", `config: bouncer.set_prefix: must not start with "crowdsec-blacklists" (crowdsec-firewall-bouncer's sets), got "CROWDSEC-BLACKLISTS"`},
+		{"set prefix too long for ipset", "  set_prefix: a-very-long-set-prefix-name\n", `config: bouncer.set_prefix: want a name of letters, digits, - and _ (at most 21, starting with a letter), got "a-very-long-set-prefix-name"`},
+		{"chain of the stock bouncer", "  chain: crowdsec-chain\n", `config: bouncer.chain: must not start with "crowdsec-chain" (crowdsec-firewall-bouncer's chains), got "crowdsec-chain"`},
+		{"iptables chain of the stock bouncer", "  iptables_chain: CROWDSEC_CHAIN\n", `config: bouncer.iptables_chain: "CROWDSEC_CHAIN" belongs to crowdsec-firewall-bouncer; choose another name`},
+		{"iptables chain too long", "  iptables_chain: APIBAN_BRIDGE_WITH_A_LONG_NAME\n", `config: bouncer.iptables_chain: want a name of letters, digits, - and _ (at most 28, starting with a letter), got "APIBAN_BRIDGE_WITH_A_LONG_NAME"`},
+		{"no hooks", "  hooks: []\n", `config: bouncer.hooks: want input, forward or both, got none`},
+		{"bad hook", "  hooks: [input, output]\n", `config: bouncer.hooks[1]: want input or forward, got "output"`},
+		{"hook twice", "  hooks: [input, input]\n", `config: bouncer.hooks[1]: "input" given twice`},
+		{"metrics interval", "  metrics_interval: 30s\n", `config: bouncer.metrics_interval: must be 0 (none) or at least 1m, got 30s`},
+		{"priority", "  priority: 5000\n", `config: bouncer.priority: must be between -1000 and 1000, got 5000`},
+		{"wrong type", "  keep_on_exit: sometimes\n", `config: bouncer.keep_on_exit: want true or false, got "sometimes"`},
+		{"unknown key", "  tables: [x]\n", `config: unknown key "bouncer.tables"`},
+		{"several", "  mode: x\n  priority: -2000\n",
+			"config: bouncer.mode: want nftables or ipset, got \"x\"\nconfig: bouncer.priority: must be between -1000 and 1000, got -2000"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			head := bouncerOn
+			if strings.Contains(tc.keys, "api_key:") {
+				head = "bouncer:\n  enabled: true\n"
+			}
+			c, dir, err := loadBouncer(t, head+tc.keys)
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if c != nil {
+				t.Error("config returned with the error")
+			}
+			if want := strings.ReplaceAll(tc.want, "{dir}", dir); err.Error() != want {
+				t.Errorf("error:\n%s\nwant:\n%s", err, want)
+			}
+			if strings.Contains(err.Error(), "TOPSECRET") {
+				t.Errorf("error shows a secret: %s", err)
+			}
+		})
+	}
+}
+
+func TestBouncerDefaultsAndDisabled(t *testing.T) {
+	// Disabled: placeholder values are not checked.
+	c, _, err := loadBouncer(t, "bouncer:\n  table: crowdsec\n  api_key: \"\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Bouncer
+	if b.Enabled || b.Mode != "nftables" || b.UpdateFrequency != 10*time.Second || b.Table != "crowdsec" ||
+		b.SetPrefix != "apiban-bridge" || len(b.Origins) != 0 || len(b.Hooks) != 1 || b.Hooks[0] != "input" || b.KeepOnExit {
+		t.Errorf("unexpected bouncer section %+v", b)
+	}
+
+	c, _, err = loadBouncer(t, bouncerOn+"  origins: [apiban]\n  hooks: [input, forward]\n  mode: ipset\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Bouncer; !got.Enabled || got.APIKey != "TOPSECRET-bouncer-key" || len(got.Origins) != 1 || len(got.Hooks) != 2 {
+		t.Errorf("unexpected bouncer section %+v", got.Origins)
+	}
+	if r := c.Redacted(); strings.Contains(r, "TOPSECRET") || !strings.Contains(r, "api_key: "+Masked) {
+		t.Errorf("redacted output shows the bouncer key or no mask:\n%s", r)
+	}
+}
+
+func TestBouncerKeyInReadableFileWarns(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "c.yaml"),
+		"apiban:\n  api_key: ${K}\ncrowdsec:\n  password: ${P}\n"+bouncerOn, 0o644)
+	c, err := LoadWith(path, envOf(map[string]string{"K": "k", "P": "p"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "bouncer.api_key") {
+		t.Errorf("no warning about the bouncer key in a readable file: %q", w)
+	}
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// objectName is what nft, ipset and iptables all accept as a name.
+var objectName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
+// Bouncer limits.
+const (
+	// MinUpdateFrequency keeps the stream from hammering LAPI.
+	MinUpdateFrequency = time.Second
+	// MinMetricsInterval keeps usage metrics from flooding LAPI.
+	MinMetricsInterval = time.Minute
+	// maxSetPrefix: ipset names hold 31 characters, and "-v6-ranges"
+	// is appended.
+	maxSetPrefix = 21
+	// maxIptablesChain: iptables chain names hold 28 characters.
+	maxIptablesChain = 28
+	maxNftName       = 64
+)
+
+// Names of crowdsec-firewall-bouncer's objects, which the bridge must
+// never create, modify or delete.
+var (
+	foreignTables = []string{"crowdsec", "crowdsec6"}
+	foreignChains = []string{"CROWDSEC_CHAIN"}
+)
+
+const (
+	foreignSetPrefix   = "crowdsec-blacklists"
+	foreignChainPrefix = "crowdsec-chain"
+)
+
+// validate checks the bouncer section only when it is enabled, so a
+// disabled section may keep placeholder values.
+func (b *Bouncer) validate() []error {
+	if !b.Enabled {
+		return nil
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(b.validateAuth())
+	if b.LAPIURL != "" {
+		add(checkHTTPURL("bouncer.lapi_url", b.LAPIURL))
+	}
+	if b.UpdateFrequency < MinUpdateFrequency {
+		add(invalid("bouncer.update_frequency", "must be at least %s, got %s", formatDuration(MinUpdateFrequency), formatDuration(b.UpdateFrequency)))
+	}
+	for i, o := range b.Origins {
+		if o == "" || strings.ContainsFunc(o, unicode.IsSpace) || strings.Contains(o, ",") {
+			add(invalid(fmt.Sprintf("bouncer.origins[%d]", i), "want an origin such as apiban, crowdsec or cscli, got %q", o))
+		}
+	}
+	switch b.Mode {
+	case "nftables", "ipset":
+	default:
+		add(invalid("bouncer.mode", "want nftables or ipset, got %q", b.Mode))
+	}
+	errs = append(errs, b.validateNames()...)
+	errs = append(errs, b.validateHooks()...)
+	if b.MetricsInterval != 0 && b.MetricsInterval < MinMetricsInterval {
+		add(invalid("bouncer.metrics_interval", "must be 0 (none) or at least %s, got %s", formatDuration(MinMetricsInterval), formatDuration(b.MetricsInterval)))
+	}
+	if b.Priority < -1000 || b.Priority > 1000 {
+		add(invalid("bouncer.priority", "must be between -1000 and 1000, got %d", b.Priority))
+	}
+	return errs
+}
+
+func (b *Bouncer) validateAuth() error {
+	tlsAuth := b.CertPath != "" && b.KeyPath != ""
+	switch {
+	case b.APIKey == "" && !tlsAuth:
+		return invalid("bouncer.api_key", "required when bouncer.enabled is true, unless bouncer.cert_path and bouncer.key_path are set (cscli bouncers add NAME gives one)")
+	case strings.Contains(b.APIKey, "${"):
+		return invalid("bouncer.api_key", "holds an unexpanded ${...} reference")
+	case strings.ContainsFunc(b.APIKey, unicode.IsSpace):
+		return invalid("bouncer.api_key", "must not contain whitespace")
+	case b.CertPath != "" && b.KeyPath == "":
+		return invalid("bouncer.key_path", "required when bouncer.cert_path is set")
+	case b.KeyPath != "" && b.CertPath == "":
+		return invalid("bouncer.cert_path", "required when bouncer.key_path is set")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"bouncer.cert_path", b.CertPath}, {"bouncer.key_path", b.KeyPath}, {"bouncer.ca_cert_path", b.CACertPath},
+	} {
+		if err := checkFile(f.key, f.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateNames keeps the object names valid and away from the stock
+// firewall bouncer's.
+func (b *Bouncer) validateNames() []error {
+	var errs []error
+	name := func(key, v string, maxLen int) bool {
+		if !objectName.MatchString(v) || len(v) > maxLen {
+			errs = append(errs, invalid(key, "want a name of letters, digits, - and _ (at most %d, starting with a letter), got %q", maxLen, v))
+			return false
+		}
+		return true
+	}
+	if name("bouncer.table", b.Table, maxNftName) && slices.Contains(foreignTables, b.Table) {
+		errs = append(errs, invalid("bouncer.table", "%q belongs to crowdsec-firewall-bouncer; choose another name", b.Table))
+	}
+	if name("bouncer.set_prefix", b.SetPrefix, maxSetPrefix) && strings.HasPrefix(strings.ToLower(b.SetPrefix), foreignSetPrefix) {
+		errs = append(errs, invalid("bouncer.set_prefix", "must not start with %q (crowdsec-firewall-bouncer's sets), got %q", foreignSetPrefix, b.SetPrefix))
+	}
+	if name("bouncer.chain", b.Chain, maxNftName-len("-forward")) && strings.HasPrefix(strings.ToLower(b.Chain), foreignChainPrefix) {
+		errs = append(errs, invalid("bouncer.chain", "must not start with %q (crowdsec-firewall-bouncer's chains), got %q", foreignChainPrefix, b.Chain))
+	}
+	if name("bouncer.iptables_chain", b.IptablesChain, maxIptablesChain) && slices.Contains(foreignChains, strings.ToUpper(b.IptablesChain)) {
+		errs = append(errs, invalid("bouncer.iptables_chain", "%q belongs to crowdsec-firewall-bouncer; choose another name", b.IptablesChain))
+	}
+	return errs
+}
+
+func (b *Bouncer) validateHooks() []error {
+	if len(b.Hooks) == 0 {
+		return []error{invalid("bouncer.hooks", "want input, forward or both, got none")}
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for i, h := range b.Hooks {
+		key := fmt.Sprintf("bouncer.hooks[%d]", i)
+		switch {
+		case h != "input" && h != "forward":
+			errs = append(errs, invalid(key, "want input or forward, got %q", h))
+		case seen[h]:
+			errs = append(errs, invalid(key, "%q given twice", h))
+		}
+		seen[h] = true
+	}
+	return errs
+}

@@ -1,0 +1,166 @@
+package netns
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
+)
+
+// forward listens on 127.0.0.1 inside ns and relays each connection to
+// target (dialled from the test's namespace): LAPI listens on the host's
+// loopback only.
+func forward(t *testing.T, ns *NS, target string) string {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	ns.Do(t, func() { ln, err = net.Listen("tcp", "127.0.0.1:0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in) }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestBinaryInNamespace runs the real binary, bridge and bouncer, inside
+// the "pbx" namespace: APIBAN lists an address, the bridge pushes it to
+// LAPI, the bouncer (origins [apiban]) drops its traffic; a clean address
+// passes; SIGTERM removes the table.
+func TestBinaryInNamespace(t *testing.T) {
+	Require(t, "nft")
+	bin := filepath.Join(t.TempDir(), "crowdsec-apiban-bridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/crowdsec-apiban-bridge").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	l := lapitest.Start(t)
+	const bouncerKey, password, apibanKey = "bin-bouncer-key-77aa", "bin-machine-pw-42", "bin-apiban-key-13"
+	l.Cscli(t, "bouncers", "add", "apiban-bridge-fw", "-k", bouncerKey)
+	l.AddMachine(t, "crowdsec-apiban-bridge", password)
+
+	pbx, atk := New(t, "pbx"), New(t, "atk")
+	Link(t, pbx, "vpbx", atk, "vatk")
+	pbx.Cmd(t, "ip", "addr", "add", pbxAddr+"/24", "dev", "vpbx")
+	pbx.Cmd(t, "ip", "route", "add", "192.0.2.0/24", "dev", "vpbx")
+	atk.Cmd(t, "ip", "addr", "add", clean+"/24", "dev", "vatk")
+	atk.Cmd(t, "ip", "addr", "add", banned+"/32", "dev", "vatk")
+	atk.Cmd(t, "ip", "addr", "add", "192.0.2.11/32", "dev", "vatk")
+	probe := newProbe(t, pbx, atk, banned, "192.0.2.11", clean)
+	// A decision of another origin: with origins [apiban] it is not ours.
+	l.Cscli(t, "decisions", "add", "--ip", "192.0.2.11", "--duration", "1h")
+	// crowdsec-firewall-bouncer's table: detected and logged, not touched.
+	pbx.Cmd(t, "nft", "add table ip crowdsec")
+
+	var simLn net.Listener
+	var err error
+	pbx.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
+	t.Cleanup(sim.Close)
+	sim.Add(banned)
+
+	u, err := url.Parse(l.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lapiURL := "http://" + forward(t, pbx, u.Host) + "/"
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`apiban:
+  api_key: %s
+  url: http://%s
+  max_requests: 0
+  poll_interval: 10s
+crowdsec:
+  lapi_url: %s
+  password: %s
+state_file: %s
+prometheus:
+  enabled: false
+bouncer:
+  enabled: true
+  api_key: %s
+  update_frequency: 1s
+  origins: [apiban]
+`, apibanKey, simLn.Addr(), lapiURL, password, filepath.Join(dir, "state.json"), bouncerKey)
+	cfgPath := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command("ip", "netns", "exec", pbx.Name, bin, "-c", cfgPath)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() || os.Getenv("SHOW") != "" {
+			t.Logf("bridge output:\n%s", out.String())
+		}
+	})
+
+	eventually(t, 60*time.Second, "the APIBAN address in the kernel set", func() bool {
+		return has(ourElements(t, "nftables", pbx), banned+"/32")
+	})
+	probe.want(banned, false, "listed by APIBAN")
+	probe.want("192.0.2.11", true, "banned by another origin, not enforced with origins [apiban]")
+	probe.want(clean, true, "clean IP")
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	if got := ourObjects(t, "nftables", pbx); got != "" {
+		t.Errorf("objects after SIGTERM: %s", got)
+	}
+	if pbx.NftTable("ip", "crowdsec") == "" {
+		t.Error("crowdsec-firewall-bouncer's table was removed")
+	}
+	log := out.String()
+	for _, want := range []string{"crowdsec-firewall-bouncer is present (nftables table crowdsec", "origins: [apiban]", "nftables objects removed"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	for _, secret := range []string{bouncerKey, password, apibanKey} {
+		if strings.Contains(log, secret) {
+			t.Errorf("log shows a secret")
+		}
+	}
+}
