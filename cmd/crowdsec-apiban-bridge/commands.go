@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/metrics"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+)
+
+// Subcommands. `sync` is the one-shot sync (-once), so it runs through the
+// ordinary path; the others are handled here.
+const (
+	cmdStatus = "status"
+	cmdCheck  = "check"
+	cmdFlush  = "flush"
+	cmdSync   = "sync"
+)
+
+// commandTimeout bounds what an operator waits for.
+const commandTimeout = time.Minute
+
+// checkCommand validates the subcommand and its arguments.
+func checkCommand(f *flags) error {
+	switch f.command {
+	case "":
+		return nil
+	case cmdSync:
+		f.once = true
+		return noArgs(f)
+	case cmdStatus, cmdFlush:
+		return noArgs(f)
+	case cmdCheck:
+		if len(f.args) != 1 {
+			return errors.New("usage: check IP")
+		}
+		return nil
+	}
+	return fmt.Errorf("unexpected argument %q (commands: status, check IP, flush, sync)", f.command)
+}
+
+func noArgs(f *flags) error {
+	if len(f.args) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", f.command, f.args[0])
+	}
+	return nil
+}
+
+// runCommand runs status, check or flush and returns the exit code.
+func runCommand(ctx context.Context, f flags, cfg *config.Config, stdout io.Writer, log *logrus.Logger) int {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	lc, err := newLAPI(cfg)
+	if err != nil {
+		log.WithError(err).Error(f.command)
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	var ok bool
+	switch f.command {
+	case cmdStatus:
+		ok = status(ctx, cfg, lc, tw)
+	case cmdCheck:
+		ok = check(ctx, cfg, lc, f.args[0], tw, log)
+	case cmdFlush:
+		ok = flush(ctx, cfg, lc, tw)
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+func row(w io.Writer, key, format string, args ...any) {
+	fmt.Fprintf(w, "%s\t%s\n", key, fmt.Sprintf(format, args...))
+}
+
+// ago renders a past time for a person.
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), now.Sub(t).Round(time.Second))
+}
+
+// status prints the state file, the running daemon's view (from its
+// /healthz) and whether LAPI answers. It fails when LAPI does not answer
+// or the state file cannot be read.
+func status(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Writer) bool {
+	now := time.Now()
+	ok := true
+	row(w, "state file", "%s", cfg.StateFile)
+	st, err := state.Load(cfg.StateFile)
+	switch {
+	case errors.Is(err, state.ErrNotExist):
+		row(w, "", "none yet: the next sync reads LAPI back, then pulls the whole list")
+	case err != nil:
+		row(w, "", "unreadable: %v", err)
+		ok = false
+	default:
+		st.Prune(now)
+		row(w, "cursor", "%s", orNone(st.Cursor))
+		row(w, "last full sync", "%s", ago(st.LastFullSync, now))
+		row(w, "active (state)", "%d decisions", len(st.Active))
+		if next := nextFull(st.LastFullSync, cfg.APIBAN.FullResyncInterval); !next.IsZero() {
+			row(w, "next full sync", "due %s", next.UTC().Format(time.RFC3339))
+		}
+	}
+	if pushing, err := state.PushInterrupted(cfg.StateFile); err == nil && pushing {
+		row(w, "unconfirmed push", "yes: the next sync reads this bridge's decisions back from LAPI first")
+	}
+	daemonRows(ctx, cfg, w, now)
+	active, err := lc.Active(ctx, now)
+	if err != nil {
+		row(w, "LAPI", "%s unreachable: %v", cfg.CrowdSec.LAPIURL, err)
+		ok = false
+	} else {
+		row(w, "LAPI", "%s reachable: %d active decisions of origin %s", cfg.CrowdSec.LAPIURL, len(active), cfg.Decisions.Origin)
+	}
+	bouncerRow(ctx, cfg, w)
+	return ok
+}
+
+// bouncerRow reports the embedded bouncer's kernel set sizes as the
+// running daemon's /metrics exposes them: only that process knows them.
+func bouncerRow(ctx context.Context, cfg *config.Config, w io.Writer) {
+	if !cfg.Bouncer.Enabled {
+		row(w, "bouncer sets", "n/a (bouncer.enabled is false)")
+		return
+	}
+	if !cfg.Prometheus.Enabled {
+		row(w, "bouncer sets", "unknown (prometheus.enabled is false)")
+		return
+	}
+	addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+	m, err := scrapeMetrics(ctx, addr)
+	elements, ok := m["crowdsec_apiban_bridge_bouncer_kernel_elements"]
+	if err != nil || !ok {
+		row(w, "bouncer sets", "unknown (the daemon's /metrics on %s has no bouncer figures)", addr)
+		return
+	}
+	row(w, "bouncer sets", "%.0f elements in the %s sets (%s), %.0f active decisions",
+		elements, cfg.Bouncer.Mode, cfg.Bouncer.SetPrefix+"-*", m["crowdsec_apiban_bridge_bouncer_active_decisions"])
+}
+
+// scrapeMetrics reads a Prometheus text page into name -> value, summing
+// the series of one name (labels dropped).
+func scrapeMetrics(ctx context.Context, addr string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		name := line[:i]
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name = name[:j]
+		}
+		out[name] += v
+	}
+	return out, sc.Err()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none (the next sync starts from the beginning)"
+	}
+	return s
+}
+
+func nextFull(last time.Time, every time.Duration) time.Time {
+	if every <= 0 || last.IsZero() {
+		return time.Time{}
+	}
+	return last.Add(every)
+}
+
+// daemonRows asks the running daemon's /healthz how its syncs go: the
+// state file alone cannot tell whether anything is running.
+func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.Time) {
+	if !cfg.Prometheus.Enabled {
+		row(w, "daemon", "unknown (prometheus.enabled is false, so it has no /healthz)")
+		return
+	}
+	addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+	h, code, err := health(ctx, addr)
+	if err != nil {
+		row(w, "daemon", "not answering on %s: stopped, or still starting", addr)
+		return
+	}
+	row(w, "daemon", "running, %s (HTTP %d)%s", h.Status, code, reason(h.Reason))
+	last, _ := time.Parse(time.RFC3339, h.LastSync)
+	success, _ := time.Parse(time.RFC3339, h.LastSuccess)
+	row(w, "last sync", "%s", ago(last, now))
+	row(w, "last success", "%s", ago(success, now))
+	if h.LastError != "" {
+		row(w, "last error", "%s: %s", h.LastErrorKind, h.LastError)
+	}
+	if !last.IsZero() {
+		if h.LastError != "" {
+			row(w, "next run", "retry before %s (backing off after the failure)", last.Add(cfg.APIBAN.PollInterval).UTC().Format(time.RFC3339))
+		} else {
+			row(w, "next run", "about %s", last.Add(cfg.APIBAN.PollInterval).UTC().Format(time.RFC3339))
+		}
+	}
+}
+
+func reason(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+func health(ctx context.Context, addr string) (metrics.Health, int, error) {
+	var h metrics.Health
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return h, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return h, 0, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h)
+	return h, resp.StatusCode, err
+}
+
+// check answers, for one address: does APIBAN list it, would the bridge
+// refuse it (allowlists), which active decisions cover it in LAPI and
+// whether the bridge's state holds it. It fails when a source cannot be
+// asked, so a script can tell "no" from "do not know".
+func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string, w io.Writer, log *logrus.Logger) bool {
+	addr, err := netip.ParseAddr(arg)
+	if err != nil || addr.Zone() != "" {
+		row(w, "address", "%q is not an IP address", arg)
+		return false
+	}
+	addr = addr.Unmap()
+	now := time.Now()
+	ok := true
+	row(w, "address", "%s", addr)
+
+	if feed, err := newFeed(cfg, log); err != nil {
+		row(w, "APIBAN", "error: %v", err)
+		ok = false
+	} else if listed, err := feed.Check(ctx, addr); err != nil {
+		row(w, "APIBAN", "error: %v", err)
+		ok = false
+	} else {
+		row(w, "APIBAN", "%s", map[bool]string{true: "listed (set " + cfg.APIBAN.Set + ")", false: "not listed"}[listed])
+	}
+
+	var entries []allowlist.Entry
+	if cfg.Allowlist.LAPIAllowlists {
+		entries, err = lc.Allowlists(ctx, now)
+		if err != nil && !errors.Is(err, lapi.ErrAllowlistsUnsupported) {
+			row(w, "allowlisted", "unknown: %v", err)
+			ok = false
+		}
+	}
+	if err == nil || errors.Is(err, lapi.ErrAllowlistsUnsupported) {
+		p := netip.PrefixFrom(addr, addr.BitLen())
+		if why, detail, hit := allowlist.New(cfg.Allowlist.Prefixes, entries).Match(p); hit {
+			row(w, "allowlisted", "yes: %s (%s): never pushed", why, detail)
+		} else {
+			row(w, "allowlisted", "no")
+		}
+	}
+
+	found, err := lc.Lookup(ctx, addr)
+	switch {
+	case err != nil:
+		row(w, "LAPI decisions", "unknown: %v", err)
+		ok = false
+	case len(found) == 0:
+		row(w, "LAPI decisions", "none active")
+	default:
+		for i, d := range found {
+			key := ""
+			if i == 0 {
+				key = "LAPI decisions"
+			}
+			row(w, key, "%s by origin %s (%s, %s %s, %s left)", d.Type, d.Origin, d.Scenario, d.Scope, d.Value, d.Left.Round(time.Second))
+		}
+	}
+
+	if st, err := state.Load(cfg.StateFile); err == nil {
+		if until, pushed := st.Active[netip.PrefixFrom(addr, addr.BitLen())]; pushed && until.After(now) {
+			row(w, "bridge state", "pushed, decision until %s", until.UTC().Format(time.RFC3339))
+		} else {
+			row(w, "bridge state", "not pushed by this bridge")
+		}
+	}
+	// The bouncer's sets live in the daemon's kernel state; this process
+	// does not open netlink just to answer.
+	set := cfg.Bouncer.SetPrefix + "-v4"
+	if addr.Is6() {
+		set = cfg.Bouncer.SetPrefix + "-v6"
+	}
+	row(w, "kernel set", "n/a (ask the kernel: nft get element inet %s %s { %s }, or ipset test %s %s)", cfg.Bouncer.Table, set, addr, set, addr)
+	return ok
+}
+
+// flush expires this bridge's decisions in LAPI and then resets the state
+// file, so that the next sync pulls the whole list and pushes it again.
+// A running daemon would keep its own idea of what is active, so flush
+// refuses while the daemon's /healthz answers.
+func flush(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Writer) bool {
+	if cfg.Prometheus.Enabled {
+		addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+		if _, _, err := health(ctx, addr); err == nil {
+			row(w, "flush", "refused: the daemon is running (its /healthz answers on %s); stop it first", addr)
+			return false
+		}
+	}
+	n, err := lc.Flush(ctx)
+	if err != nil {
+		row(w, "flush", "failed: %v", err)
+		return false
+	}
+	row(w, "LAPI", "expired %d decisions of origin %s", n, cfg.Decisions.Origin)
+	if err := state.New().Save(cfg.StateFile); err != nil {
+		row(w, "state file", "not reset: %v", err)
+		return false
+	}
+	if err := state.EndPush(cfg.StateFile); err != nil {
+		row(w, "state file", "push marker not cleared: %v", err)
+		return false
+	}
+	row(w, "state file", "reset (%s): the next sync pushes the whole list again", cfg.StateFile)
+	return true
+}

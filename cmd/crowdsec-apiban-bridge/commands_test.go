@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+)
+
+func TestParseSubcommands(t *testing.T) {
+	cases := []struct {
+		args    []string
+		command string
+		ok      bool
+	}{
+		{[]string{"status"}, "status", true},
+		{[]string{"status", "-c", "/x.yaml"}, "status", true},
+		{[]string{"-c", "/x.yaml", "check", "192.0.2.1"}, "check", true},
+		{[]string{"check"}, "check", false},
+		{[]string{"check", "a", "b"}, "check", false},
+		{[]string{"flush", "extra"}, "flush", false},
+		{[]string{"sync", "--full"}, "sync", true},
+		{[]string{"nonsense"}, "nonsense", false},
+	}
+	for _, c := range cases {
+		f, err := parseFlags(c.args, io.Discard)
+		if (err == nil) != c.ok || f.command != c.command {
+			t.Errorf("%v: command %q, err %v", c.args, f.command, err)
+		}
+	}
+	f, _ := parseFlags([]string{"sync", "--full", "-c", "/y.yaml"}, io.Discard)
+	if !f.once || !f.full || f.configPath != "/y.yaml" {
+		t.Errorf("sync --full: %+v", f)
+	}
+}
+
+func TestNotifier(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	env := map[string]string{"NOTIFY_SOCKET": path}
+	newNotifier(func(k string) string { return env[k] }).send("READY=1")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	// Without NOTIFY_SOCKET nothing is sent and nothing fails.
+	newNotifier(func(string) string { return "" }).send("READY=1")
+}
+
+func TestWatchdogInterval(t *testing.T) {
+	me := strconv.Itoa(os.Getpid())
+	cases := []struct {
+		usec, pid string
+		want      time.Duration
+	}{
+		{"", "", 0},
+		{"junk", "", 0},
+		{"2000000", "", time.Second},
+		{"2000000", me, time.Second},
+		{"2000000", "1", 0}, // the watchdog is another process's
+	}
+	for _, c := range cases {
+		env := map[string]string{"WATCHDOG_USEC": c.usec, "WATCHDOG_PID": c.pid}
+		if got := watchdogInterval(func(k string) string { return env[k] }); got != c.want {
+			t.Errorf("%+v: %s", c, got)
+		}
+	}
+}
+
+// status reads the embedded bouncer's set sizes from the daemon's /metrics.
+func TestBouncerRow(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `# HELP crowdsec_apiban_bridge_bouncer_kernel_elements x
+crowdsec_apiban_bridge_bouncer_kernel_elements 1234
+crowdsec_apiban_bridge_bouncer_active_decisions{origin="apiban"} 1200
+crowdsec_apiban_bridge_bouncer_active_decisions{origin="crowdsec"} 40
+`)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	host, port, _ := net.SplitHostPort(u.Host)
+	cfg := config.Default()
+	cfg.Prometheus.ListenAddr = host
+	cfg.Prometheus.ListenPort, _ = strconv.Atoi(port)
+	cfg.Bouncer.Enabled = true
+	var b strings.Builder
+	bouncerRow(context.Background(), cfg, &b)
+	if want := "bouncer sets\t1234 elements in the nftables sets (apiban-bridge-*), 1240 active decisions\n"; b.String() != want {
+		t.Errorf("got %q\nwant %q", b.String(), want)
+	}
+	b.Reset()
+	cfg.Bouncer.Enabled = false
+	bouncerRow(context.Background(), cfg, &b)
+	if !strings.Contains(b.String(), "n/a (bouncer.enabled is false)") {
+		t.Errorf("disabled: %q", b.String())
+	}
+	b.Reset()
+	srv.Close()
+	cfg.Bouncer.Enabled = true
+	bouncerRow(context.Background(), cfg, &b)
+	if !strings.Contains(b.String(), "unknown") {
+		t.Errorf("daemon gone: %q", b.String())
+	}
+}

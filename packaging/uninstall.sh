@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Remove crowdsec-apiban-bridge and everything it installed: the service,
+# optionally this bridge's decisions in LAPI, its machine and bouncer
+# registrations, its firewall objects, unit, configuration, state, logs and
+# binary.
+#
+#   PURGE_DECISIONS=1 (or --purge-decisions)  expire this bridge's
+#                     decisions in LAPI first (`crowdsec-apiban-bridge flush`)
+#   KEEP_CONFIG=1     keep the configuration files
+#   Variables as for install.sh (DESTDIR, CSCLI, SYSTEMD, ...).
+. "$(dirname "$0")/_lib.sh"
+
+PURGE_DECISIONS=${PURGE_DECISIONS:-0}
+KEEP_CONFIG=${KEEP_CONFIG:-0}
+for arg in "$@"; do
+  case "$arg" in
+    -y | --yes | --unattended) NONINTERACTIVE=1 ;;
+    --purge-decisions) PURGE_DECISIONS=1 ;;
+    --keep-config) KEEP_CONFIG=1 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) die "unknown argument $arg (see --help)" ;;
+  esac
+done
+
+require_root
+config=$(root "$CONFIG")
+bin=$(root "$BIN")
+
+if use_systemd; then
+  "$SYSTEMCTL" disable --now "$NAME" 2>/dev/null || true
+fi
+
+if [ "$PURGE_DECISIONS" != 1 ] && [ "$NONINTERACTIVE" != 1 ] && [ -t 0 ] && [ -f "$config" ]; then
+  read -rp "Expire this bridge's decisions in LAPI too? [y/N] " answer
+  case "$answer" in [yY]*) PURGE_DECISIONS=1 ;; esac
+fi
+if [ "$PURGE_DECISIONS" = 1 ] && [ -x "$bin" ] && [ -f "$config" ]; then
+  # The machine must still exist for this.
+  "$bin" -c "$config" flush || say "flush failed: remove them with cscli decisions delete --origin apiban"
+fi
+
+if have_cscli && [ -f "$config" ]; then
+  machine=$(get_key crowdsec login "$config")
+  if [ -n "$machine" ]; then
+    if "$CSCLI" machines delete "$machine" >/dev/null 2>&1; then say "deleted machine $machine"; fi
+  fi
+  if [ -f "$config.id" ]; then
+    bouncer=$(cat "$config.id")
+    if "$CSCLI" bouncers delete "$bouncer" >/dev/null 2>&1; then say "deleted bouncer $bouncer"; fi
+  fi
+fi
+
+# Firewall objects of the embedded bouncer (it removes them itself on a
+# clean stop unless keep_on_exit): never on the host from a DESTDIR run.
+if [ -z "$DESTDIR" ] && [ -f "$config" ]; then
+  table=$(get_key bouncer table "$config"); table=${table:-apiban_bridge}
+  if command -v nft >/dev/null 2>&1 && nft list table inet "$table" >/dev/null 2>&1; then
+    nft delete table inet "$table" && say "deleted nftables table inet $table"
+  fi
+  chain=$(get_key bouncer iptables_chain "$config"); chain=${chain:-APIBAN_BRIDGE}
+  prefix=$(get_key bouncer set_prefix "$config"); prefix=${prefix:-apiban-bridge}
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null 2>&1 || continue
+    while "$ipt" -D INPUT -j "$chain" 2>/dev/null; do :; done
+    while "$ipt" -D FORWARD -j "$chain" 2>/dev/null; do :; done
+    if "$ipt" -F "$chain" 2>/dev/null; then "$ipt" -X "$chain" 2>/dev/null || true; fi
+  done
+  if command -v ipset >/dev/null 2>&1; then
+    for s in $(ipset -n list 2>/dev/null | grep "^$prefix-" || true); do
+      ipset destroy "$s" && say "destroyed ipset $s"
+    done
+  fi
+fi
+
+rm -f "$(root "$UNIT")"
+if use_systemd; then "$SYSTEMCTL" daemon-reload || true; fi
+if [ "$KEEP_CONFIG" != 1 ]; then
+  rm -f "$config" "$config.local" "$config.id"
+fi
+rm -rf "$(root "$STATE_DIR")"
+rm -f "$(root "$LOG_DIR")/$NAME.log" "$(root "$LOG_DIR")/$NAME"-*.log "$(root "$LOG_DIR")/$NAME"-*.log.gz
+rm -f "$bin"
+say "removed $NAME"

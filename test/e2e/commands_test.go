@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+)
+
+// wantLines fails unless every pattern matches a line of out.
+func wantLines(t *testing.T, what, out string, patterns ...string) {
+	t.Helper()
+	for _, p := range patterns {
+		if !regexp.MustCompile(`(?m)` + p).MatchString(out) {
+			t.Errorf("%s: no line matches %q in:\n%s", what, p, out)
+		}
+	}
+}
+
+// status, check, flush and sync --full against a real LAPI.
+func TestStatusCheckFlushAndSyncFull(t *testing.T) {
+	e := newEnv(t)
+	want := feed(e, 40, 21)
+	e.mustSync()
+	listed := want[0]
+	e.lapi.Cscli(t, "decisions", "add", "-i", listed, "-d", "1h", "-R", "manual")
+
+	r := e.run("status")
+	if r.code != 0 {
+		t.Fatalf("status exited %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	wantLines(t, "status", r.stdout,
+		`^cursor\s+`+e.sim.LastID()+`$`,
+		fmt.Sprintf(`^active \(state\)\s+%d decisions$`, len(want)),
+		`^last full sync\s+\d{4}-.*ago\)$`,
+		`^daemon\s+not answering`,
+		fmt.Sprintf(`^LAPI\s+%s reachable: %d active decisions of origin apiban$`, regexp.QuoteMeta(e.lapi.URL), len(want)),
+		`^bouncer sets\s+n/a \(bouncer\.enabled is false\)$`,
+	)
+
+	r = e.run("check", listed)
+	if r.code != 0 {
+		t.Fatalf("check exited %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	wantLines(t, "check listed", r.stdout,
+		`^APIBAN\s+listed \(set sip\)$`,
+		`^allowlisted\s+no$`,
+		`ban by origin apiban \(apiban/sip-blocklist, Ip `+regexp.QuoteMeta(listed)+`, 16[78]h`,
+		`ban by origin cscli \(manual, Ip `+regexp.QuoteMeta(listed),
+		`^bridge state\s+pushed, decision until `,
+		`^kernel set\s+n/a`,
+	)
+	r = e.run("check", "198.51.100.20")
+	wantLines(t, "check allowlisted", r.stdout,
+		`^APIBAN\s+listed`,
+		`^allowlisted\s+yes: config \(198\.51\.100\.0/24\): never pushed$`,
+		`^LAPI decisions\s+none active$`,
+		`^bridge state\s+not pushed by this bridge$`,
+	)
+	r = e.run("check", "203.0.113.77")
+	wantLines(t, "check unlisted", r.stdout, `^APIBAN\s+not listed$`, `^LAPI decisions\s+none active$`)
+	if r := e.run("check", "not-an-ip"); r.code == 0 {
+		t.Errorf("check of a non-address succeeded: %s", r.stdout)
+	}
+
+	r = e.run("flush")
+	if r.code != 0 {
+		t.Fatalf("flush exited %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	wantLines(t, "flush", r.stdout, fmt.Sprintf(`^LAPI\s+expired %d decisions of origin apiban$`, len(want)))
+	if n := len(e.decisions()); n != 0 {
+		t.Fatalf("%d apiban decisions left after flush", n)
+	}
+	if n := len(e.lapi.Decisions(t, "cscli")); n != 1 {
+		t.Fatalf("flush touched other origins: %d cscli decisions left, want 1", n)
+	}
+	if st := e.savedState(); st.Cursor != "" || len(st.Active) != 0 {
+		t.Fatalf("state after flush: cursor %q, %d active", st.Cursor, len(st.Active))
+	}
+
+	r = e.run("sync", "--full")
+	if r.code != 0 {
+		t.Fatalf("sync --full exited %d: %s", r.code, r.stderr)
+	}
+	e.assertExactly(want)
+
+	e.lapi.Stop()
+	r = e.run("status")
+	if r.code == 0 {
+		t.Fatalf("status with LAPI down exited 0:\n%s", r.stdout)
+	}
+	wantLines(t, "status, LAPI down", r.stdout, `^LAPI\s+.* unreachable: `)
+	if r := e.run("bogus"); r.code != 2 || !strings.Contains(r.stderr, `unexpected argument "bogus"`) {
+		t.Errorf("unknown command: %+v", r)
+	}
+}
+
+// With the daemon running, status reports it from /healthz and flush
+// refuses to pull decisions from under it.
+func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
+	port := freePort(t)
+	e := newEnv(t, withObservability(port))
+	want := feed(e, 20, 22)
+	cmd := exec.Command(bridgeBin, "-c", e.config)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	waitFor(t, 30*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	r := e.run("status")
+	wantLines(t, "status", r.stdout, `^daemon\s+running, ok \(HTTP 200\)$`, `^last success\s+\d{4}-`, `^next run\s+about `)
+	r = e.run("flush")
+	if r.code == 0 || !strings.Contains(r.stdout, "refused: the daemon is running") {
+		t.Fatalf("flush with the daemon running: %+v", r)
+	}
+	e.assertExactly(want)
+	if _, err := os.Stat(e.state); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Load(e.state); err != nil {
+		t.Fatal(err)
+	}
+}
