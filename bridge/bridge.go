@@ -46,6 +46,15 @@ type Options struct {
 	FullResyncInterval time.Duration
 	Allowlist          []netip.Prefix
 	LAPIAllowlists     bool
+	// NeverBan holds the host's own addresses and the LAPI host's (see
+	// SelfPrefixes): a feed entry overlapping one is never pushed.
+	NeverBan []netip.Prefix
+	// MinPrefixV4 and MinPrefixV6 refuse feed prefixes wider than this
+	// (fewer bits); 0 means no limit.
+	MinPrefixV4, MinPrefixV6 int
+	// MaxNewPerSync caps the new decisions one sync may push (0: no cap);
+	// crossing it stops the sync with ErrFlood.
+	MaxNewPerSync int
 	// DryRun fetches and filters but writes nothing, neither to LAPI nor
 	// to the state file.
 	DryRun bool
@@ -63,6 +72,9 @@ type Engine struct {
 	reconcile bool
 	// warnedAllowlists avoids repeating the old-LAPI warning every sync.
 	warnedAllowlists bool
+	// flood is the ErrFlood that tripped the cap; once set, every sync
+	// fails with it and pushes nothing until the process restarts.
+	flood error
 }
 
 // New builds an engine. Nothing is read until the first Sync.
@@ -87,6 +99,9 @@ type Report struct {
 	Allowlisted   int
 	AlreadyActive int
 	Pushed        int
+	TooWide       int // prefixes wider than the configured minimum, refused
+	Self          int // entries naming this host or the LAPI host, refused
+	Flood         bool
 	Requests      int // feed requests, when the source counts them
 	Duration      time.Duration
 	Cursor        string
@@ -99,7 +114,8 @@ func (r Report) Fields() logrus.Fields {
 	return logrus.Fields{
 		"full": r.Full, "fetched": r.Fetched, "invalid": r.Invalid,
 		"allowlisted": r.Allowlisted, "already_active": r.AlreadyActive,
-		"pushed": r.Pushed, "requests": r.Requests,
+		"pushed": r.Pushed, "too_wide": r.TooWide, "self": r.Self, "flood": r.Flood,
+		"requests": r.Requests,
 		"duration": r.Duration.Round(time.Millisecond).String(),
 	}
 }
@@ -130,6 +146,10 @@ func (e *Engine) requests() int {
 }
 
 func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
+	if e.flood != nil {
+		rep.Flood = true
+		return e.flood
+	}
 	if err := e.loadState(); err != nil {
 		return err
 	}

@@ -61,6 +61,9 @@ func (p *pass) take(b source.Batch) {
 			continue
 		}
 		p.seen[pfx] = true
+		if p.refused(pfx) {
+			continue
+		}
 		if reason, detail, ok := p.allow.Match(pfx); ok {
 			p.rep.Allowlisted++
 			p.e.opts.Log.WithFields(logrus.Fields{"prefix": pfx, "reason": reason, "match": detail}).Info("allowlisted: not pushed")
@@ -77,6 +80,27 @@ func (p *pass) take(b source.Batch) {
 	}
 }
 
+// refused applies the poisoned-feed guards: a prefix wider than the
+// configured minimum, or one that would ban this host or its LAPI.
+func (p *pass) refused(pfx netip.Prefix) bool {
+	o := &p.e.opts
+	if o.tooWide(pfx) {
+		p.rep.TooWide++
+		o.Log.WithFields(logrus.Fields{"prefix": pfx, "min_v4": o.MinPrefixV4, "min_v6": o.MinPrefixV6}).
+			Warn("prefix wider than decisions.min_prefix_v4/v6: refused")
+		return true
+	}
+	for _, self := range o.NeverBan {
+		if self.Overlaps(pfx) {
+			p.rep.Self++
+			o.Log.WithFields(logrus.Fields{"prefix": pfx, "match": self}).
+				Warn("feed lists this host or its LAPI: refused")
+			return true
+		}
+	}
+	return false
+}
+
 // flush pushes pending and then records it with the cursor that covers it.
 // The marker written before the push makes the next run read LAPI back if
 // the answer is lost, so a retry never doubles a decision.
@@ -87,6 +111,9 @@ func (p *pass) flush(ctx context.Context) error {
 		p.pending = p.pending[:0]
 		e.st.Cursor = p.cursor
 		return nil
+	}
+	if err := p.checkCap(); err != nil {
+		return err
 	}
 	if len(p.pending) > 0 {
 		if err := p.push(ctx); err != nil {
@@ -103,6 +130,20 @@ func (p *pass) flush(ctx context.Context) error {
 	}
 	p.committed = p.cursor
 	return state.EndPush(e.opts.StatePath)
+}
+
+// checkCap trips the flood guard before a push that would take this sync
+// past MaxNewPerSync: that push is not made and the cursor stays put.
+func (p *pass) checkCap() error {
+	limit := p.e.opts.MaxNewPerSync
+	if limit <= 0 || p.rep.Pushed+len(p.pending) <= limit {
+		return nil
+	}
+	err := floodError(p.rep.Pushed, len(p.pending), limit)
+	p.e.flood = err
+	p.rep.Flood = true
+	p.pending = p.pending[:0]
+	return err
 }
 
 func (p *pass) push(ctx context.Context) error {

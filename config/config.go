@@ -22,6 +22,19 @@ type Config struct {
 	StateFile string    `mapstructure:"state_file"`
 	LogLevel  string    `mapstructure:"log_level"`
 
+	// Log keys as crowdsec-firewall-bouncer spells them. LogMode is
+	// stdout (journald under systemd) or file (LogDir, rotated).
+	LogMode       string `mapstructure:"log_mode"`
+	LogDir        string `mapstructure:"log_dir"`
+	LogMaxSize    int    `mapstructure:"log_max_size"`    // megabytes before rotation
+	LogMaxBackups int    `mapstructure:"log_max_backups"` // rotated files kept
+	LogMaxAge     int    `mapstructure:"log_max_age"`     // days a rotated file is kept
+	LogCompress   bool   `mapstructure:"log_compression"`
+
+	Prometheus Prometheus `mapstructure:"prometheus"`
+
+	Bouncer Bouncer `mapstructure:"bouncer"`
+
 	// Level is LogLevel parsed.
 	Level logrus.Level `mapstructure:"-"`
 
@@ -68,6 +81,13 @@ type Decisions struct {
 	// RefreshBefore: an address listed again whose decision ends within
 	// this window gets a fresh decision.
 	RefreshBefore time.Duration `mapstructure:"refresh_before"`
+	// MinPrefixV4 and MinPrefixV6 refuse feed prefixes wider than this
+	// many bits: one poisoned entry must not ban a whole provider.
+	MinPrefixV4 int `mapstructure:"min_prefix_v4"`
+	MinPrefixV6 int `mapstructure:"min_prefix_v6"`
+	// MaxNewPerSync stops a sync that would push more new decisions than
+	// this (0: no cap), so that a flooded feed is looked at first.
+	MaxNewPerSync int `mapstructure:"max_new_per_sync"`
 }
 
 // Allowlist lists what is never pushed.
@@ -77,6 +97,44 @@ type Allowlist struct {
 
 	// Prefixes is CIDRs parsed.
 	Prefixes []netip.Prefix `mapstructure:"-"`
+}
+
+// Prometheus configures the /metrics and /healthz listener.
+type Prometheus struct {
+	Enabled    bool   `mapstructure:"enabled"`
+	ListenAddr string `mapstructure:"listen_addr"`
+	ListenPort int    `mapstructure:"listen_port"`
+}
+
+// Bouncer configures the optional embedded firewall bouncer. Its object
+// names default to names crowdsec-firewall-bouncer never uses.
+type Bouncer struct {
+	Enabled bool `mapstructure:"enabled"`
+	// APIKey is this bouncer's own key (`cscli bouncers add`): two
+	// processes sharing a key steal each other's decisions.
+	APIKey             string        `mapstructure:"api_key"`
+	LAPIURL            string        `mapstructure:"lapi_url"` // "" means crowdsec.lapi_url
+	CertPath           string        `mapstructure:"cert_path"`
+	KeyPath            string        `mapstructure:"key_path"`
+	CACertPath         string        `mapstructure:"ca_cert_path"`
+	InsecureSkipVerify bool          `mapstructure:"insecure_skip_verify"`
+	UpdateFrequency    time.Duration `mapstructure:"update_frequency"`
+	// Origins filters decisions by origin; empty means every origin.
+	Origins []string `mapstructure:"origins"`
+	Mode    string   `mapstructure:"mode"` // nftables or ipset
+	// Table is the nftables table (family inet).
+	Table string `mapstructure:"table"`
+	// SetPrefix names the sets: PREFIX-v4, PREFIX-v4-ranges, PREFIX-v6, PREFIX-v6-ranges.
+	SetPrefix string `mapstructure:"set_prefix"`
+	// Chain prefixes the nftables base chains (CHAIN-input, CHAIN-forward).
+	Chain string `mapstructure:"chain"`
+	// IptablesChain is the iptables chain of ipset mode.
+	IptablesChain string   `mapstructure:"iptables_chain"`
+	Hooks         []string `mapstructure:"hooks"` // input, forward
+	Priority      int      `mapstructure:"priority"`
+	KeepOnExit    bool     `mapstructure:"keep_on_exit"`
+	// MetricsInterval: how often usage metrics go to LAPI; 0 sends none.
+	MetricsInterval time.Duration `mapstructure:"metrics_interval"`
 }
 
 // Default returns the configuration used for every key the files leave out.
@@ -106,6 +164,9 @@ func Default() *Config {
 			Scenario:      "apiban/sip-blocklist",
 			BatchSize:     1000,
 			RefreshBefore: 24 * time.Hour,
+			MinPrefixV4:   24,
+			MinPrefixV6:   48,
+			MaxNewPerSync: 0,
 		},
 		Allowlist: Allowlist{
 			CIDRs:          []string{},
@@ -115,5 +176,25 @@ func Default() *Config {
 		StateFile: "/var/lib/crowdsec-apiban-bridge/state.json",
 		LogLevel:  "info",
 		Level:     logrus.InfoLevel,
+		// 60601/60602 belong to the firewall bouncers and 6060 to crowdsec.
+		Prometheus: Prometheus{Enabled: true, ListenAddr: "127.0.0.1", ListenPort: 60603},
+		Bouncer: Bouncer{
+			UpdateFrequency: 10 * time.Second,
+			Origins:         []string{},
+			Mode:            "nftables",
+			Table:           "apiban_bridge",
+			SetPrefix:       "apiban-bridge",
+			Chain:           "apiban-bridge",
+			IptablesChain:   "APIBAN_BRIDGE",
+			Hooks:           []string{"input"},
+			Priority:        -10,
+			MetricsInterval: 15 * time.Minute,
+		},
+		LogMode:       "stdout",
+		LogDir:        "/var/log/",
+		LogMaxSize:    100,
+		LogMaxBackups: 3,
+		LogMaxAge:     30,
+		LogCompress:   true,
 	}
 }

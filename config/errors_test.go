@@ -52,6 +52,9 @@ func TestBadConfigs(t *testing.T) {
 		{"top level list", "- a\n", `config: {dir}/c.yaml.local: want a mapping of keys at the top level, got a list`},
 		{"top level scalar", "TOPSECRET-x\n", `config: {dir}/c.yaml.local: want a mapping of keys at the top level, got a string`},
 		{"duplicate key", "apiban:\n  url: https://a.example\n  url: https://b.example\n", `config: {dir}/c.yaml.local: line 3: duplicate key "apiban.url"`},
+		{"alias bomb", "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
+			`config: {dir}/c.yaml.local: line 1: more than 100000 values (alias expansion?)`},
+		{"file too large", "# {big}\n", `config: {dir}/c.yaml.local: larger than 1048576 bytes`},
 		{"complex key", "apiban:\n  ? [a]\n  : b\n", `config: {dir}/c.yaml.local: line 2: a key under "apiban" is not a plain name`},
 
 		// Unknown keys.
@@ -130,6 +133,12 @@ func TestBadConfigs(t *testing.T) {
 		{"batch size zero", "decisions:\n  batch_size: 0\n", `config: decisions.batch_size: must be between 1 and 10000, got 0`},
 		{"batch size too big", "decisions:\n  batch_size: 10001\n", `config: decisions.batch_size: must be between 1 and 10000, got 10001`},
 		{"refresh before negative", "decisions:\n  refresh_before: -1s\n", `config: decisions.refresh_before: must be 0 or more and less than decisions.duration (168h), got -1s`},
+		{"min prefix v4 zero", "decisions:\n  min_prefix_v4: 0\n", `config: decisions.min_prefix_v4: must be between 1 and 32, got 0`},
+		{"min prefix v4 too long", "decisions:\n  min_prefix_v4: 33\n", `config: decisions.min_prefix_v4: must be between 1 and 32, got 33`},
+		{"min prefix v6 zero", "decisions:\n  min_prefix_v6: 0\n", `config: decisions.min_prefix_v6: must be between 1 and 128, got 0`},
+		{"min prefix v6 too long", "decisions:\n  min_prefix_v6: 129\n", `config: decisions.min_prefix_v6: must be between 1 and 128, got 129`},
+		{"min prefix not a number", "decisions:\n  min_prefix_v4: /24\n", `config: decisions.min_prefix_v4: want an integer, got "/24"`},
+		{"max new per sync negative", "decisions:\n  max_new_per_sync: -1\n", `config: decisions.max_new_per_sync: must be 0 (no cap) or more, got -1`},
 		{"refresh before duration", "decisions:\n  duration: 24h\n", `config: decisions.refresh_before: must be 0 or more and less than decisions.duration (24h), got 24h`},
 
 		// allowlist, state_file, log_level.
@@ -160,7 +169,9 @@ func TestBadConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := writeFile(t, filepath.Join(dir, "c.yaml"), validBase, 0o600)
-			writeFile(t, path+LocalSuffix, strings.ReplaceAll(tc.overlay, "{dir}", dir), 0o600)
+			overlay := strings.ReplaceAll(tc.overlay, "{dir}", dir)
+			overlay = strings.ReplaceAll(overlay, "{big}", strings.Repeat("x", 1<<20))
+			writeFile(t, path+LocalSuffix, overlay, 0o600)
 
 			c, err := LoadWith(path, noEnv)
 			if err == nil {
@@ -192,6 +203,9 @@ func TestGoodEdgeCases(t *testing.T) {
 		{"shortest duration", "decisions:\n  duration: 1m\n  refresh_before: 0s\n"},
 		{"largest batch", "decisions:\n  batch_size: 10000\n"},
 		{"captcha", "decisions:\n  type: captcha\n"},
+		{"single addresses only", "decisions:\n  min_prefix_v4: 32\n  min_prefix_v6: 128\n"},
+		{"widest prefixes", "decisions:\n  min_prefix_v4: 1\n  min_prefix_v6: 1\n"},
+		{"flood cap", "decisions:\n  max_new_per_sync: 20000\n"},
 		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/exists.pem\n  ca_cert_path: {dir}/exists.pem\n  lapi_url: https://lapi:8080/\n"},
 		{"null keeps the default", "apiban:\n  url:\ndecisions: ~\n"},
 		{"log level warning", "log_level: warning\n"},

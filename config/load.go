@@ -40,7 +40,13 @@ const (
 // configuration files set it.
 const keyLAPIURL = "crowdsec.lapi_url"
 
-func isSecret(key string) bool { return key == keyAPIKey || key == keyPassword }
+// keyBouncerAPIKey is the embedded bouncer's LAPI key, a secret too.
+const keyBouncerAPIKey = "bouncer.api_key"
+
+// secretKeys lists every secret key.
+var secretKeys = []string{keyAPIKey, keyPassword, keyBouncerAPIKey}
+
+func isSecret(key string) bool { return slices.Contains(secretKeys, key) }
 
 // refPattern matches a ${NAME} reference. Only the braced form is expanded:
 // a bare $ is left alone, so a password such as "pa$word" survives.
@@ -166,6 +172,9 @@ func parseLayer(name string, text []byte) (layer, error) {
 	return layer{name: name, text: text, raw: raw}, nil
 }
 
+// maxFileBytes bounds a configuration or credentials file.
+const maxFileBytes = 1 << 20
+
 // readFile returns a file's content and its mode, taken from the same open
 // file so that the mode checked is the mode of what was read.
 func readFile(path string) ([]byte, fs.FileMode, error) {
@@ -181,9 +190,14 @@ func readFile(path string) ([]byte, fs.FileMode, error) {
 	if info.IsDir() {
 		return nil, 0, fmt.Errorf("%s: is a directory", path)
 	}
-	data, err := io.ReadAll(f)
+	// Capped: a path such as /dev/zero (or a huge file named by mistake)
+	// must fail, not exhaust memory.
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
 	if err != nil {
 		return nil, 0, err
+	}
+	if len(data) > maxFileBytes {
+		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
 	}
 	return data, info.Mode(), nil
 }
@@ -209,7 +223,7 @@ func literalSecrets(text []byte, expanded map[string]any) []string {
 		unexpanded = expanded
 	}
 	var keys []string
-	for _, key := range []string{keyAPIKey, keyPassword} {
+	for _, key := range secretKeys {
 		s, _ := lookup(unexpanded, strings.Split(key, ".")...).(string)
 		if strings.TrimSpace(refPattern.ReplaceAllString(s, "")) != "" {
 			keys = append(keys, key)
@@ -241,7 +255,8 @@ func parseYAML(name string, data []byte) (map[string]any, error) {
 	if len(doc.Content) == 0 {
 		return map[string]any{}, nil // empty file: all defaults
 	}
-	tree, err := fromNode(doc.Content[0], "")
+	budget := maxNodes
+	tree, err := fromNode(doc.Content[0], "", &budget)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -255,10 +270,17 @@ func parseYAML(name string, data []byte) (map[string]any, error) {
 	}
 }
 
-func fromNode(n *yaml.Node, key string) (any, error) {
+// maxNodes bounds the values a file may expand to: YAML aliases can make a
+// few lines stand for billions of nodes ("billion laughs").
+const maxNodes = 100_000
+
+func fromNode(n *yaml.Node, key string, budget *int) (any, error) {
+	if *budget--; *budget < 0 {
+		return nil, fmt.Errorf("line %d: more than %d values (alias expansion?)", n.Line, maxNodes)
+	}
 	switch n.Kind {
 	case yaml.AliasNode:
-		return fromNode(n.Alias, key)
+		return fromNode(n.Alias, key, budget)
 	case yaml.ScalarNode:
 		if n.ShortTag() == "!!null" {
 			return nil, nil
@@ -267,7 +289,7 @@ func fromNode(n *yaml.Node, key string) (any, error) {
 	case yaml.SequenceNode:
 		list := make([]any, 0, len(n.Content))
 		for i, item := range n.Content {
-			v, err := fromNode(item, fmt.Sprintf("%s[%d]", key, i))
+			v, err := fromNode(item, fmt.Sprintf("%s[%d]", key, i), budget)
 			if err != nil {
 				return nil, err
 			}
@@ -285,7 +307,7 @@ func fromNode(n *yaml.Node, key string) (any, error) {
 			if _, dup := m[k.Value]; dup {
 				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, sub)
 			}
-			val, err := fromNode(v, sub)
+			val, err := fromNode(v, sub, budget)
 			if err != nil {
 				return nil, err
 			}

@@ -53,6 +53,10 @@ func (c *Config) validate() (errs []error, warnings []string) {
 		errs = append(errs, invalid("state_file", "must be an absolute path, got %q", c.StateFile))
 	}
 
+	errs = append(errs, c.validateLog()...)
+	errs = append(errs, c.Prometheus.validate()...)
+	errs = append(errs, c.Bouncer.validate()...)
+
 	if level, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, invalid("log_level", "want one of trace, debug, info, warn, error, fatal, panic, got %q", c.LogLevel))
 	} else {
@@ -171,6 +175,15 @@ func (d *Decisions) validate() []error {
 	if d.RefreshBefore < 0 || (d.Duration > 0 && d.RefreshBefore >= d.Duration) {
 		add(invalid("decisions.refresh_before", "must be 0 or more and less than decisions.duration (%s), got %s",
 			formatDuration(d.Duration), formatDuration(d.RefreshBefore)))
+	}
+	if d.MinPrefixV4 < 1 || d.MinPrefixV4 > 32 {
+		add(invalid("decisions.min_prefix_v4", "must be between 1 and 32, got %d", d.MinPrefixV4))
+	}
+	if d.MinPrefixV6 < 1 || d.MinPrefixV6 > 128 {
+		add(invalid("decisions.min_prefix_v6", "must be between 1 and 128, got %d", d.MinPrefixV6))
+	}
+	if d.MaxNewPerSync < 0 {
+		add(invalid("decisions.max_new_per_sync", "must be 0 (no cap) or more, got %d", d.MaxNewPerSync))
 	}
 	return errs
 }

@@ -113,7 +113,7 @@ func (textYAML) Decode(b []byte, m map[string]any) error {
 		return err
 	}
 	nullSections(tree, reflect.TypeFor[Config]())
-	for _, key := range []string{keyAPIKey, keyPassword} {
+	for _, key := range secretKeys {
 		path := strings.Split(key, ".")
 		section, _ := lookup(tree, path[:len(path)-1]...).(map[string]any)
 		last := path[len(path)-1]

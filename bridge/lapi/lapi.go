@@ -81,6 +81,7 @@ func New(opts Options) (*Client, error) {
 		VersionPrefix: "v1",
 		UserAgent:     opts.UserAgent,
 	})
+	plainRequestBodies(api)
 	return &Client{api: api, opts: opts}, nil
 }
 

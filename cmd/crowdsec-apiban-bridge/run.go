@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,9 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -31,6 +31,10 @@ type flags struct {
 	once       bool
 	dryRun     bool
 	full       bool
+	// command and args: a subcommand (status, check IP, flush, sync)
+	// and its arguments; see commands.go.
+	command string
+	args    []string
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -48,9 +52,14 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return f, err
 	}
 	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		// Flags may follow the subcommand too: `status -c FILE`.
+		f.command = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return f, err
+		}
+		f.args = fs.Args()
 	}
-	return f, nil
+	return f, checkCommand(&f)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -79,7 +88,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: configuration OK\n", f.configPath)
 		return 0
 	}
-	engine, err := wire(cfg, f.dryRun, log)
+	if f.command != "" && f.command != cmdSync {
+		return runCommand(ctx, f, cfg, stdout, log)
+	}
+	engine, err := wire(ctx, cfg, f.dryRun, log)
 	if err != nil {
 		log.WithError(err).Error("cannot start")
 		return 1
@@ -107,33 +119,38 @@ func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
 	return log
 }
 
-func wire(cfg *config.Config, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
-	src, err := apiban.New(apiban.Config{
-		BaseURL: cfg.APIBAN.URL, APIKey: cfg.APIBAN.APIKey, Version: cfg.APIBAN.APIVersion,
-		Set: cfg.APIBAN.Set, MaxRequests: cfg.APIBAN.MaxRequests, RateWindow: cfg.APIBAN.RateWindow,
-		Timeout: cfg.APIBAN.Timeout, MaxRetries: cfg.APIBAN.MaxRetries,
-		Logger: log.WithField("component", "apiban"),
-	})
+func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
+	src, err := newFeed(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	cs := cfg.CrowdSec
-	lc, err := lapi.New(lapi.Options{
-		URL: cs.LAPIURL, Login: cs.Login, Password: cs.Password, UserAgent: name + "/" + version,
-		CertPath: cs.CertPath, KeyPath: cs.KeyPath, CACertPath: cs.CACertPath, InsecureSkipVerify: cs.InsecureSkipVerify,
-		Origin: cfg.Decisions.Origin, Scenario: cfg.Decisions.Scenario, Type: cfg.Decisions.Type,
-		Duration: cfg.Decisions.Duration, PerAlert: cfg.Decisions.BatchSize,
-		Message: "APIBAN " + cfg.APIBAN.Set + " blocklist",
-	})
+	lc, err := newLAPI(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return bridge.New(src, lc, bridge.Options{
+	return bridge.New(src, kindLAPI{lc}, bridge.Options{
 		StatePath: cfg.StateFile, Duration: cfg.Decisions.Duration, RefreshBefore: cfg.Decisions.RefreshBefore,
 		PushSize: cfg.Decisions.BatchSize, FullResyncInterval: cfg.APIBAN.FullResyncInterval,
 		Allowlist: cfg.Allowlist.Prefixes, LAPIAllowlists: cfg.Allowlist.LAPIAllowlists,
-		DryRun: dryRun, Log: log.WithField("component", "bridge"),
+		NeverBan:    selfPrefixes(ctx, cfg.CrowdSec.LAPIURL, log),
+		MinPrefixV4: cfg.Decisions.MinPrefixV4, MinPrefixV6: cfg.Decisions.MinPrefixV6,
+		MaxNewPerSync: cfg.Decisions.MaxNewPerSync,
+		DryRun:        dryRun, Log: log.WithField("component", "bridge"),
 	}), nil
+}
+
+// selfPrefixes lists this host's and the LAPI host's addresses, which the
+// feed may never ban. Read once at start: an address added later is still
+// covered by the built-in not-public rules when it is private, and by a
+// restart otherwise. A lookup failure is logged, not fatal: the bridge
+// would otherwise not start while DNS is down.
+func selfPrefixes(ctx context.Context, lapiURL string, log *logrus.Logger) []netip.Prefix {
+	self, err := bridge.SelfPrefixes(ctx, lapiURL, net.InterfaceAddrs, net.DefaultResolver)
+	if err != nil {
+		log.WithError(err).Warn("some of this host's or the LAPI host's addresses are unknown: they are not protected from the feed")
+	}
+	log.WithField("addresses", len(self)).Debug("never banned: this host's and the LAPI host's addresses")
+	return self
 }
 
 func syncOnce(ctx context.Context, e *bridge.Engine, f flags, stdout io.Writer, log *logrus.Logger) int {
@@ -180,9 +197,12 @@ func daemon(ctx context.Context, e *bridge.Engine, cfg *config.Config, fullFirst
 		}
 	}()
 	log.WithField("version", version).WithField("poll_interval", cfg.APIBAN.PollInterval).Info("starting")
+	obs := startObserver(ctx, e, cfg, log)
+	defer obs.close()
+	defer startBouncer(ctx, cfg, obs, log)() // waits for the bouncer's cleanup
 	e.Run(ctx, bridge.Schedule{
 		Interval: cfg.APIBAN.PollInterval, RetryMin: min(10*time.Second, cfg.APIBAN.PollInterval),
-		FirstFull: fullFirst, FullNow: full, Done: func(rep bridge.Report, err error) { logReport(log, rep, err) },
+		FirstFull: fullFirst, FullNow: full, Done: func(rep bridge.Report, err error) { logReport(log, rep, err); obs.observe(e, rep, err) },
 	})
 	log.Info("stopped")
 }

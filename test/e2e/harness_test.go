@@ -68,7 +68,8 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	e.lapi.AddMachine(t, "crowdsec-apiban-bridge", password)
 	e.state = filepath.Join(e.dir, "state", "state.json")
 	e.config = filepath.Join(e.dir, "bridge.yaml")
-	extra := map[string]string{"api_version": "v2", "crowdsec_auth": "  password: " + password}
+	// Port 0: daemons of parallel tests never fight over the metrics port.
+	extra := map[string]string{"api_version": "v2", "crowdsec_auth": "  password: " + password, "prometheus_port": "0"}
 	for _, o := range opts {
 		o(e, extra)
 	}
@@ -87,7 +88,9 @@ allowlist:
   cidrs: [198.51.100.0/24]
 state_file: %s
 log_level: info
-`, apiKey, e.sim.URL(), extra["api_version"], e.lapi.URL, extra["crowdsec_auth"], e.state)
+prometheus:
+  listen_port: %s
+%s`, apiKey, e.sim.URL(), extra["api_version"], e.lapi.URL, extra["crowdsec_auth"], e.state, extra["prometheus_port"], extra["more"])
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -126,12 +126,14 @@ func TestLAPIDownKeepsCursorAndLosesNothing(t *testing.T) {
 
 func TestDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
-	e.sim.Add("192.0.2.1", "192.0.2.2", "10.0.0.1")
+	// 192.0.2.0/24 may hold this host's own address (never banned): use
+	// another documentation range.
+	e.sim.Add("203.0.113.1", "203.0.113.2", "10.0.0.1")
 	r := e.run("--dry-run")
 	if r.code != 0 {
 		t.Fatalf("dry run exited %d:\n%s", r.code, r.stderr)
 	}
-	if r.stdout != "192.0.2.1/32\n192.0.2.2/32\n" {
+	if r.stdout != "203.0.113.1/32\n203.0.113.2/32\n" {
 		t.Fatalf("dry run printed %q", r.stdout)
 	}
 	if len(e.decisions()) != 0 {
