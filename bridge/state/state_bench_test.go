@@ -1,0 +1,238 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// benchState is a state tracking n single addresses, as after a full
+// sync of an n-entry feed.
+func benchState(n int) *State {
+	s := New()
+	s.Cursor = "1700099999"
+	s.LastFullSync = time.Unix(1_800_000_000, 0)
+	until := time.Unix(1_800_604_800, 0)
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{45, byte(i >> 16), byte(i >> 8), byte(i)})
+		s.Active[netip.PrefixFrom(a, 32)] = until
+	}
+	return s
+}
+
+// BenchmarkStateSave100k is the write of the state file after a push
+// with 100,000 tracked addresses: encode, write, fsync, rename, fsync of
+// the directory. It reports the file size.
+func BenchmarkStateSave100k(b *testing.B) {
+	s := benchState(100_000)
+	path := filepath.Join(b.TempDir(), "state.json")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Save(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(fi.Size()), "file-bytes")
+}
+
+// BenchmarkStateEncode100k is Save without the file system.
+func BenchmarkStateEncode100k(b *testing.B) {
+	s := benchState(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStateLoad100k is the read at start of every --once run.
+func BenchmarkStateLoad100k(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "state.json")
+	if err := benchState(100_000).Save(path); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Load(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(s.Active) != 100_000 {
+			b.Fatalf("loaded %d entries", len(s.Active))
+		}
+	}
+}
+
+// TestBenchStateRoundTrip keeps the benchmark fixture honest.
+func TestBenchStateRoundTrip(t *testing.T) {
+	s := benchState(1000)
+	data, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Active) != 1000 || back.Cursor != s.Cursor {
+		t.Fatalf("round trip: %d entries, cursor %q", len(back.Active), back.Cursor)
+	}
+}
+
+// TestEncodeMatchesJSONMarshal: the hand-written Encode must give exactly
+// what encoding/json gives for the file layout, sorted by address.
+func TestEncodeMatchesJSONMarshal(t *testing.T) {
+	random := New()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 5000 {
+		a := netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
+		random.Active[netip.PrefixFrom(a, rng.IntN(33)).Masked()] = time.Unix(rng.Int64N(2_000_000_000), 0)
+	}
+	for _, s := range []*State{New(), benchState(3000), random, func() *State {
+		s := New()
+		s.Cursor = "a\"b\\c<\u2028>\x01é"
+		for _, p := range []string{"2001:db8::1/128", "2001:db8::/32", "10.0.0.0/8", "1.2.3.4/32", "::ffff:0:0/96"} {
+			s.Active[netip.MustParsePrefix(p)] = time.Unix(-5, 0)
+		}
+		return s
+	}()} {
+		got, err := s.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := fileFormat{Version: formatVersion, Cursor: s.Cursor, Active: []activeEntry{}}
+		if !s.LastFullSync.IsZero() {
+			f.LastFullSync = s.LastFullSync.Unix()
+		}
+		keys := slices.SortedFunc(maps.Keys(s.Active), netip.Prefix.Compare)
+		for _, p := range keys {
+			f.Active = append(f.Active, activeEntry{Prefix: p.String(), Until: s.Active[p].Unix()})
+		}
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Encode differs from json.Marshal:\n got %.300s\nwant %.300s", got, want)
+		}
+	}
+}
+
+// TestDecodeFastAgreesWithJSON: the fast path must read what Encode
+// writes exactly as encoding/json does, and leave everything else to it.
+func TestDecodeFastAgreesWithJSON(t *testing.T) {
+	mixed := New()
+	mixed.Cursor = `x","active":[{"p":"1.1.1.1/32","u":1}],"y":"`
+	mixed.LastFullSync = time.Unix(1_800_000_000, 0).UTC()
+	for _, p := range []string{"2001:db8::1/128", "10.0.0.0/8", "1.2.3.4/32"} {
+		mixed.Active[netip.MustParsePrefix(p)] = time.Unix(1_800_600_000, 0).UTC()
+	}
+	var files [][]byte
+	for _, s := range []*State{New(), mixed, benchState(500)} {
+		data, err := s.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := decodeFast(data); !ok {
+			t.Fatalf("the fast path refuses Encode's output %.200s", data)
+		}
+		files = append(files, data)
+	}
+	// Not Encode's shape: the fast path must step aside, whatever
+	// encoding/json then makes of them.
+	other := []string{
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":012}]}`,
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}{"p":"1.2.3.5/32","u":12}]}`,
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12},]}`,
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4\/32","u":12}]}`,
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":+12}]}`,
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}]} `,
+		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}`,
+		`{"version":2,"cursor":"5","active":[]}`,
+		`{"active":[],"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}]}`,
+		`{"version":1, "cursor":"5", "active":[ {"p":"1.2.3.4/32", "u":12} ]}`,
+	}
+	for _, o := range other {
+		if _, ok := decodeFast([]byte(o)); ok {
+			t.Errorf("fast path accepted %s", o)
+		}
+		files = append(files, []byte(o))
+	}
+	for _, data := range files {
+		want, werr := decodeJSON(data)
+		got, gerr := Decode(data)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%.200s: Decode error %v, encoding/json error %v", data, gerr, werr)
+		}
+		if werr != nil {
+			continue
+		}
+		if got.Cursor != want.Cursor || !got.LastFullSync.Equal(want.LastFullSync) || !maps.EqualFunc(got.Active, want.Active, time.Time.Equal) {
+			t.Fatalf("%.200s: Decode and encoding/json disagree", data)
+		}
+	}
+}
+
+// TestParsePrefix4AgreesWithNetip: the IPv4 fast path parses exactly
+// what netip.ParsePrefix parses the same way, and refuses the rest.
+func TestParsePrefix4AgreesWithNetip(t *testing.T) {
+	inputs := []string{
+		"1.2.3.4/32", "0.0.0.0/0", "255.255.255.255/32", "10.0.0.0/8", "45.1.2.0/24", "9.9.9.9/9",
+		"01.2.3.4/32", "1.2.3.4/032", "1.2.3.4/33", "256.1.1.1/32", "1.2.3/24", "1.2.3.4", "1.2.3.4/",
+		"1.2.3.4/3a", "1.2.3.4.5/32", "1.2.3.4/32 ", " 1.2.3.4/32", "1..3.4/32", "1.2.3.4//32",
+		"1000.2.3.4/32", "1.2.3.4/-1", "::1/128", "::ffff:1.2.3.4/128", "1.2.3.4/24", "", "/", "0.0.0.00/8",
+	}
+	for _, in := range inputs {
+		got, ok := parsePrefix4([]byte(in))
+		want, err := netip.ParsePrefix(in)
+		if ok && (err != nil || got != want) {
+			t.Errorf("parsePrefix4(%q) = %v, netip.ParsePrefix = %v, %v", in, got, want, err)
+		}
+		if !ok && err == nil && want.Addr().Is4() && want.String() == in {
+			t.Errorf("parsePrefix4 refuses canonical %q", in)
+		}
+	}
+	for i := range 2000 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i), byte(i * 7), byte(i * 13), byte(i * 31)}), i%33).Masked()
+		if got, ok := parsePrefix4([]byte(p.String())); !ok || got != p {
+			t.Fatalf("parsePrefix4(%q) = %v, %v", p, got, ok)
+		}
+	}
+}
+
+// TestSaveStreamsWhatEncodeReturns: Save writes the file in chunks with
+// reused buffers; the bytes must be Encode's, on every call.
+func TestSaveStreamsWhatEncodeReturns(t *testing.T) {
+	s := benchState(20_000) // about 800 KB: many chunks
+	s.Active[netip.MustParsePrefix("2001:db8::/48")] = time.Unix(1_800_000_000, 0)
+	path := filepath.Join(t.TempDir(), "state.json")
+	for range 3 {
+		if err := s.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("saved %d bytes, Encode gives %d, or they differ", len(got), len(want))
+		}
+		s.Active[netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(len(s.Active))}), 32)] = time.Unix(1_800_000_001, 0)
+	}
+}

@@ -1,0 +1,193 @@
+package bridge
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+)
+
+// The benchmarks of issue 6 that need neither LAPI nor the network: the
+// engine's own cost, with a feed and a LAPI in memory. test/bench/run.sh
+// runs them beside the end-to-end numbers.
+
+// benchFeed pages like APIBAN: 250 entries per request, a shorter page
+// (possibly empty) is the last one; the cursor is the index of the next
+// entry.
+type benchFeed struct {
+	entries  []netip.Prefix
+	requests int
+}
+
+func (f *benchFeed) Next(_ context.Context, cursor string) (source.Batch, error) {
+	f.requests++
+	from := 0
+	if cursor != "" {
+		from, _ = strconv.Atoi(cursor)
+	}
+	to := min(from+250, len(f.entries))
+	b := source.Batch{Prefixes: f.entries[from:to], Cursor: cursor, Last: to-from < 250}
+	if to > from {
+		b.Cursor = strconv.Itoa(to)
+	}
+	return b, nil
+}
+
+func (f *benchFeed) Requests() int { return f.requests }
+
+// benchLAPI accepts every push and counts what it received.
+type benchLAPI struct{ pushed int }
+
+func (l *benchLAPI) Push(_ context.Context, ps []netip.Prefix, _ time.Time) error {
+	l.pushed += len(ps)
+	return nil
+}
+
+func (l *benchLAPI) Active(context.Context, time.Time) (map[netip.Prefix]time.Time, error) {
+	return map[netip.Prefix]time.Time{}, nil
+}
+
+func (l *benchLAPI) Allowlists(context.Context, time.Time) ([]allowlist.Entry, error) {
+	return nil, nil
+}
+
+func benchPrefixes(n int) []netip.Prefix {
+	out := make([]netip.Prefix, n)
+	for i := range out {
+		out[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{45, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+	}
+	return out
+}
+
+func benchOptions(dir string, now time.Time) Options {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	return Options{
+		StatePath: filepath.Join(dir, "state.json"), Duration: 168 * time.Hour,
+		RefreshBefore: 24 * time.Hour, PushSize: 1000, LAPIAllowlists: true,
+		// Ten operator CIDRs, as a PBX with a few trunks would have.
+		Allowlist: benchAllowlist(),
+		Now:       func() time.Time { return now }, Log: log,
+	}
+}
+
+func benchAllowlist() []netip.Prefix {
+	var out []netip.Prefix
+	for i := range 10 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(i), 0}), 24))
+	}
+	return out
+}
+
+// BenchmarkSyncIncremental100k is one `--once` sync's engine work with
+// 100,000 known addresses and 10 new ones: load the state file, one feed
+// request, filter, push 10, save. A fresh Engine per iteration, as a
+// fresh process would have.
+func BenchmarkSyncIncremental100k(b *testing.B) {
+	benchIncremental(b, false)
+}
+
+// BenchmarkSyncIncremental100kDaemon is the same sync in the daemon,
+// whose Engine keeps the state in memory between syncs: no load.
+func BenchmarkSyncIncremental100kDaemon(b *testing.B) {
+	benchIncremental(b, true)
+}
+
+func benchIncremental(b *testing.B, daemon bool) {
+	const known, added = 100_000, 10
+	now := time.Unix(1_800_000_000, 0)
+	all := benchPrefixes(known + added)
+	st := state.New()
+	st.Cursor = strconv.Itoa(known)
+	st.LastFullSync = now
+	for _, p := range all[:known] {
+		st.Active[p] = now.Add(168 * time.Hour)
+	}
+	saved, err := st.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := benchOptions(b.TempDir(), now)
+	feed := &benchFeed{entries: all}
+	reset := func() *Engine {
+		if err := os.WriteFile(opts.StatePath, saved, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		e := New(feed, &benchLAPI{}, opts)
+		if daemon {
+			if err := e.loadState(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return e
+	}
+	b.ReportAllocs()
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		e := reset()
+		l := e.lapi.(*benchLAPI)
+		runtime.GC() // the previous iteration's garbage is not this one's cost
+		before := cpuTime(b)
+		b.StartTimer()
+		rep, err := e.Sync(context.Background(), false)
+		b.StopTimer()
+		cpu += cpuTime(b) - before
+		b.StartTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Requests != 1 || rep.Pushed != added || l.pushed != added || rep.AlreadyActive != 0 {
+			b.Fatalf("requests %d pushed %d (LAPI got %d), want 1 and %d", rep.Requests, rep.Pushed, l.pushed, added)
+		}
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the user+sys time of this process so far, all threads (the
+// garbage collector's included): the CPU a sync costs, where ns/op is
+// wall time and counts waits for fsync.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSyncFull100k is a first sync of a 100,000-entry feed: 401
+// feed pages, 100 pushes of 1,000 and a state save after each.
+func BenchmarkSyncFull100k(b *testing.B) {
+	const n = 100_000
+	now := time.Unix(1_800_000_000, 0)
+	opts := benchOptions(b.TempDir(), now)
+	feed := &benchFeed{entries: benchPrefixes(n)}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		os.Remove(opts.StatePath)
+		feed.requests = 0
+		l := &benchLAPI{}
+		e := New(feed, l, opts)
+		b.StartTimer()
+		rep, err := e.Sync(context.Background(), true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if l.pushed != n || rep.Requests != n/250+1 {
+			b.Fatalf("pushed %d in %d requests, want %d in %d", l.pushed, rep.Requests, n, n/250+1)
+		}
+	}
+}

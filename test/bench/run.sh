@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make bench: the measurements of issue 6, side by side, as one table.
+# Needs `make build lapi` first (the Makefile's bench target does both).
+# Loopback only; takes several minutes. Not part of `make test`.
+#
+# Knobs for shorter development runs (defaults are the issue's):
+#   BENCH_SIZES=10000,100000  list sizes of the full-sync comparison
+#   BENCH_ADDS=200            `cscli decisions add` runs timed, then scaled
+#   BENCH_GOFLAGS=            extra flags for `go test -bench`
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+GO=${GO:-go}
+BRIDGE=${BRIDGE:-bin/crowdsec-apiban-bridge}
+SIZES=${BENCH_SIZES:-10000,100000}
+ADDS=${BENCH_ADDS:-200}
+
+[ -x "$BRIDGE" ] || { echo "run.sh: $BRIDGE missing: run make build" >&2; exit 1; }
+
+echo "== machine"
+echo "date:   $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpu:    $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "kernel: $(uname -sr)"
+echo "go:     $($GO version)"
+echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (other processes share this machine when load > 0)"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Items 2 and 5 (engine CPU, state file): Go benchmarks, no LAPI needed.
+echo "== go test -bench (bridge, bridge/state)"
+$GO test -run '^$' -bench . -benchmem -count 1 ${BENCH_GOFLAGS:-} \
+	./bridge/ ./bridge/state/ | tee "$work/gobench.txt"
+
+# Items 3 and 4 (kernel apply, per-packet cost) need the embedded bouncer:
+# when it lands, run its benchmark here (root, loopback/veth only) into
+# "$work/kernel.txt" and give it to benchsync with a flag of its own; the
+# table already has their rows, marked pending.
+
+# Items 1, 2, 5 and 6 end to end: real LAPI, simulated APIBAN, the bridge
+# binary, cscli; every result is checked before it is printed.
+echo "== benchsync (sizes $SIZES, $ADDS timed cscli decisions add)"
+$GO run ./test/bench/cmd/benchsync -bridge "$BRIDGE" -sizes "$SIZES" -adds "$ADDS" \
+	-gobench "$work/gobench.txt"
