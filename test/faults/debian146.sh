@@ -18,7 +18,10 @@ if [ ! -x "$dir/crowdsec" ] || [ ! -x "$dir/cscli" ]; then
     cp root/usr/bin/crowdsec root/usr/bin/cscli "$dir/"
   )
 fi
-"$dir/crowdsec" -version 2>&1 | grep -m1 version
+# Read all of the output first: grep -m1 on a pipe would SIGPIPE crowdsec
+# and fail the script under pipefail.
+version_text=$("$dir/crowdsec" -version 2>&1)
+grep -m1 version <<<"$version_text"
 # TestV1WithCredentialsFileAndLAPIAllowlist creates an allowlist with
 # `cscli allowlists`, which only exists from 1.6.6; the bridge's handling of
 # a LAPI without allowlists is exercised by every test here instead (it
