@@ -14,32 +14,14 @@ import (
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
 // bridgeBin is the binary under test, built once by TestMain.
 var bridgeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bridge-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bridgeBin = filepath.Join(dir, "crowdsec-apiban-bridge")
-	build := exec.Command("go", "build", "-race", "-o", bridgeBin, "../../cmd/crowdsec-apiban-bridge")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the bridge: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	if _, err := lapitest.EnsureBinaries(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { bridgetest.Main(m, &bridgeBin) }
 
 // Secrets used by every run; no output of the bridge may contain them.
 const (

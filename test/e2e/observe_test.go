@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // withObservability gives the daemon a known metrics port, a 10s poll and
@@ -143,7 +144,7 @@ func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	notify := listenNotify(t)
 	cmd := exec.Command(bridgeBin, "-c", e.config)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.path, "WATCHDOG_USEC=400000")
-	var stderr lockedBuffer
+	var stderr bridgetest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,31 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
-
-// lockedBuffer collects a child's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // SIGUSR1 makes the daemon run a full resync at once (long before the next
 // poll), which fetches the whole list again and pushes nothing new.
@@ -37,7 +19,7 @@ func TestSIGUSR1RunsAFullResync(t *testing.T) {
 	cfg, _ := os.ReadFile(e.config)
 	os.WriteFile(e.config, []byte(strings.Replace(string(cfg), "  max_requests: 0\n", "  max_requests: 0\n  poll_interval: 1h\n", 1)), 0o600)
 	e.sim.Add(apibansim.PublicIPv4s(300, 9)...)
-	var logs lockedBuffer
+	var logs bridgetest.Buffer
 	cmd := exec.Command(bridgeBin, "-c", e.config)
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // crashKills is how many kill -9 must land in the middle of a sync:
@@ -82,7 +83,7 @@ func TestCrashLoopLosesNothingAndDuplicatesNothing(t *testing.T) {
 // the sync ended on its own first (then it must have succeeded).
 func runAndKill(r *rig, delay time.Duration) (finished bool, err error) {
 	cmd := exec.Command(bridgeBin, "-c", r.config, "--once")
-	out := &syncBuffer{}
+	out := &bridgetest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return false, err

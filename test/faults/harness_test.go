@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,39 +9,20 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
 // bridgeBin is the binary under test, built once (with -race) by TestMain.
 var bridgeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bridge-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bridgeBin = filepath.Join(dir, "crowdsec-apiban-bridge")
-	build := exec.Command("go", "build", "-race", "-o", bridgeBin, "../../cmd/crowdsec-apiban-bridge")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the bridge: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	if _, err := lapitest.EnsureBinaries(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { bridgetest.Main(m, &bridgeBin) }
 
 // Secrets of every run; no log line of the bridge may contain them.
 const (
@@ -137,30 +117,13 @@ func (r *rig) feed(n int, seed uint64) {
 type daemon struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *bridgetest.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func (r *rig) start(args ...string) *daemon {
 	r.t.Helper()
-	d := &daemon{t: r.t, log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{t: r.t, log: &bridgetest.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(bridgeBin, append([]string{"-c", r.config}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -46,10 +47,8 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	for _, v := range []string{"v1.0.0-test", "v2.0.0-test"} {
-		out := filepath.Join(dir, v, name)
-		build := exec.Command("go", "build", "-ldflags", "-X main.version="+v, "-o", out, "../../cmd/crowdsec-apiban-bridge")
-		if b, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building the bridge: %v\n%s", err, b)
+		if _, err := bridgetest.Build(filepath.Join(dir, v), "-ldflags", "-X main.version="+v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}

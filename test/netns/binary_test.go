@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -57,9 +58,9 @@ func forward(t *testing.T, ns *NS, target string) string {
 // passes; SIGTERM removes the table.
 func TestBinaryInNamespace(t *testing.T) {
 	Require(t, "nft")
-	bin := filepath.Join(t.TempDir(), "crowdsec-apiban-bridge")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/crowdsec-apiban-bridge").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin, err := bridgetest.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	l := lapitest.Start(t)
 	const bouncerKey, password, apibanKey = "bin-bouncer-key-77aa", "bin-machine-pw-42", "bin-apiban-key-13"
@@ -80,7 +81,6 @@ func TestBinaryInNamespace(t *testing.T) {
 	pbx.Cmd(t, "nft", "add table ip crowdsec")
 
 	var simLn net.Listener
-	var err error
 	pbx.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
 	if err != nil {
 		t.Fatal(err)
