@@ -43,6 +43,7 @@ type options struct {
 	incremental int
 	rounds      int
 	gobench     string
+	kernel      string
 	pacingN     int
 	skipCscli   bool
 	memLimit    string
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&o.incremental, "new", 10, "new addresses of the incremental sync")
 	flag.IntVar(&o.rounds, "rounds", 5, "incremental syncs timed (each with new addresses); the median is reported")
 	flag.StringVar(&o.gobench, "gobench", "", "output of `go test -bench` to fold into the table")
+	flag.StringVar(&o.kernel, "kernel", "", "rows of benchkernel -rows (items 3 and 4) to fold into the table")
 	flag.IntVar(&o.pacingN, "pacing-n", 5000, "entries pulled in the pacing check (N/250+1 requests)")
 	flag.BoolVar(&o.skipCscli, "skip-cscli", false, "leave out the cscli contenders (development runs)")
 	flag.StringVar(&o.memLimit, "memlimit", "40MiB", "also run the largest full sync with this GOMEMLIMIT (\"\" to skip)")
@@ -164,7 +166,35 @@ func run(o options, dir string, t *table) error {
 		}
 		t.gobench = gb
 	}
+	if o.kernel != "" {
+		rows, err := parseKernelRows(o.kernel)
+		if err != nil {
+			return err
+		}
+		t.kernel = rows
+	}
 	return nil
+}
+
+// parseKernelRows reads benchkernel's rows: item, measure, result, target
+// and verdict, tab-separated, one row a line.
+func parseKernelRows(path string) ([][5]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kernel rows: %w", err)
+	}
+	var rows [][5]string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 5 {
+			return nil, fmt.Errorf("kernel rows: %s: %q is not 5 tab-separated fields", path, line)
+		}
+		rows = append(rows, [5]string(f))
+	}
+	return rows, nil
 }
 
 // measured is one timed process.
