@@ -7,6 +7,7 @@ package bouncer
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -60,4 +61,25 @@ type Counters struct {
 // CounterReader is implemented by backends that count dropped traffic.
 type CounterReader interface {
 	Dropped(ctx context.Context) (Counters, error)
+}
+
+// ErrNotLoaded is returned by Lookup when our kernel objects do not exist:
+// the bouncer is not running (or removed them when it stopped).
+var ErrNotLoaded = errors.New("not loaded")
+
+// Match is one element of ours that holds an address.
+type Match struct {
+	Set    string
+	Prefix netip.Prefix
+	// Left is the element's remaining timeout; 0 when the kernel does
+	// not say.
+	Left time.Duration
+}
+
+// Looker is implemented by backends that can say which of their elements
+// hold an address. Lookup only reads: it never creates or changes a
+// kernel object, so another process (`check`) may call it while the
+// daemon runs.
+type Looker interface {
+	Lookup(ctx context.Context, addr netip.Addr) ([]Match, error)
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -286,4 +287,43 @@ func parseCounters(out string) bouncer.Counters {
 		}
 	}
 	return c
+}
+
+// Lookup implements bouncer.Looker: the members of our set of addr's
+// family that hold addr (a hash:net set may hold a range and an address
+// inside it side by side), from one netlink list; nothing is changed.
+// bouncer.ErrNotLoaded when the set does not exist.
+func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, error) {
+	addr = addr.Unmap()
+	name := b.set(familyOf(netip.PrefixFrom(addr, addr.BitLen())))
+	res, err := b.h.IpsetList(name)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("%w: no ipset %s", bouncer.ErrNotLoaded, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipset: list %s: %w", name, err)
+	}
+	var out []bouncer.Match
+	for _, e := range res.Entries {
+		a, ok := netip.AddrFromSlice(e.IP)
+		if !ok {
+			continue
+		}
+		a = a.Unmap()
+		bits := int(e.CIDR)
+		if bits == 0 || bits > a.BitLen() {
+			bits = a.BitLen() // hash:net holds no /0; no CIDR means one address
+		}
+		p := netip.PrefixFrom(a, bits).Masked()
+		if !p.Contains(addr) {
+			continue
+		}
+		m := bouncer.Match{Set: name, Prefix: p}
+		if e.Timeout != nil {
+			m.Left = time.Duration(*e.Timeout) * time.Second
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(x, y bouncer.Match) int { return y.Prefix.Bits() - x.Prefix.Bits() })
+	return out, nil
 }

@@ -2,6 +2,7 @@ package ipset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -159,5 +160,62 @@ func TestKernelIpset100k(t *testing.T) {
 	}
 	if err := b.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestKernelIpsetLookup(t *testing.T) {
+	netns.Require(t, "ipset", "iptables", "ip6tables")
+	ns := netns.New(t, "ipsl")
+	ctx := context.Background()
+	b := newBackend(t, ns)
+	if _, err := b.Lookup(ctx, netip.MustParseAddr("192.0.2.1")); !errors.Is(err, bouncer.ErrNotLoaded) {
+		t.Fatalf("before any load: %v, want ErrNotLoaded", err)
+	}
+	if sets := strings.TrimSpace(ns.Cmd(t, "ipset", "list", "-n")); sets != "" {
+		t.Fatalf("Lookup created %s", sets)
+	}
+	if err := b.Reconcile(ctx, []bouncer.Element{
+		el("198.51.100.0/24", 4*time.Hour), el("198.51.100.7/32", time.Hour), el("192.0.2.1/32", time.Hour),
+		el("2001:db8::/32", 2*time.Hour), el("2001:db8::1/128", time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := members(t, ns)
+	type m struct {
+		prefix string
+		left   time.Duration
+	}
+	for _, c := range []struct {
+		addr string
+		want []m
+	}{
+		{"198.51.100.77", []m{{"198.51.100.0/24", 4 * time.Hour}}},
+		{"198.51.100.7", []m{{"198.51.100.7/32", time.Hour}, {"198.51.100.0/24", 4 * time.Hour}}},
+		{"192.0.2.1", []m{{"192.0.2.1/32", time.Hour}}},
+		{"::ffff:192.0.2.1", []m{{"192.0.2.1/32", time.Hour}}},
+		{"2001:db8:ffff::9", []m{{"2001:db8::/32", 2 * time.Hour}}},
+		{"192.0.2.2", nil},
+		{"2001:db9::1", nil},
+	} {
+		got, err := b.Lookup(ctx, netip.MustParseAddr(c.addr))
+		if err != nil {
+			t.Fatalf("%s: %v", c.addr, err)
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: %+v, want %v", c.addr, got, c.want)
+			continue
+		}
+		set := "apiban-bridge-v4"
+		if strings.Contains(c.addr, "2001:") {
+			set = "apiban-bridge-v6"
+		}
+		for i, w := range c.want {
+			if g := got[i]; g.Set != set || g.Prefix.String() != w.prefix || g.Left > w.left || g.Left < w.left-time.Minute {
+				t.Errorf("%s: match %d is %+v, want %s in %s with about %s left", c.addr, i, g, w.prefix, set, w.left)
+			}
+		}
+	}
+	if after := members(t, ns); len(after) != len(before) {
+		t.Errorf("Lookup changed the sets: %v, was %v", after, before)
 	}
 }

@@ -357,3 +357,94 @@ func (b *Backend) Dropped(_ context.Context) (bouncer.Counters, error) {
 	}
 	return total, nil
 }
+
+// Lookup implements bouncer.Looker: the elements of our sets of addr's
+// family that hold addr, read with GetSetElements (nothing is changed).
+// bouncer.ErrNotLoaded when our table does not exist.
+func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, error) {
+	addr = addr.Unmap()
+	c, err := b.conn()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	found, err := b.exists(c)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: no table inet %s", bouncer.ErrNotLoaded, b.opts.Table)
+	}
+	var out []bouncer.Match
+	for _, k := range kinds {
+		if k.v6 != addr.Is6() {
+			continue
+		}
+		name := b.opts.SetPrefix + k.suffix()
+		els, err := c.GetSetElements(&nftables.Set{Table: b.table, Name: name})
+		if err != nil {
+			return nil, fmt.Errorf("nftables: elements of %s: %w", name, err)
+		}
+		for _, m := range match(els, addr, k.ranges) {
+			m.Set = name
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// match finds addr among a set's elements. In an interval set a range is
+// a start element (with the timeout) and an end element one past its
+// last address (none at the top of the address space); ranges never
+// overlap, so a range ends at the lowest end above its start.
+func match(els []nftables.SetElement, addr netip.Addr, ranges bool) []bouncer.Match {
+	var starts []nftables.SetElement
+	var ends []netip.Addr
+	for _, e := range els {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok || a.BitLen() != addr.BitLen() {
+			continue
+		}
+		switch {
+		case !ranges:
+			if a == addr {
+				return []bouncer.Match{{Prefix: netip.PrefixFrom(a, a.BitLen()), Left: e.Expires}}
+			}
+		case e.IntervalEnd:
+			ends = append(ends, a)
+		default:
+			starts = append(starts, e)
+		}
+	}
+	slices.SortFunc(ends, netip.Addr.Compare)
+	for _, s := range starts {
+		first, _ := netip.AddrFromSlice(s.Key)
+		if addr.Less(first) {
+			continue
+		}
+		// The lowest end above first (an end equal to first closes the
+		// adjacent range below).
+		i, same := slices.BinarySearchFunc(ends, first, netip.Addr.Compare)
+		if same {
+			i++
+		}
+		last := lastAddr(netip.PrefixFrom(first, 0)) // no end: the top of the space
+		if i < len(ends) {
+			last = ends[i].Prev()
+		}
+		if !last.Less(addr) {
+			return []bouncer.Match{{Prefix: covering(first, last), Left: s.Expires}}
+		}
+	}
+	return nil
+}
+
+// covering is the narrowest prefix holding first..last: exactly the
+// range for the ranges we load.
+func covering(first, last netip.Addr) netip.Prefix {
+	for bits := first.BitLen(); bits > 0; bits-- {
+		if p := netip.PrefixFrom(first, bits).Masked(); p.Contains(last) {
+			return p
+		}
+	}
+	return netip.PrefixFrom(first, 0).Masked()
+}

@@ -2,11 +2,16 @@ package nftables
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/netns"
@@ -221,5 +226,81 @@ func TestKernel100kInOneBatch(t *testing.T) {
 	}
 	if err := b.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMatchIntervals(t *testing.T) {
+	// Adjacent ranges: the end of one has the key of the next's start.
+	var els []nftables.SetElement
+	for _, p := range []string{"198.51.100.0/25", "198.51.100.128/25", "255.255.255.0/24", "10.0.0.0/8"} {
+		els = append(els, encode(netip.MustParsePrefix(p), time.Hour)...)
+	}
+	slices.Reverse(els) // the kernel's order is not ours
+	for addr, want := range map[string]string{
+		"198.51.100.127": "198.51.100.0/25", "198.51.100.128": "198.51.100.128/25",
+		"255.255.255.255": "255.255.255.0/24", "10.1.2.3": "10.0.0.0/8", "11.0.0.0": "", "9.255.255.255": "",
+	} {
+		got := match(els, netip.MustParseAddr(addr), true)
+		switch {
+		case want == "" && len(got) != 0:
+			t.Errorf("%s: %v, want none", addr, got)
+		case want != "" && (len(got) != 1 || got[0].Prefix.String() != want):
+			t.Errorf("%s: %v, want %s", addr, got, want)
+		}
+	}
+}
+
+func TestKernelLookup(t *testing.T) {
+	netns.Require(t, "nft")
+	ns := netns.New(t, "nftl")
+	ctx := context.Background()
+	b := newBackend(t, ns)
+	if _, err := b.Lookup(ctx, netip.MustParseAddr("192.0.2.1")); !errors.Is(err, bouncer.ErrNotLoaded) {
+		t.Fatalf("before any load: %v, want ErrNotLoaded", err)
+	}
+	if tables := ns.NftTables(t); len(tables) != 0 {
+		t.Fatalf("Lookup created %v", tables)
+	}
+	if err := b.Reconcile(ctx, []bouncer.Element{
+		el("192.0.2.1/32", time.Hour), el("198.51.100.0/24", 4*time.Hour), el("203.0.113.0/25", time.Hour),
+		el("2001:db8::1/128", time.Hour), el("2001:db8:1::/48", 2*time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The ruleset but the expiry countdown.
+	list := func() string {
+		return regexp.MustCompile(` expires [0-9hms]+`).ReplaceAllString(ns.Cmd(t, "nft", "list", "table", "inet", tbl), "")
+	}
+	before := list()
+	for _, c := range []struct {
+		addr, set, prefix string
+		left              time.Duration
+	}{
+		{"198.51.100.77", prefix + "-v4-ranges", "198.51.100.0/24", 4 * time.Hour},
+		{"192.0.2.1", prefix + "-v4", "192.0.2.1/32", time.Hour},
+		{"::ffff:192.0.2.1", prefix + "-v4", "192.0.2.1/32", time.Hour},
+		{"2001:db8:1:ffff::9", prefix + "-v6-ranges", "2001:db8:1::/48", 2 * time.Hour},
+		{"2001:db8::1", prefix + "-v6", "2001:db8::1/128", time.Hour},
+		{"192.0.2.2", "", "", 0},
+		{"203.0.113.128", "", "", 0},
+		{"2001:db8::2", "", "", 0},
+	} {
+		got, err := b.Lookup(ctx, netip.MustParseAddr(c.addr))
+		if err != nil {
+			t.Fatalf("%s: %v", c.addr, err)
+		}
+		if c.set == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: %+v, want none", c.addr, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].Set != c.set || got[0].Prefix.String() != c.prefix ||
+			got[0].Left > c.left || got[0].Left < c.left-time.Minute {
+			t.Errorf("%s: %+v, want %s in %s with about %s left", c.addr, got, c.prefix, c.set, c.left)
+		}
+	}
+	if after := list(); after != before {
+		t.Errorf("Lookup changed the table:\n%s\nwas:\n%s", after, before)
 	}
 }

@@ -12,11 +12,13 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/metrics"
@@ -268,8 +270,10 @@ func health(ctx context.Context, addr string) (metrics.Health, int, error) {
 
 // check answers, for one address: does APIBAN list it, would the bridge
 // refuse it (allowlists), which active decisions cover it in LAPI and
-// whether the bridge's state holds it. It fails when a source cannot be
-// asked, so a script can tell "no" from "do not know".
+// whether the bridge's state holds it, and whether the embedded bouncer's
+// kernel sets do. It fails when a source cannot be asked, so a script can
+// tell "no" from "do not know"; the kernel sets are the exception (see
+// kernelRows).
 func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string, w io.Writer, log *logrus.Logger) bool {
 	addr, err := netip.ParseAddr(arg)
 	if err != nil || addr.Zone() != "" {
@@ -332,14 +336,54 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 			row(w, "bridge state", "not pushed by this bridge")
 		}
 	}
-	// The bouncer's sets live in the daemon's kernel state; this process
-	// does not open netlink just to answer.
-	set := cfg.Bouncer.SetPrefix + "-v4"
-	if addr.Is6() {
-		set = cfg.Bouncer.SetPrefix + "-v6"
-	}
-	row(w, "kernel set", "n/a (ask the kernel: nft get element inet %s %s { %s }, or ipset test %s %s)", cfg.Bouncer.Table, set, addr, set, addr)
+	kernelRows(ctx, cfg.Bouncer, addr, w, newBackend)
 	return ok
+}
+
+// kernelRows says which elements of the embedded bouncer's kernel sets
+// hold addr, read from the kernel without changing anything. A kernel that
+// cannot be asked (not root, no nftables) is reported on the row and does
+// not fail check: the other answers stand on their own.
+func kernelRows(ctx context.Context, bc config.Bouncer, addr netip.Addr, w io.Writer, open func(config.Bouncer) (bouncer.Backend, error)) {
+	const key = "kernel set"
+	if !bc.Enabled {
+		row(w, key, "n/a (bouncer.enabled is false)")
+		return
+	}
+	backend, err := open(bc)
+	if err != nil {
+		row(w, key, "unknown: %v", err)
+		return
+	}
+	defer backend.Close()
+	looker, ok := backend.(bouncer.Looker)
+	if !ok {
+		row(w, key, "unknown (the %s backend cannot be asked)", backend.Name())
+		return
+	}
+	found, err := looker.Lookup(ctx, addr)
+	switch {
+	case errors.Is(err, bouncer.ErrNotLoaded):
+		row(w, key, "not loaded (bouncer not running, or disabled): %s", strings.TrimPrefix(err.Error(), bouncer.ErrNotLoaded.Error()+": "))
+	case errors.Is(err, syscall.EPERM):
+		row(w, key, "unknown: %v (reading the kernel sets needs root)", err)
+	case err != nil:
+		row(w, key, "unknown: %v", err)
+	case len(found) == 0:
+		row(w, key, "not in the kernel sets (%s %s-*)", bc.Mode, bc.SetPrefix)
+	default:
+		for i, m := range found {
+			k := ""
+			if i == 0 {
+				k = key
+			}
+			left := ""
+			if m.Left > 0 {
+				left = fmt.Sprintf(", %s left", m.Left.Round(time.Second))
+			}
+			row(w, k, "in %s (%s%s)", m.Set, m.Prefix, left)
+		}
+	}
 }
 
 // flush expires this bridge's decisions in LAPI and then resets the state

@@ -2,19 +2,26 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/nftables"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/netns"
 )
 
 func TestParseSubcommands(t *testing.T) {
@@ -116,5 +123,53 @@ crowdsec_apiban_bridge_bouncer_active_decisions{origin="crowdsec"} 40
 	bouncerRow(context.Background(), cfg, &b)
 	if !strings.Contains(b.String(), "unknown") {
 		t.Errorf("daemon gone: %q", b.String())
+	}
+}
+
+// TestCheckKernelRows asks a real kernel, in a throw-away namespace,
+// through the nftables backend as check builds it (plus the namespace).
+func TestCheckKernelRows(t *testing.T) {
+	bc := config.Default().Bouncer
+	rows := func(addr string, open func(config.Bouncer) (bouncer.Backend, error)) string {
+		var out strings.Builder
+		kernelRows(context.Background(), bc, netip.MustParseAddr(addr), &out, open)
+		return out.String()
+	}
+	if got := rows("192.0.2.1", nil); !strings.Contains(got, "n/a (bouncer.enabled is false)") {
+		t.Errorf("disabled: %q", got)
+	}
+	bc.Enabled = true
+	if got := rows("192.0.2.1", func(config.Bouncer) (bouncer.Backend, error) { return nil, errors.New("no netlink") }); !strings.Contains(got, "unknown: no netlink") {
+		t.Errorf("backend error: %q", got)
+	}
+
+	netns.Require(t, "nft")
+	ns := netns.New(t, "chk")
+	open := func(bc config.Bouncer) (bouncer.Backend, error) {
+		return nftables.New(nftables.Options{Table: bc.Table, SetPrefix: bc.SetPrefix, InputChain: bc.Chain + "-input", NetNSFd: ns.Fd()})
+	}
+	if got := rows("192.0.2.1", open); got != "kernel set\tnot loaded (bouncer not running, or disabled): no table inet apiban_bridge\n" {
+		t.Errorf("before the bouncer: %q", got)
+	}
+	b, _ := open(bc)
+	err := b.Reconcile(context.Background(), []bouncer.Element{
+		{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Timeout: 4 * time.Hour},
+		{Prefix: netip.MustParsePrefix("192.0.2.1/32"), Timeout: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{
+		"198.51.100.9": `^kernel set  in apiban-bridge-v4-ranges \(198\.51\.100\.0/24, (4h0m0s|3h59m5\ds) left\)\n$`,
+		"192.0.2.1":    `^kernel set  in apiban-bridge-v4 \(192\.0\.2\.1/32, (1h0m0s|59m5\ds) left\)\n$`,
+		"192.0.2.2":    `^kernel set  not in the kernel sets \(nftables apiban-bridge-\*\)\n$`,
+	} {
+		var out strings.Builder
+		tw := tabwriter.NewWriter(&out, 0, 4, 2, ' ', 0) // as runCommand
+		kernelRows(context.Background(), bc, netip.MustParseAddr(addr), tw, open)
+		tw.Flush()
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("%s: %q, want %s", addr, out.String(), want)
+		}
 	}
 }
