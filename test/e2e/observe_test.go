@@ -86,6 +86,7 @@ func scrape(t *testing.T, base string) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
+		assertNoSecrets(t, line) // every line, labels and help text included
 		if !strings.HasPrefix(line, "crowdsec_apiban_bridge_") {
 			continue
 		}
@@ -113,6 +114,7 @@ func getHealth(t *testing.T, base string) healthz {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	assertNoSecrets(t, string(raw))
 	h := healthz{code: resp.StatusCode, raw: string(raw)}
 	if err := json.Unmarshal(raw, &h.body); err != nil {
 		t.Fatalf("/healthz body %q: %v", raw, err)
