@@ -2,11 +2,9 @@ package apiban
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 )
 
@@ -32,17 +30,12 @@ func (c *Client) Check(ctx context.Context, addr netip.Addr) (bool, error) {
 
 func (c *Client) checkTarget(ip string) target {
 	if c.cfg.Version == "v1" {
-		path := func(key string) string {
-			return c.cfg.BaseURL + "/api/" + url.PathEscape(key) + "/check/" + url.PathEscape(ip)
-		}
-		return target{method: http.MethodGet, url: path(c.cfg.APIKey), shown: path(redactedKey)}
+		return c.v1Target("check", ip)
 	}
-	body, _ := json.Marshal(struct {
+	return c.v2Target("check", struct {
 		Set       string `json:"set"`
 		IPAddress string `json:"ipaddress"`
 	}{c.cfg.Set, ip})
-	u := c.cfg.BaseURL + "/api/check"
-	return target{method: http.MethodPost, url: u, shown: u, body: body}
 }
 
 // checkOutcome: 200 naming the address is "listed"; 400 or 404 with ID

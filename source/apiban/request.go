@@ -27,17 +27,29 @@ func (t target) String() string { return t.method + " " + t.shown }
 // target builds the list request after cursor for the configured API.
 func (c *Client) target(cursor string) target {
 	if c.cfg.Version == "v1" {
-		path := func(key string) string {
-			return c.cfg.BaseURL + "/api/" + url.PathEscape(key) + "/banned/" + url.PathEscape(cursor)
-		}
-		return target{method: http.MethodGet, url: path(c.cfg.APIKey), shown: path(redactedKey)}
+		return c.v1Target("banned", cursor)
 	}
-	// Marshalling two strings cannot fail.
-	body, _ := json.Marshal(struct {
+	return c.v2Target("get", struct {
 		Set string `json:"set"`
 		ID  string `json:"id"`
 	}{c.cfg.Set, cursor})
-	u := c.cfg.BaseURL + "/api/get"
+}
+
+// v1Target is GET {base}/api/{KEY}/{verb}/{arg}: the key sits in the path,
+// so the shown form carries the redacted key instead.
+func (c *Client) v1Target(verb, arg string) target {
+	path := func(key string) string {
+		return c.cfg.BaseURL + "/api/" + url.PathEscape(key) + "/" + verb + "/" + url.PathEscape(arg)
+	}
+	return target{method: http.MethodGet, url: path(c.cfg.APIKey), shown: path(redactedKey)}
+}
+
+// v2Target is POST {base}/api/{verb} with a JSON body; the key travels in
+// the Authorization header.
+func (c *Client) v2Target(verb string, payload any) target {
+	// Marshalling a struct of strings cannot fail.
+	body, _ := json.Marshal(payload)
+	u := c.cfg.BaseURL + "/api/" + verb
 	return target{method: http.MethodPost, url: u, shown: u, body: body}
 }
 
