@@ -87,7 +87,7 @@ func (s *Sim) serveFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	case Fault500, Fault502, Fault503:
 		writeHTML(w, map[Fault]int{Fault500: 500, Fault502: 502, Fault503: 503}[f])
 	case FaultReset:
-		resetConn(w)
+		ResetConn(w)
 	case FaultHang:
 		s.hang(r)
 	case FaultTruncated:
@@ -121,9 +121,10 @@ func writeRaw(w http.ResponseWriter, status int, body string) {
 	_, _ = w.Write([]byte(body))
 }
 
-// resetConn takes the connection over and closes it with SO_LINGER 0, so
+// ResetConn takes the connection over and closes it with SO_LINGER 0, so
 // the client reads "connection reset by peer" rather than a clean EOF.
-func resetConn(w http.ResponseWriter) {
+// Other test servers (the LAPI proxy of test/faults) use it too.
+func ResetConn(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)

@@ -1,13 +1,14 @@
 package faults
 
 import (
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"sync"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
 )
 
 // action is what the proxy does with one alert push (POST /v1/alerts).
@@ -108,26 +109,10 @@ func (p *lapiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case loseAnswer:
 		rec := httptest.NewRecorder()
 		p.rp.ServeHTTP(rec, r)
-		drop(w)
+		apibansim.ResetConn(w)
 	case goDown:
-		drop(w)
+		apibansim.ResetConn(w)
 	default:
 		p.rp.ServeHTTP(w, r)
 	}
-}
-
-// drop closes the client's connection with a reset and no answer.
-func drop(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0)
-	}
-	_ = conn.Close()
 }
