@@ -16,6 +16,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/ipset"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/nftables"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
 )
 
 // banTime is every element's timeout (the bridge's default decision
@@ -92,7 +93,7 @@ func applyBench(ctx context.Context, o options, dir string, addrs []netip.Addr, 
 			if run.count != len(addrs) {
 				return fmt.Errorf("%s: the kernel holds %d elements, want %d", c, run.count, len(addrs))
 			}
-			logf("apply round %d: %s: %s wall, %s CPU, %d elements in the kernel", round, c, ms(run.wall), ms(run.cpu), run.count)
+			logf("apply round %d: %s: %s wall, %s CPU, %d elements in the kernel", round, c, benchfmt.Ms(run.wall), benchfmt.Ms(run.cpu), run.count)
 			r.apply[c] = append(r.apply[c], run)
 		}
 	}

@@ -205,19 +205,3 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
-
-func num(n int) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/1e6) }

@@ -15,6 +15,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/ipset"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/nftables"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
 )
 
 // The packet test's link: pbx 192.0.2.1 <-veth-> attacker 192.0.2.2, the
@@ -40,7 +41,7 @@ const (
 
 // label is a configuration's name with the sizes of this run.
 func label(c string, o options) string {
-	return strings.NewReplacer("N-", num(o.n)+"-", "R ", num(o.rules)+" ").Replace(c)
+	return strings.NewReplacer("N-", benchfmt.Num(o.n)+"-", "R ", benchfmt.Num(o.rules)+" ").Replace(c)
 }
 
 var ppsOrder = []string{pNone, pNft, pIpset, pIpt, pIptLegacy}
@@ -73,7 +74,7 @@ func ppsBench(ctx context.Context, o options, _ string, addrs []netip.Addr, outs
 				return fmt.Errorf("%s: %w", label(c, o), err)
 			}
 			logf("packets round %d: %s: %.0f packets/s received (%d sent, %d received in %s, %d socket drops)",
-				round, label(c, o), run.rate(), run.sent, run.received, ms(run.elapsed), run.rcvbufErrors)
+				round, label(c, o), run.rate(), run.sent, run.received, benchfmt.Ms(run.elapsed), run.rcvbufErrors)
 			r.pps[c] = append(r.pps[c], run)
 		}
 	}

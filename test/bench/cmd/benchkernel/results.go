@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
 )
 
 // results gathers the measurements for the table.
@@ -37,7 +39,7 @@ func ppsStats(runs []ppsRun) (rate, lo, hi, sentRate float64, drops int64) {
 
 func (r *results) rows(o options) []row {
 	var rows []row
-	n := num(o.n)
+	n := benchfmt.Num(o.n)
 	// Item 3.
 	if len(r.apply[cBouncer]) == 0 || len(r.apply[cNftF]) == 0 {
 		rows = append(rows, pendingRows("not measured (benchkernel stopped early)")[0])
@@ -48,7 +50,7 @@ func (r *results) rows(o options) []row {
 				continue
 			}
 			wall, cpu, lo, hi := applyStats(runs)
-			cpuNote := "CPU " + ms(cpu)
+			cpuNote := "CPU " + benchfmt.Ms(cpu)
 			switch c {
 			case cIpset:
 				cpuNote += " in the process, its iptables children not counted"
@@ -58,7 +60,7 @@ func (r *results) rows(o options) []row {
 				cpuNote += " in the process, kernel side included"
 			}
 			rows = append(rows, row{"3", fmt.Sprintf("kernel apply of %s IPv4 decisions, timeout 168h: %s", n, c),
-				fmt.Sprintf("%s wall, median of %d (%s to %s); %s", secs(wall), len(runs), secs(lo), secs(hi), cpuNote),
+				fmt.Sprintf("%s wall, median of %d (%s to %s); %s", benchfmt.Secs(wall), len(runs), benchfmt.Secs(lo), benchfmt.Secs(hi), cpuNote),
 				"", fmt.Sprintf("%s elements in the kernel, checked", n)})
 		}
 		b, _, _, _ := applyStats(r.apply[cBouncer])
@@ -99,16 +101,16 @@ func (r *results) rows(o options) []row {
 		}
 		rows = append(rows, row{"4", fmt.Sprintf("UDP packets/s received by the pbx, %s (sender on no list)", label(c, o)),
 			fmt.Sprintf("%s/s, median of %d x %s (%s to %s); sender %s/s; socket drops %d",
-				num(int(rate)), len(runs), secs(o.ppsSeconds), num(int(lo)), num(int(hi)), num(int(sent)), drops),
+				benchfmt.Num(int(rate)), len(runs), benchfmt.Secs(o.ppsSeconds), benchfmt.Num(int(lo)), benchfmt.Num(int(hi)), benchfmt.Num(int(sent)), drops),
 			"", v})
 	}
 	nft, _, _, _, _ := ppsStats(r.pps[pNft])
 	ipt, _, _, _, _ := ppsStats(r.pps[pIpt])
-	rows = append(rows, row{"4", fmt.Sprintf("packets/s, %s-element nftables set / %s iptables-nft rules", n, num(o.rules)),
+	rows = append(rows, row{"4", fmt.Sprintf("packets/s, %s-element nftables set / %s iptables-nft rules", n, benchfmt.Num(o.rules)),
 		fmt.Sprintf("%.1f", nft/ipt), "(issue: compare)", fmt.Sprintf("the set passes %.1fx the traffic", nft/ipt)})
 	if leg := r.pps[pIptLegacy]; len(leg) > 0 {
 		l, _, _, _, _ := ppsStats(leg)
-		rows = append(rows, row{"4", fmt.Sprintf("packets/s, %s-element nftables set / %s iptables-legacy rules", n, num(o.rules)),
+		rows = append(rows, row{"4", fmt.Sprintf("packets/s, %s-element nftables set / %s iptables-legacy rules", n, benchfmt.Num(o.rules)),
 			fmt.Sprintf("%.1f", nft/l), "(issue: compare)", fmt.Sprintf("the set passes %.1fx the traffic", nft/l)})
 	}
 	return rows

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -366,7 +367,7 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string) (
 	r.incr = incrRow{known: len(known), added: perRound}
 	for round := 0; round*perRound < len(added); round++ {
 		batch := added[round*perRound : (round+1)*perRound]
-		logf("bridge: incremental sync %d, %s known and %d new", round+1, num(len(known)+round*perRound), len(batch))
+		logf("bridge: incremental sync %d, %s known and %d new", round+1, benchfmt.Num(len(known)+round*perRound), len(batch))
 		sim.Add(batch...)
 		sim.ResetStats()
 		m, rep, err = once()

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
 )
 
 // table gathers every result and prints them as one Markdown table.
@@ -41,22 +43,22 @@ func (t *table) print(w io.Writer) {
 	}
 	for _, f := range t.full {
 		b := f.bridge
-		row("1", fmt.Sprintf("full sync of %s IPs: bridge `--once`, pacing off", num(f.n)),
-			fmt.Sprintf("%s wall (bridge CPU %s; %d APIBAN requests)", secs(b.wall), secs(b.cpu()), b.requests),
-			fmt.Sprintf("requests = %d", b.wantRequests), fmt.Sprintf("LAPI holds %s; requests ok", num(f.n)))
+		row("1", fmt.Sprintf("full sync of %s IPs: bridge `--once`, pacing off", benchfmt.Num(f.n)),
+			fmt.Sprintf("%s wall (bridge CPU %s; %d APIBAN requests)", benchfmt.Secs(b.wall), benchfmt.Secs(b.cpu()), b.requests),
+			fmt.Sprintf("requests = %d", b.wantRequests), fmt.Sprintf("LAPI holds %s; requests ok", benchfmt.Num(f.n)))
 		if f.imp.wall > 0 {
-			row("1", fmt.Sprintf("full sync of %s IPs: `cscli decisions import --format values`", num(f.n)),
-				fmt.Sprintf("%s wall (cscli CPU %s)", secs(f.imp.wall), secs(f.imp.cpu())), "", fmt.Sprintf("LAPI holds %s", num(f.n)))
+			row("1", fmt.Sprintf("full sync of %s IPs: `cscli decisions import --format values`", benchfmt.Num(f.n)),
+				fmt.Sprintf("%s wall (cscli CPU %s)", benchfmt.Secs(f.imp.wall), benchfmt.Secs(f.imp.cpu())), "", fmt.Sprintf("LAPI holds %s", benchfmt.Num(f.n)))
 			ratio := b.wall.Seconds() / f.imp.wall.Seconds()
 			verdict := fmt.Sprintf("**met**: %.0f%% faster", (1-ratio)*100)
 			if ratio > 1 {
 				verdict = fmt.Sprintf("**missed** by %.0f%%", (ratio-1)*100)
 			}
-			row("1", fmt.Sprintf("bridge / import, %s IPs", num(f.n)), fmt.Sprintf("%.2f", ratio), "≤ 1.00", verdict)
+			row("1", fmt.Sprintf("bridge / import, %s IPs", benchfmt.Num(f.n)), fmt.Sprintf("%.2f", ratio), "≤ 1.00", verdict)
 		}
 		if f.perAdd > 0 {
-			row("1", fmt.Sprintf("full sync of %s IPs: one `cscli decisions add -d 168h` per IP", num(f.n)),
-				fmt.Sprintf("%s (scaled: %s per add, mean of the timed runs)", secs(f.perAdd*time.Duration(f.n)), ms(f.perAdd)),
+			row("1", fmt.Sprintf("full sync of %s IPs: one `cscli decisions add -d 168h` per IP", benchfmt.Num(f.n)),
+				fmt.Sprintf("%s (scaled: %s per add, mean of the timed runs)", benchfmt.Secs(f.perAdd*time.Duration(f.n)), benchfmt.Ms(f.perAdd)),
 				"", fmt.Sprintf("%.0fx the bridge", (f.perAdd*time.Duration(f.n)).Seconds()/b.wall.Seconds()))
 		}
 	}
@@ -69,12 +71,12 @@ func (t *table) print(w io.Writer) {
 		for _, run := range r.runs {
 			lo, hi = min(lo, run.cpu()), max(hi, run.cpu())
 		}
-		what := fmt.Sprintf("incremental, %s known + %d new (%d rounds)", num(r.known), r.added, len(r.runs))
+		what := fmt.Sprintf("incremental, %s known + %d new (%d rounds)", benchfmt.Num(r.known), r.added, len(r.runs))
 		row("2", what+": APIBAN requests per sync", ints(r.requests), "1", verdict(allEqual(r.requests, 1)))
 		row("2", what+": decisions pushed per sync", ints(r.pushed), fmt.Sprint(r.added),
-			verdict(allEqual(r.pushed, r.added))+fmt.Sprintf("; LAPI holds %s", num(r.lapiTotal)))
+			verdict(allEqual(r.pushed, r.added))+fmt.Sprintf("; LAPI holds %s", benchfmt.Num(r.lapiTotal)))
 		row("2", what+": bridge process CPU (user+sys), median",
-			fmt.Sprintf("%s (user %s, sys %s; %s wall; all runs %s to %s)", ms(m.cpu()), ms(m.user), ms(m.sys), ms(m.wall), ms(lo), ms(hi)),
+			fmt.Sprintf("%s (user %s, sys %s; %s wall; all runs %s to %s)", benchfmt.Ms(m.cpu()), benchfmt.Ms(m.user), benchfmt.Ms(m.sys), benchfmt.Ms(m.wall), benchfmt.Ms(lo), benchfmt.Ms(hi)),
 			"< 100 ms", verdict(m.cpu() < 100*time.Millisecond))
 	}
 	for _, b := range t.gobench {
@@ -84,7 +86,7 @@ func (t *table) print(w io.Writer) {
 				continue
 			}
 			row("2", fmt.Sprintf("Go: `%s` (Engine.Sync, in-memory LAPI and feed): CPU (wall)", b.name),
-				fmt.Sprintf("%s/op (%s/op wall, fsyncs included)", ms(time.Duration(cpu)), ms(time.Duration(b.nsPerOp))), "< 100 ms", verdict(cpu < 100e6))
+				fmt.Sprintf("%s/op (%s/op wall, fsyncs included)", benchfmt.Ms(time.Duration(cpu)), benchfmt.Ms(time.Duration(b.nsPerOp))), "< 100 ms", verdict(cpu < 100e6))
 		}
 	}
 	if len(t.kernel) == 0 {
@@ -95,23 +97,23 @@ func (t *table) print(w io.Writer) {
 		row(k[0], k[1], k[2], k[3], k[4])
 	}
 	for _, f := range t.full {
-		row("5", fmt.Sprintf("peak RSS, full sync of %s IPs (bridge process)", num(f.n)), mib(f.bridge.maxRSS), "< 64 MiB", verdict(f.bridge.maxRSS < 64<<20))
+		row("5", fmt.Sprintf("peak RSS, full sync of %s IPs (bridge process)", benchfmt.Num(f.n)), mib(f.bridge.maxRSS), "< 64 MiB", verdict(f.bridge.maxRSS < 64<<20))
 	}
 	if l := t.limited; l != nil {
-		row("5", fmt.Sprintf("peak RSS, full sync of %s IPs, bridge run with `%s`", num(l.n), l.env),
-			fmt.Sprintf("%s (%s wall, CPU %s; LAPI holds %s)", mib(l.bridge.maxRSS), secs(l.bridge.wall), secs(l.bridge.cpu()), num(l.n)),
+		row("5", fmt.Sprintf("peak RSS, full sync of %s IPs, bridge run with `%s`", benchfmt.Num(l.n), l.env),
+			fmt.Sprintf("%s (%s wall, CPU %s; LAPI holds %s)", mib(l.bridge.maxRSS), benchfmt.Secs(l.bridge.wall), benchfmt.Secs(l.bridge.cpu()), benchfmt.Num(l.n)),
 			"< 64 MiB", verdict(l.bridge.maxRSS < 64<<20))
 	}
 	for _, r := range t.incr {
 		if len(r.runs) == 0 {
 			continue
 		}
-		row("5", fmt.Sprintf("peak RSS, incremental with %s tracked IPs (bridge process, highest of the rounds)", num(r.known)), mib(r.maxRSS()), "< 64 MiB", verdict(r.maxRSS() < 64<<20))
-		row("5", fmt.Sprintf("state file, %s tracked IPs", num(r.known+r.added*len(r.runs))), fmt.Sprintf("%s bytes (%s)", num(int(r.stateBytes)), mib(r.stateBytes)), "", "")
+		row("5", fmt.Sprintf("peak RSS, incremental with %s tracked IPs (bridge process, highest of the rounds)", benchfmt.Num(r.known)), mib(r.maxRSS()), "< 64 MiB", verdict(r.maxRSS() < 64<<20))
+		row("5", fmt.Sprintf("state file, %s tracked IPs", benchfmt.Num(r.known+r.added*len(r.runs))), fmt.Sprintf("%s bytes (%s)", benchfmt.Num(int(r.stateBytes)), mib(r.stateBytes)), "", "")
 	}
 	for _, b := range t.gobench {
 		if strings.HasPrefix(b.name, "BenchmarkState") {
-			res := ms(time.Duration(b.nsPerOp)) + "/op"
+			res := benchfmt.Ms(time.Duration(b.nsPerOp)) + "/op"
 			if v, ok := b.metrics["B/op"]; ok {
 				res += fmt.Sprintf(", %s allocated", mib(int64(v)))
 			}
@@ -122,11 +124,11 @@ func (t *table) print(w io.Writer) {
 		}
 	}
 	for _, r := range t.requests {
-		row("6", fmt.Sprintf("APIBAN requests, full pull of N = %s", num(r.n)), fmt.Sprintf("%d (simulator saw %d)", r.client, r.sim),
+		row("6", fmt.Sprintf("APIBAN requests, full pull of N = %s", benchfmt.Num(r.n)), fmt.Sprintf("%d (simulator saw %d)", r.client, r.sim),
 			fmt.Sprintf("ceil(N/250)%s = %d", plusOne(r.n), r.want), verdict(r.client == r.want && r.sim == r.want))
 	}
 	for _, f := range t.full {
-		row("6", fmt.Sprintf("APIBAN requests, bridge full sync of N = %s", num(f.n)), fmt.Sprint(f.bridge.requests),
+		row("6", fmt.Sprintf("APIBAN requests, bridge full sync of N = %s", benchfmt.Num(f.n)), fmt.Sprint(f.bridge.requests),
 			fmt.Sprintf("ceil(N/250)%s = %d", plusOne(f.n), f.bridge.wantRequests), verdict(f.bridge.requests == f.bridge.wantRequests))
 	}
 	for _, p := range t.pacing {
@@ -135,11 +137,11 @@ func (t *table) print(w io.Writer) {
 			target, v = "(control: the limit is enforced)", fmt.Sprintf("%d answered 429, as expected", p.r429)
 		}
 		row("6", fmt.Sprintf("pacing, %s, simulator limit 11 per window (2 min scaled to 2 s)", p.label),
-			fmt.Sprintf("%d requests, %d answered 429, %s", p.requests, p.r429, secs(p.wall)), target, v)
+			fmt.Sprintf("%d requests, %d answered 429, %s", p.requests, p.r429, benchfmt.Secs(p.wall)), target, v)
 	}
 	for _, b := range t.gobench {
 		if !strings.HasPrefix(b.name, "BenchmarkState") && !strings.HasPrefix(b.name, "BenchmarkSyncIncremental") {
-			row("-", fmt.Sprintf("Go: `%s`", b.name), ms(time.Duration(b.nsPerOp))+"/op", "", "")
+			row("-", fmt.Sprintf("Go: `%s`", b.name), benchfmt.Ms(time.Duration(b.nsPerOp))+"/op", "", "")
 		}
 	}
 	fmt.Fprintln(w)
@@ -157,27 +159,6 @@ func plusOne(n int) string {
 		return " + 1"
 	}
 	return ""
-}
-
-func num(n int) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func ms(d time.Duration) string {
-	if d < 10*time.Millisecond {
-		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
-	}
-	return fmt.Sprintf("%.0f ms", float64(d)/1e6)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
