@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // wantLines fails unless every pattern matches a line of out.
@@ -108,19 +106,7 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 	port := freePort(t)
 	e := newEnv(t, withObservability(port))
 	want := feed(e, 20, 22)
-	cmd := exec.Command(bridgeBin, "-c", e.config)
-	var logs bridgetest.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	}()
+	e.daemon() // killed, and its log shown on failure, at test end
 	waitFor(t, 30*time.Second, func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 		if err == nil {

@@ -183,3 +183,28 @@ func (e *env) savedState() *state.State {
 	}
 	return st
 }
+
+// daemon starts the bridge in the background on this env's config; its
+// output is checked for secrets at test end.
+func (e *env) daemon(environ ...string) *bridgetest.Daemon {
+	e.t.Helper()
+	return bridgetest.StartDaemon(e.t, bridgeBin, environ, []string{apiKey, password}, "-c", e.config)
+}
+
+// setAPIBAN adds keys (YAML lines indented by two spaces) to the apiban
+// section of the config file.
+func (e *env) setAPIBAN(lines string) {
+	e.t.Helper()
+	cfg, err := os.ReadFile(e.config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	const anchor = "  max_requests: 0\n"
+	if !strings.Contains(string(cfg), anchor) {
+		e.t.Fatalf("config has no %q line", anchor)
+	}
+	out := strings.Replace(string(cfg), anchor, anchor+lines, 1)
+	if err := os.WriteFile(e.config, []byte(out), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}

@@ -9,17 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // withObservability gives the daemon a known metrics port, a 10s poll and
@@ -145,27 +142,14 @@ func freePort(t *testing.T) int {
 func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	port := freePort(t)
 	e := newEnv(t, withObservability(port))
-	cfg, _ := os.ReadFile(e.config)
-	os.WriteFile(e.config, []byte(strings.Replace(string(cfg), "  max_requests: 0\n", "  max_requests: 0\n  poll_interval: 10s\n  rate_window: 1s\n", 1)), 0o600)
+	e.setAPIBAN("  poll_interval: 10s\n  rate_window: 1s\n")
 	want := feed(e, 120, 11) // 121 pushed; 3 not public + 1 allowlisted, 1 invalid
 	// The first request is refused with a 429: retried after rate_window,
 	// and counted.
 	e.sim.FailNext(apibansim.Fault429)
 	notify := listenNotify(t)
-	cmd := exec.Command(bridgeBin, "-c", e.config)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.path, "WATCHDOG_USEC=400000")
-	var stderr bridgetest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-	}()
+	d := e.daemon("NOTIFY_SOCKET="+notify.path, "WATCHDOG_USEC=400000")
+	stderr := d.Log
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	waitFor(t, 30*time.Second, func() bool {
@@ -219,15 +203,7 @@ func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	if notify.count("READY=1") != 1 || notify.count("WATCHDOG=1") < 2 {
 		t.Errorf("sd_notify: READY %d, WATCHDOG %d", notify.count("READY=1"), notify.count("WATCHDOG=1"))
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-waited:
-		if err != nil {
-			t.Fatalf("daemon exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not stop on SIGTERM")
-	}
+	d.Stop()
 	if notify.count("STOPPING=1") != 1 {
 		t.Error("no STOPPING=1 on SIGTERM")
 	}

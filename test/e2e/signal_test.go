@@ -1,35 +1,26 @@
 package e2e
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // SIGUSR1 makes the daemon run a full resync at once (long before the next
 // poll), which fetches the whole list again and pushes nothing new.
 func TestSIGUSR1RunsAFullResync(t *testing.T) {
 	e := newEnv(t)
-	cfg, _ := os.ReadFile(e.config)
-	os.WriteFile(e.config, []byte(strings.Replace(string(cfg), "  max_requests: 0\n", "  max_requests: 0\n  poll_interval: 1h\n", 1)), 0o600)
+	e.setAPIBAN("  poll_interval: 1h\n")
 	e.sim.Add(apibansim.PublicIPv4s(300, 9)...)
-	var logs bridgetest.Buffer
-	cmd := exec.Command(bridgeBin, "-c", e.config)
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	d := e.daemon()
+	logs := d.Log
 	syncs := func() int { return strings.Count(logs.String(), `msg="sync finished"`) }
 	waitFor(t, 30*time.Second, func() bool { return syncs() == 1 })
 	e.sim.ResetStats()
-	cmd.Process.Signal(syscall.SIGUSR1)
+	d.Signal(syscall.SIGUSR1)
 	waitFor(t, 30*time.Second, func() bool { return syncs() == 2 })
 	last := logs.String()[strings.LastIndex(logs.String(), `msg="sync finished"`):]
 	for _, want := range []string{"full=true", "fetched=300", "pushed=0 ", "already_active=300"} {

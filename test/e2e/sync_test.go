@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -178,22 +175,9 @@ func TestConfigTestFlagAndVersion(t *testing.T) {
 // stops cleanly on SIGTERM with a state file that parses.
 func TestDaemonSyncsAndStopsOnSIGTERM(t *testing.T) {
 	e := newEnv(t)
-	cfg, _ := os.ReadFile(e.config)
-	os.WriteFile(e.config, []byte(strings.Replace(string(cfg), "  max_requests: 0\n", "  max_requests: 0\n  poll_interval: 10s\n", 1)), 0o600)
+	e.setAPIBAN("  poll_interval: 10s\n")
 	want := feed(e, 50, 7)
-	cmd := exec.Command(bridgeBin, "-c", e.config)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-	}()
+	d := e.daemon()
 	waitFor(t, 30*time.Second, func() bool { return len(e.decisions()) == len(want) })
 	more := apibansim.PublicIPv4s(5, 8)
 	e.sim.Add(more...)
@@ -201,18 +185,10 @@ func TestDaemonSyncsAndStopsOnSIGTERM(t *testing.T) {
 	waitFor(t, 30*time.Second, func() bool { return len(e.decisions()) == len(want) })
 	e.assertExactly(want)
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-waited:
-		if err != nil {
-			t.Fatalf("daemon exit: %v\n%s", err, errb.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not stop on SIGTERM")
-	}
-	assertNoSecrets(t, errb.String())
-	if !strings.Contains(errb.String(), "stopped") {
-		t.Errorf("no clean stop logged:\n%s", errb.String())
+	out := d.Stop()
+	assertNoSecrets(t, out)
+	if !strings.Contains(out, "stopped") {
+		t.Errorf("no clean stop logged:\n%s", out)
 	}
 	if st := e.savedState(); len(st.Active) != len(want) {
 		t.Fatalf("state holds %d active, want %d", len(st.Active), len(want))

@@ -29,16 +29,16 @@ func TestAPIBANFaultsDaemonKeepsRunningAndConverges(t *testing.T) {
 	d := r.start()
 	deadline := time.Now().Add(4 * time.Minute)
 	for r.sim.PendingFaults() > 0 {
-		d.running()
+		d.Running()
 		if time.Now().After(deadline) {
-			t.Fatalf("%d faults never served:\n%s", r.sim.PendingFaults(), d.log.String())
+			t.Fatalf("%d faults never served:\n%s", r.sim.PendingFaults(), d.Log.String())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	// New entries after the storm still arrive.
 	r.feed(40, 12)
 	r.waitConverged(d, 90*time.Second)
-	out := d.stop()
+	out := stop(t, d)
 	for _, want := range []string{"status 500", "status 502", "status 503", "status 429",
 		"timed out after 2s", "sync failed", "sync finished"} {
 		if !strings.Contains(out, want) {
@@ -73,5 +73,5 @@ func TestAPIBAN429StormKeepsTheCursor(t *testing.T) {
 	}
 	d := r.start()
 	r.waitConverged(d, time.Minute)
-	d.stop()
+	stop(t, d)
 }

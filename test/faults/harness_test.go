@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,58 +113,19 @@ func (r *rig) feed(n int, seed uint64) {
 }
 
 // daemon is a running bridge process whose log goes to a buffer.
-type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	log  *bridgetest.Buffer
-	done chan error
-}
-
-func (r *rig) start(args ...string) *daemon {
+// start runs the daemon on this rig's config; its output is checked for
+// secrets at test end.
+func (r *rig) start(args ...string) *bridgetest.Daemon {
 	r.t.Helper()
-	d := &daemon{t: r.t, log: &bridgetest.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(bridgeBin, append([]string{"-c", r.config}, args...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	r.t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		assertNoSecrets(r.t, d.log.String())
-	})
-	return d
+	return bridgetest.StartDaemon(r.t, bridgeBin, nil, []string{apiKey, password}, append([]string{"-c", r.config}, args...)...)
 }
 
-// running fails the test if the daemon has exited.
-func (d *daemon) running() {
-	d.t.Helper()
-	select {
-	case err := <-d.done:
-		d.done <- err
-		d.t.Fatalf("the daemon exited (%v):\n%s", err, d.log.String())
-	default:
-	}
-}
-
-// stop sends SIGTERM and wants a clean exit within 20 seconds.
-func (d *daemon) stop() string {
-	d.t.Helper()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.done:
-		if err != nil {
-			d.t.Fatalf("daemon exit: %v\n%s", err, d.log.String())
-		}
-	case <-time.After(20 * time.Second):
-		d.t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.log.String())
-	}
-	out := d.log.String()
+// stop wants a clean SIGTERM exit with the stop logged.
+func stop(t *testing.T, d *bridgetest.Daemon) string {
+	t.Helper()
+	out := d.Stop()
 	if !strings.Contains(out, "stopped") {
-		d.t.Errorf("no clean stop logged:\n%s", out)
+		t.Errorf("no clean stop logged:\n%s", out)
 	}
 	return out
 }
@@ -213,12 +173,12 @@ func (r *rig) converged() bool {
 }
 
 // waitConverged waits for convergence, with the daemon alive throughout.
-func (r *rig) waitConverged(d *daemon, limit time.Duration) {
+func (r *rig) waitConverged(d *bridgetest.Daemon, limit time.Duration) {
 	r.t.Helper()
 	deadline := time.Now().Add(limit)
 	for !r.converged() {
 		if d != nil {
-			d.running()
+			d.Running()
 		}
 		if time.Now().After(deadline) {
 			got, _ := r.decisions()
@@ -237,7 +197,7 @@ func (r *rig) waitConverged(d *daemon, limit time.Duration) {
 			sort.Strings(extra)
 			log := ""
 			if d != nil {
-				log = d.log.String()
+				log = d.Log.String()
 			}
 			r.t.Fatalf("not converged within %s: %d missing %v, %d unexpected %v\n%s",
 				limit, len(missing), head(missing), len(extra), head(extra), log)

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // LAPI is down when the daemon starts: it must keep running, say so, and
@@ -14,10 +16,10 @@ func TestLAPIDownAtStart(t *testing.T) {
 	r.lapi.Stop()
 	d := r.start()
 	waitLog(t, d, "sync failed", 30*time.Second)
-	d.running()
+	d.Running()
 	r.lapi.Restart(t)
 	r.waitConverged(d, 90*time.Second)
-	out := d.stop()
+	out := stop(t, d)
 	if !strings.Contains(out, "connection refused") {
 		t.Errorf("the log does not say LAPI refused the connection:\n%s", out)
 	}
@@ -35,7 +37,7 @@ func TestLAPIRestartInvalidatesTheJWT(t *testing.T) {
 	r.lapi.Restart(t)
 	r.feed(50, 23)
 	r.waitConverged(d, 90*time.Second)
-	d.stop()
+	stop(t, d)
 }
 
 // LAPI answers 500 to pushes, and stores a push whose answer is then
@@ -50,7 +52,7 @@ func TestLAPI500AndLostAnswers(t *testing.T) {
 	r.feed(260, 32)
 	r.proxy.next(loseAnswer)
 	r.waitConverged(d, 2*time.Minute)
-	out := d.stop()
+	out := stop(t, d)
 	if r.proxy.count(answer500) != 2 || r.proxy.count(loseAnswer) != 3 {
 		t.Fatalf("faults served: 500 x%d, lost x%d", r.proxy.count(answer500), r.proxy.count(loseAnswer))
 	}
@@ -81,20 +83,20 @@ func TestLAPIDownMidSync(t *testing.T) {
 		t.Fatalf("state after the first push holds %d active, want 250", len(st.Active))
 	}
 	time.Sleep(3 * time.Second) // a retry or two against the dead LAPI
-	d.running()
+	d.Running()
 	r.proxy.up()
 	r.waitConverged(d, 2*time.Minute)
-	d.stop()
+	stop(t, d)
 }
 
 // waitLog waits until the daemon's log holds s.
-func waitLog(t *testing.T, d *daemon, s string, limit time.Duration) {
+func waitLog(t *testing.T, d *bridgetest.Daemon, s string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
-	for !strings.Contains(d.log.String(), s) {
-		d.running()
+	for !strings.Contains(d.Log.String(), s) {
+		d.Running()
 		if time.Now().After(deadline) {
-			t.Fatalf("the log never said %q within %s:\n%s", s, limit, d.log.String())
+			t.Fatalf("the log never said %q within %s:\n%s", s, limit, d.Log.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

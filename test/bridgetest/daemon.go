@@ -1,0 +1,80 @@
+package bridgetest
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Daemon is the bridge running in the background for one test.
+type Daemon struct {
+	t    testing.TB
+	Cmd  *exec.Cmd
+	Log  *Buffer // stdout and stderr
+	done chan error
+}
+
+// StartDaemon runs bin with args (and env added to the test's environment).
+// At test end a daemon still running is killed, its output must not hold
+// any of secrets, and on failure the output is logged.
+func StartDaemon(t testing.TB, bin string, env, secrets []string, args ...string) *Daemon {
+	t.Helper()
+	d := &Daemon{t: t, Log: &Buffer{}, done: make(chan error, 1)}
+	d.Cmd = exec.Command(bin, args...)
+	d.Cmd.Env = append(os.Environ(), env...)
+	d.Cmd.Stdout, d.Cmd.Stderr = d.Log, d.Log
+	if err := d.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.Cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.Cmd.ProcessState == nil {
+			_ = d.Cmd.Process.Kill()
+			<-d.done
+		}
+		out := d.Log.String()
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("a secret reached the daemon's output:\n%s", out)
+				break
+			}
+		}
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", out)
+		}
+	})
+	return d
+}
+
+// Running fails the test if the daemon has exited.
+func (d *Daemon) Running() {
+	d.t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err
+		d.t.Fatalf("the daemon exited (%v):\n%s", err, d.Log.String())
+	default:
+	}
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig os.Signal) { _ = d.Cmd.Process.Signal(sig) }
+
+// Stop sends SIGTERM, wants a clean exit within 20 seconds and returns
+// everything the daemon wrote.
+func (d *Daemon) Stop() string {
+	d.t.Helper()
+	d.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			d.t.Fatalf("daemon exit: %v\n%s", err, d.Log.String())
+		}
+	case <-time.After(20 * time.Second):
+		d.t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.Log.String())
+	}
+	return d.Log.String()
+}
