@@ -383,3 +383,21 @@ func TestDuplicatesWithinOneFeedPassArePushedOnce(t *testing.T) {
 		t.Fatalf("rows %v", r.lapi.rows)
 	}
 }
+
+// Decisions that ended are dropped from the state file, so it does not
+// grow with every address ever listed.
+func TestEndedDecisionsLeaveTheStateFile(t *testing.T) {
+	r := newRig(t)
+	r.feed.add(3)
+	e := r.engine()
+	r.sync(t, e, false)
+	r.now = r.now.Add(169 * time.Hour) // the three decisions have ended
+	r.feed.add(1)
+	if rep := r.sync(t, e, false); rep.Pushed != 1 {
+		t.Fatalf("%+v", rep)
+	}
+	st := r.savedState(t)
+	if len(st.Active) != 1 {
+		t.Fatalf("state keeps %d entries, want only the one still active: %v", len(st.Active), st.Active)
+	}
+}
