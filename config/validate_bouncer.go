@@ -91,6 +91,9 @@ func (b *Bouncer) validateAuth() error {
 		return invalid("bouncer.key_path", "required when bouncer.cert_path is set")
 	case b.KeyPath != "" && b.CertPath == "":
 		return invalid("bouncer.cert_path", "required when bouncer.key_path is set")
+	case b.APIKey != "" && tlsAuth:
+		// go-cs-bouncer refuses both at start, long after `-t` said OK.
+		return invalid("bouncer.api_key", "must be empty when bouncer.cert_path and bouncer.key_path are set: a bouncer authenticates with a key or a certificate, not both")
 	}
 	for _, f := range []struct{ key, path string }{
 		{"bouncer.cert_path", b.CertPath}, {"bouncer.key_path", b.KeyPath}, {"bouncer.ca_cert_path", b.CACertPath},

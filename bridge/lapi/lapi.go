@@ -66,7 +66,8 @@ func New(opts Options) (*Client, error) {
 	if opts.PerAlert <= 0 {
 		return nil, fmt.Errorf("decisions per alert must be positive, got %d", opts.PerAlert)
 	}
-	if err := setTLS(opts); err != nil {
+	tlsConf, err := tlsConfig(opts)
+	if err != nil {
 		return nil, err
 	}
 	// pkg/apiclient would otherwise retry a refused connection for minutes
@@ -81,33 +82,55 @@ func New(opts Options) (*Client, error) {
 		VersionPrefix: "v1",
 		UserAgent:     opts.UserAgent,
 	})
+	if err := setTLS(api, tlsConf); err != nil {
+		return nil, err
+	}
 	plainRequestBodies(api)
 	return &Client{api: api, opts: opts}, nil
 }
 
-// setTLS fills the package-level TLS settings that pkg/apiclient reads when
-// it builds its transport: that library offers no per-client option, so the
-// process holds one LAPI TLS identity, which is all the bridge needs.
-func setTLS(o Options) error {
-	apiclient.InsecureSkipVerify = o.InsecureSkipVerify
+// tlsConfig builds this client's TLS settings. Without ca_cert_path the
+// system roots verify LAPI; with it, only that CA does.
+func tlsConfig(o Options) (*tls.Config, error) {
+	conf := &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify}
 	if o.CACertPath != "" {
 		pem, err := os.ReadFile(o.CACertPath)
 		if err != nil {
-			return fmt.Errorf("crowdsec.ca_cert_path: %w", err)
+			return nil, fmt.Errorf("crowdsec.ca_cert_path: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("crowdsec.ca_cert_path %s: no certificate found", o.CACertPath)
+			return nil, fmt.Errorf("crowdsec.ca_cert_path %s: no certificate found", o.CACertPath)
 		}
-		apiclient.CaCertPool = pool
+		conf.RootCAs = pool
 	}
 	if o.CertPath != "" {
 		cert, err := tls.LoadX509KeyPair(o.CertPath, o.KeyPath)
 		if err != nil {
-			return fmt.Errorf("crowdsec.cert_path/key_path: %w", err)
+			return nil, fmt.Errorf("crowdsec.cert_path/key_path: %w", err)
 		}
-		apiclient.Cert = &cert
+		conf.Certificates = []tls.Certificate{cert}
 	}
+	return conf, nil
+}
+
+// setTLS gives the client its own TLS settings. pkg/apiclient only offers
+// package-level ones (apiclient.CaCertPool, Cert, InsecureSkipVerify),
+// which every client built later in the process inherits: setting them
+// here would hand the machine certificate, CA or skip-verify to any other
+// LAPI client of the process, and keep a previous client's certificate
+// for a later one that has none. The transport NewClient built is the one
+// the login and every request use.
+func setTLS(api *apiclient.ApiClient, conf *tls.Config) error {
+	jwt, ok := api.GetClient().Transport.(*apiclient.JWTTransport)
+	if !ok {
+		return fmt.Errorf("pkg/apiclient: unexpected transport %T", api.GetClient().Transport)
+	}
+	ht, ok := jwt.Transport.(*http.Transport)
+	if !ok {
+		return fmt.Errorf("pkg/apiclient: unexpected inner transport %T", jwt.Transport)
+	}
+	ht.TLSClientConfig = conf
 	return nil
 }
 

@@ -19,11 +19,16 @@ import (
 type LAPI struct {
 	Bins Binaries
 	Dir  string
-	URL  string // http://127.0.0.1:PORT/
+	URL  string // http://127.0.0.1:PORT/, or https:// with TLS
 	addr string
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *os.File
+
+	// TLS holds the PKI of a LAPI started with StartTLS; nil otherwise.
+	TLS *TLSFiles
+	// health is the client of the readiness probe (trusts TLS.CA).
+	health *http.Client
 }
 
 // Start builds (if needed) and starts a LAPI that is stopped at test end.
@@ -40,6 +45,10 @@ func Start(t testing.TB) *LAPI {
 // Launch prepares a LAPI in dir (config, database, a machine for cscli)
 // and starts it on a free loopback port. Stop it with Stop.
 func Launch(dir string) (*LAPI, error) {
+	return launch(dir, false)
+}
+
+func launch(dir string, withTLS bool) (*LAPI, error) {
 	bins, err := EnsureBinaries()
 	if err != nil {
 		return nil, fmt.Errorf("crowdsec binaries: %w", err)
@@ -48,12 +57,17 @@ func Launch(dir string) (*LAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LAPI{Bins: bins, Dir: dir, addr: addr, URL: "http://" + addr + "/"}
+	l := &LAPI{Bins: bins, Dir: dir, addr: addr, URL: "http://" + addr + "/", health: http.DefaultClient}
+	if withTLS {
+		if err := l.setupTLS(); err != nil {
+			return nil, err
+		}
+	}
 	if err := l.writeConfig(); err != nil {
 		return nil, err
 	}
 	// cscli talks to LAPI as this machine for `decisions list`.
-	if _, err := l.CscliErr("machines", "add", "cscli-tests", "--auto", "-f", l.path("local_api_credentials.yaml")); err != nil {
+	if err := l.addCscliMachine(); err != nil {
 		return nil, err
 	}
 	return l, l.Up()
@@ -74,7 +88,7 @@ func (l *LAPI) writeConfig() error {
 		}
 	}
 	files := map[string]string{
-		"config.yaml":     fmt.Sprintf(configTemplate, l.Dir, l.addr),
+		"config.yaml":     fmt.Sprintf(configTemplate, l.Dir, l.addr) + l.tlsSection(),
 		"profiles.yaml":   profiles,
 		"simulation.yaml": "simulation: off\n",
 		"hub/.index.json": "{}\n",
@@ -159,7 +173,7 @@ func (l *LAPI) waitHealthy(limit time.Duration) error {
 			return fmt.Errorf("crowdsec exited")
 		default:
 		}
-		resp, err := http.Get(l.URL + "health")
+		resp, err := l.health.Get(l.URL + "health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

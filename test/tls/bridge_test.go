@@ -1,0 +1,174 @@
+package tlstest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
+)
+
+// Secrets of the bridge runs; no output may contain them.
+const (
+	apibanKey = "Key-tls-3b4c5d6e7f"
+	password  = "Pw-tls-8a9b0c1d2e"
+)
+
+// bridgeRun is one `--once` run of the real binary.
+type bridgeRun struct {
+	code   int
+	output string // stdout and stderr
+}
+
+// syncOnce writes a config whose crowdsec section is auth (YAML lines
+// indented by two spaces) under lapi_url l.URL, runs `--once` against an
+// APIBAN simulator listing ips, and checks that no secret reached the
+// output.
+func syncOnce(t *testing.T, l *lapitest.LAPI, auth string, ips []string) bridgeRun {
+	t.Helper()
+	bin := bridgeBinary(t)
+	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited})
+	t.Cleanup(sim.Close)
+	sim.Add(ips...)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bridge.yaml")
+	body := fmt.Sprintf(`apiban:
+  api_key: %s
+  url: %s
+  max_requests: 0
+  timeout: 5s
+  max_retries: 1
+crowdsec:
+  lapi_url: %s
+%sstate_file: %s
+log_level: info
+prometheus:
+  enabled: false
+`, apibanKey, sim.URL(), l.URL, auth, filepath.Join(dir, "state.json"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runBridge(t, bin, "-c", cfg, "--once")
+	for _, s := range append(secretsOf(t, l), apibanKey, password) {
+		if strings.Contains(r.output, s) {
+			t.Fatalf("a secret reached the bridge's output:\n%s", r.output)
+		}
+	}
+	return r
+}
+
+func runBridge(t *testing.T, bin string, args ...string) bridgeRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	r := bridgeRun{output: out.String()}
+	if err != nil {
+		exitErr, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running the bridge: %v", err)
+		}
+		r.code = exitErr.ExitCode()
+	}
+	return r
+}
+
+// secretsOf returns a line of each private key of l's PKI.
+func secretsOf(t *testing.T, l *lapitest.LAPI) []string {
+	t.Helper()
+	var out []string
+	for _, key := range []string{l.TLS.AgentKey, l.TLS.BouncerKey} {
+		b, err := os.ReadFile(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.Split(string(b), "\n")[1])
+	}
+	return out
+}
+
+// assertPushed wants exactly ips as active apiban decisions in LAPI.
+func assertPushed(t *testing.T, l *lapitest.LAPI, ips []string) {
+	t.Helper()
+	var got []string
+	for _, d := range l.Decisions(t, "apiban") {
+		got = append(got, d.Value)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(ips))
+	if !slices.Equal(got, want) {
+		t.Fatalf("LAPI holds %d apiban decisions %v, want %d", len(got), head(got), len(want))
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }
+
+// The machine login over HTTPS: with a password, with a client
+// certificate and no password, and with insecure_skip_verify instead of
+// the CA. Each run pushes the simulated feed into LAPI.
+func TestBridgeMachineLoginOverTLS(t *testing.T) {
+	needLAPI(t)
+	l, files := lapitest.StartTLS(t)
+	l.AddMachine(t, "crowdsec-apiban-bridge", password)
+	for i, c := range []struct{ name, auth string }{
+		{"password+CA", fmt.Sprintf("  password: %s\n  ca_cert_path: %s\n", password, files.CA)},
+		{"certificate+CA", fmt.Sprintf("  cert_path: %s\n  key_path: %s\n  ca_cert_path: %s\n", files.AgentCert, files.AgentKey, files.CA)},
+		{"password+insecure", fmt.Sprintf("  password: %s\n  insecure_skip_verify: true\n", password)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ips := apibansim.PublicIPv4s(40, uint64(i+1))
+			r := syncOnce(t, l, c.auth, ips)
+			if r.code != 0 {
+				t.Fatalf("--once exited %d:\n%s", r.code, r.output)
+			}
+			assertPushed(t, l, ips)
+			l.Cscli(t, "decisions", "delete", "--origin", "apiban")
+		})
+	}
+	// The certificate login registered the machine as CN@IP, by TLS.
+	want := lapitest.Client{Name: lapitest.AgentCN + "@127.0.0.1", AuthType: "tls"}
+	if got := l.Machines(t); !slices.Contains(got, want) {
+		t.Fatalf("LAPI's machines %+v lack %+v", got, want)
+	}
+}
+
+// A CA that did not sign LAPI's certificate: the run fails at once, says
+// why, and pushes nothing.
+func TestBridgeWrongCA(t *testing.T) {
+	needLAPI(t)
+	l, files := lapitest.StartTLS(t)
+	l.AddMachine(t, "crowdsec-apiban-bridge", password)
+	for _, c := range []struct{ name, auth string }{
+		{"password", fmt.Sprintf("  password: %s\n  ca_cert_path: %s\n", password, files.WrongCA)},
+		{"certificate", fmt.Sprintf("  cert_path: %s\n  key_path: %s\n  ca_cert_path: %s\n", files.AgentCert, files.AgentKey, files.WrongCA)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			r := syncOnce(t, l, c.auth, apibansim.PublicIPv4s(20, 9))
+			if r.code == 0 {
+				t.Fatalf("--once succeeded with a wrong CA:\n%s", r.output)
+			}
+			const why = "x509: certificate signed by unknown authority"
+			if !strings.Contains(r.output, why) {
+				t.Fatalf("the error does not say %q:\n%s", why, r.output)
+			}
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("failing took %s", took)
+			}
+			if ds := l.Decisions(t, "apiban"); len(ds) != 0 {
+				t.Fatalf("%d decisions pushed through an untrusted LAPI", len(ds))
+			}
+		})
+	}
+}
