@@ -11,13 +11,17 @@ import (
 
 // What crowdsec-firewall-bouncer creates or installs.
 const (
-	firewallBouncerUnit      = "crowdsec-firewall-bouncer"
-	firewallBouncerConfig    = "/etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
-	firewallBouncerChain     = "CROWDSEC_CHAIN"
-	firewallBouncerSetPrefix = "crowdsec-blacklists"
+	firewallBouncerUnit   = "crowdsec-firewall-bouncer"
+	firewallBouncerConfig = "/etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
+	firewallBouncerChain  = "CROWDSEC_CHAIN"
 )
 
-var firewallBouncerTables = []string{"crowdsec", "crowdsec6"}
+var (
+	firewallBouncerTables = []string{"crowdsec", "crowdsec6"}
+	// Its ipsets: crowdsec-blacklists and crowdsec6-blacklists in 0.0.25
+	// (Debian bookworm), numbered ones (crowdsec-blacklists-0) later.
+	firewallBouncerSetPrefixes = []string{"crowdsec-blacklists", "crowdsec6-blacklists"}
+)
 
 // Probe looks for crowdsec-firewall-bouncer. It only reads. The zero
 // value probes the host.
@@ -45,6 +49,7 @@ func (p Probe) Detect(ctx context.Context) []string {
 	if p.chainExists(ctx) {
 		found = append(found, "iptables chain "+firewallBouncerChain)
 	}
+	found = append(found, p.inputRules(ctx)...)
 	cfg := p.ConfigPath
 	if cfg == "" {
 		cfg = firewallBouncerConfig
@@ -109,8 +114,43 @@ func (p Probe) ipsets(ctx context.Context) []string {
 	}
 	var found []string
 	for _, name := range strings.Fields(string(out)) {
-		if strings.HasPrefix(name, firewallBouncerSetPrefix) {
+		if stockSet(name) {
 			found = append(found, "ipset "+name)
+		}
+	}
+	return found
+}
+
+func stockSet(name string) bool {
+	for _, prefix := range firewallBouncerSetPrefixes {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// inputRules finds the stock bouncer's drop rules placed directly in
+// INPUT (0.0.25 in iptables mode has no chain of its own), with
+// `iptables -S INPUT` (constant arguments).
+func (p Probe) inputRules(ctx context.Context) []string {
+	var found []string
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		argv := append(append([]string{}, p.CommandPrefix...), tool, "-w", "-S", "INPUT")
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			continue
+		}
+		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			for i := 0; i+1 < len(f); i++ {
+				if f[i] == "--match-set" && stockSet(f[i+1]) {
+					found = append(found, tool+" INPUT rule matching "+f[i+1])
+				}
+			}
 		}
 	}
 	return found

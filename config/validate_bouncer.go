@@ -31,12 +31,21 @@ const (
 var (
 	foreignTables = []string{"crowdsec", "crowdsec6"}
 	foreignChains = []string{"CROWDSEC_CHAIN"}
+	// 0.0.25 (Debian bookworm) names its IPv6 objects crowdsec6-*.
+	foreignSetPrefixes   = []string{"crowdsec-blacklists", "crowdsec6-blacklists"}
+	foreignChainPrefixes = []string{"crowdsec-chain", "crowdsec6-chain"}
 )
 
-const (
-	foreignSetPrefix   = "crowdsec-blacklists"
-	foreignChainPrefix = "crowdsec-chain"
-)
+// foreignPrefix returns the stock bouncer's prefix that v starts with
+// (case-insensitively), if any.
+func foreignPrefix(v string, prefixes []string) (string, bool) {
+	for _, p := range prefixes {
+		if strings.HasPrefix(strings.ToLower(v), p) {
+			return p, true
+		}
+	}
+	return "", false
+}
 
 // validate checks the bouncer section only when it is enabled, so a
 // disabled section may keep placeholder values.
@@ -119,11 +128,15 @@ func (b *Bouncer) validateNames() []error {
 	if name("bouncer.table", b.Table, maxNftName) && slices.Contains(foreignTables, b.Table) {
 		errs = append(errs, invalid("bouncer.table", "%q belongs to crowdsec-firewall-bouncer; choose another name", b.Table))
 	}
-	if name("bouncer.set_prefix", b.SetPrefix, maxSetPrefix) && strings.HasPrefix(strings.ToLower(b.SetPrefix), foreignSetPrefix) {
-		errs = append(errs, invalid("bouncer.set_prefix", "must not start with %q (crowdsec-firewall-bouncer's sets), got %q", foreignSetPrefix, b.SetPrefix))
+	if name("bouncer.set_prefix", b.SetPrefix, maxSetPrefix) {
+		if p, ok := foreignPrefix(b.SetPrefix, foreignSetPrefixes); ok {
+			errs = append(errs, invalid("bouncer.set_prefix", "must not start with %q (crowdsec-firewall-bouncer's sets), got %q", p, b.SetPrefix))
+		}
 	}
-	if name("bouncer.chain", b.Chain, maxNftName-len("-forward")) && strings.HasPrefix(strings.ToLower(b.Chain), foreignChainPrefix) {
-		errs = append(errs, invalid("bouncer.chain", "must not start with %q (crowdsec-firewall-bouncer's chains), got %q", foreignChainPrefix, b.Chain))
+	if name("bouncer.chain", b.Chain, maxNftName-len("-forward")) {
+		if p, ok := foreignPrefix(b.Chain, foreignChainPrefixes); ok {
+			errs = append(errs, invalid("bouncer.chain", "must not start with %q (crowdsec-firewall-bouncer's chains), got %q", p, b.Chain))
+		}
 	}
 	if name("bouncer.iptables_chain", b.IptablesChain, maxIptablesChain) && slices.Contains(foreignChains, strings.ToUpper(b.IptablesChain)) {
 		errs = append(errs, invalid("bouncer.iptables_chain", "%q belongs to crowdsec-firewall-bouncer; choose another name", b.IptablesChain))

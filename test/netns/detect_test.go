@@ -30,6 +30,13 @@ func TestDetectFirewallBouncer(t *testing.T) {
 		{func() { ns.Cmd(t, "nft", "add table ip6 crowdsec6") }, "nftables table crowdsec6"},
 		{func() { ns.Cmd(t, "ipset", "create", "crowdsec-blacklists-0", "hash:net", "timeout", "0") }, "ipset crowdsec-blacklists-0"},
 		{func() { ns.Cmd(t, "iptables", "-w", "-N", "CROWDSEC_CHAIN") }, "iptables chain CROWDSEC_CHAIN"},
+		// 0.0.25 (Debian bookworm): crowdsec6-blacklists, matched from INPUT.
+		{func() {
+			ns.Cmd(t, "ipset", "create", "crowdsec6-blacklists", "hash:net", "family", "inet6", "timeout", "300")
+		}, "ipset crowdsec6-blacklists"},
+		{func() {
+			ns.Cmd(t, "ip6tables", "-w", "-I", "INPUT", "-m", "set", "--match-set", "crowdsec6-blacklists", "src", "-j", "DROP")
+		}, "ip6tables INPUT rule matching crowdsec6-blacklists"},
 		{func() { unit = true }, "active unit crowdsec-firewall-bouncer"},
 	}
 	for _, s := range steps {
