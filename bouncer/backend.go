@@ -12,17 +12,24 @@ import (
 	"time"
 )
 
-// Element is one address or range to drop, for Timeout from now.
+// Element is one address or range to drop, for Timeout from now. Origin
+// is the origin its drops are counted under: that of its longest decision.
+// Backends keep each origin's elements in sets of their own, so that the
+// kernel counts drops by origin.
 type Element struct {
 	Prefix  netip.Prefix
 	Timeout time.Duration
+	Origin  string
 }
 
 // Changes is what one stream tick changes in the kernel. A backend applies
 // it in one transaction, in this order: Delete, then Refresh (delete and
-// add again, so that every kernel takes the new timeout), then Add.
+// add again, so that every kernel takes the new timeout), then Add. A
+// Delete's Origin names the set the element is in (its Timeout is
+// unused); an element whose origin changes is deleted from the old
+// origin's set and added to the new one's.
 type Changes struct {
-	Delete  []netip.Prefix
+	Delete  []Element
 	Refresh []Element
 	Add     []Element
 }
@@ -58,9 +65,17 @@ type Counters struct {
 	Bytes   uint64
 }
 
+// DropKey says whose drops a Counters holds: an origin, in one address
+// family ("ipv4" or "ipv6", the ip_type label of LAPI's usage metrics).
+type DropKey struct {
+	Origin string
+	IPType string
+}
+
 // CounterReader is implemented by backends that count dropped traffic.
+// The counters restart from zero when the kernel objects are rebuilt.
 type CounterReader interface {
-	Dropped(ctx context.Context) (Counters, error)
+	Dropped(ctx context.Context) (map[DropKey]Counters, error)
 }
 
 // ErrNotLoaded is returned by Lookup when our kernel objects do not exist:
@@ -71,6 +86,9 @@ var ErrNotLoaded = errors.New("not loaded")
 type Match struct {
 	Set    string
 	Prefix netip.Prefix
+	// Origin is the origin whose set holds the element, when the kernel
+	// objects say it (empty otherwise).
+	Origin string
 	// Left is the element's remaining timeout; 0 when the kernel does
 	// not say.
 	Left time.Duration
@@ -82,4 +100,18 @@ type Match struct {
 // daemon runs.
 type Looker interface {
 	Lookup(ctx context.Context, addr netip.Addr) ([]Match, error)
+}
+
+// Plus returns the sum of c and o.
+func (c Counters) Plus(o Counters) Counters {
+	return Counters{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes}
+}
+
+// Total sums counters over every origin and family.
+func Total(m map[DropKey]Counters) Counters {
+	var t Counters
+	for _, c := range m {
+		t = t.Plus(c)
+	}
+	return t
 }

@@ -20,6 +20,7 @@ import (
 type recorder struct {
 	nested   bool
 	set      map[netip.Prefix]time.Duration
+	origin   map[netip.Prefix]string // the origin's set holding each element
 	calls    []string
 	changes  []Changes
 	failNext bool
@@ -31,7 +32,9 @@ type recorder struct {
 	expiry map[netip.Prefix]time.Time
 }
 
-func newRecorder() *recorder { return &recorder{set: map[netip.Prefix]time.Duration{}} }
+func newRecorder() *recorder {
+	return &recorder{set: map[netip.Prefix]time.Duration{}, origin: map[netip.Prefix]string{}}
+}
 
 func (r *recorder) Name() string { return "recorder" }
 func (r *recorder) Nested() bool { return r.nested }
@@ -40,9 +43,11 @@ func (r *recorder) Close() error { r.closed = true; return nil }
 func (r *recorder) Reconcile(_ context.Context, elems []Element) error {
 	r.calls = append(r.calls, "reconcile")
 	r.set = map[netip.Prefix]time.Duration{}
+	r.origin = map[netip.Prefix]string{}
 	r.expiry = map[netip.Prefix]time.Time{}
 	for _, e := range elems {
 		r.set[e.Prefix] = e.Timeout
+		r.origin[e.Prefix] = e.Origin
 		r.stamp(e)
 	}
 	return nil
@@ -91,15 +96,21 @@ func (r *recorder) Apply(_ context.Context, c Changes) error {
 	for p, d := range r.set {
 		next[p] = d
 	}
-	for _, p := range c.Delete {
-		if _, ok := next[p]; !ok {
-			return errors.New("delete of absent " + p.String())
+	for _, e := range c.Delete {
+		if _, ok := next[e.Prefix]; !ok {
+			return errors.New("delete of absent " + e.Prefix.String())
 		}
-		delete(next, p)
+		if r.origin[e.Prefix] != e.Origin {
+			return errors.New("delete of " + e.Prefix.String() + " from the set of " + e.Origin + ", it is in " + r.origin[e.Prefix] + "'s")
+		}
+		delete(next, e.Prefix)
 	}
 	for _, e := range c.Refresh {
 		if _, ok := next[e.Prefix]; !ok {
 			return errors.New("refresh of absent " + e.Prefix.String())
+		}
+		if r.origin[e.Prefix] != e.Origin {
+			return errors.New("refresh of " + e.Prefix.String() + " in the set of " + e.Origin + ", it is in " + r.origin[e.Prefix] + "'s")
 		}
 		next[e.Prefix] = e.Timeout
 	}
@@ -110,6 +121,9 @@ func (r *recorder) Apply(_ context.Context, c Changes) error {
 		next[e.Prefix] = e.Timeout
 	}
 	r.set = next
+	for _, e := range c.Add {
+		r.origin[e.Prefix] = e.Origin
+	}
 	for _, e := range slices.Concat(c.Refresh, c.Add) {
 		r.stamp(e)
 	}
@@ -358,13 +372,14 @@ func TestParseValue(t *testing.T) {
 // counting is a recorder with drop counters.
 type counting struct {
 	*recorder
-	c Counters
+	c map[DropKey]Counters
 }
 
-func (c *counting) Dropped(context.Context) (Counters, error) { return c.c, nil }
+func (c *counting) Dropped(context.Context) (map[DropKey]Counters, error) { return c.c, nil }
 
 func TestMetrics(t *testing.T) {
-	r := &counting{recorder: newRecorder(), c: Counters{Packets: 7, Bytes: 420}}
+	v4, v6 := DropKey{"apiban", "ipv4"}, DropKey{"crowdsec", "ipv6"}
+	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{v4: {Packets: 7, Bytes: 420}, v6: {Packets: 1, Bytes: 80}}}
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	b := New(r, Options{Now: clk.now})
 	origin := func(d *models.Decision, o string) *models.Decision { d.Origin = &o; return d }
@@ -394,8 +409,11 @@ func TestMetrics(t *testing.T) {
 		"crowdsec_apiban_bridge_bouncer_active_decisions/crowdsec": 1,
 		"crowdsec_apiban_bridge_bouncer_kernel_elements":           2,
 		"crowdsec_apiban_bridge_bouncer_skipped_decisions_total":   1,
-		"crowdsec_apiban_bridge_bouncer_dropped_packets_total":     7,
-		"crowdsec_apiban_bridge_bouncer_dropped_bytes_total":       420,
+		// Labels in Prometheus order: ip_type, origin.
+		"crowdsec_apiban_bridge_bouncer_dropped_packets_total/ipv4/apiban":   7,
+		"crowdsec_apiban_bridge_bouncer_dropped_bytes_total/ipv4/apiban":     420,
+		"crowdsec_apiban_bridge_bouncer_dropped_packets_total/ipv6/crowdsec": 1,
+		"crowdsec_apiban_bridge_bouncer_dropped_bytes_total/ipv6/crowdsec":   80,
 	}
 	if len(scraped) != len(wantScraped) {
 		t.Errorf("scraped %v, want %v", scraped, wantScraped)
@@ -410,18 +428,24 @@ func TestMetrics(t *testing.T) {
 	u := &usage{b: b}
 	m := &models.RemediationComponentsMetrics{}
 	u.update(m, time.Minute)
-	r.c = Counters{Packets: 10, Bytes: 600}
+	// apiban's IPv4 counters grew; crowdsec's IPv6 ones were reset (the
+	// objects were rebuilt) and count from zero.
+	r.c = map[DropKey]Counters{v4: {Packets: 10, Bytes: 600}, v6: {Packets: 0, Bytes: 0}}
 	m = &models.RemediationComponentsMetrics{}
 	u.update(m, time.Minute)
 	got := map[string]float64{}
 	for _, it := range m.Metrics[0].Items {
 		key := *it.Name + "/" + *it.Unit
-		if o := it.Labels["origin"]; o != "" {
-			key += "/" + o
+		for _, l := range []string{"origin", "ip_type"} {
+			if v := it.Labels[l]; v != "" {
+				key += "/" + v
+			}
 		}
 		got[key] = *it.Value
 	}
-	wantUsage := map[string]float64{"dropped/packet": 3, "dropped/byte": 180, "active_decisions/ip/apiban": 2, "active_decisions/ip/crowdsec": 1}
+	wantUsage := map[string]float64{"dropped/packet/apiban/ipv4": 3, "dropped/byte/apiban/ipv4": 180,
+		"dropped/packet/crowdsec/ipv6": 0, "dropped/byte/crowdsec/ipv6": 0,
+		"active_decisions/ip/apiban": 2, "active_decisions/ip/crowdsec": 1}
 	if len(got) != len(wantUsage) {
 		t.Errorf("usage items %v, want %v", got, wantUsage)
 	}
@@ -432,5 +456,50 @@ func TestMetrics(t *testing.T) {
 	}
 	if *m.Metrics[0].Meta.WindowSizeSeconds != 60 {
 		t.Errorf("window %d, want 60", *m.Metrics[0].Meta.WindowSizeSeconds)
+	}
+}
+
+func from(origin string, d *models.Decision) *models.Decision { d.Origin = &origin; return d }
+
+// TestDropsCountedUnderLongestDecisionsOrigin: an element sits in the set
+// of its longest decision's origin, and moves (deleted from one origin's
+// set, added to the other's, in one tick) when that changes.
+func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
+	h := newHarness(t, false)
+	ip := netip.MustParsePrefix("192.0.2.7/32")
+	inSetOf := func(want string) {
+		t.Helper()
+		if got := h.r.origin[ip]; got != want {
+			t.Errorf("element in %q's set, want %q's", got, want)
+		}
+	}
+	h.tick([]*models.Decision{from("crowdsec", ban(1, "192.0.2.7", "1h"))}, nil, "192.0.2.7/32")
+	inSetOf("crowdsec")
+	h.tick([]*models.Decision{from("apiban", ban(2, "192.0.2.7", "168h"))}, nil, "192.0.2.7/32")
+	inSetOf("apiban")
+	last := h.r.changes[len(h.r.changes)-1]
+	if len(last.Delete) != 1 || last.Delete[0].Origin != "crowdsec" || len(last.Add) != 1 || last.Add[0].Origin != "apiban" ||
+		len(last.Refresh) != 0 {
+		t.Errorf("want a move from crowdsec's set to apiban's in one tick, got %+v", last)
+	}
+	if got := h.timeout("192.0.2.7/32"); got != 168*time.Hour {
+		t.Errorf("timeout %s, want 168h", got)
+	}
+	// A longer decision of the same origin only refreshes.
+	h.tick([]*models.Decision{from("apiban", ban(3, "192.0.2.7", "169h"))}, nil, "192.0.2.7/32")
+	if last := h.r.changes[len(h.r.changes)-1]; len(last.Refresh) != 1 || last.Refresh[0].Origin != "apiban" || len(last.Delete) != 0 {
+		t.Errorf("want one refresh in apiban's set, got %+v", last)
+	}
+	// apiban's decisions go: back to crowdsec's set, with its timeout.
+	h.tick(nil, []*models.Decision{ban(2, "192.0.2.7", "1s"), ban(3, "192.0.2.7", "1s")}, "192.0.2.7/32")
+	inSetOf("crowdsec")
+	if got := h.timeout("192.0.2.7/32"); got != time.Hour {
+		t.Errorf("timeout %s, want crowdsec's 1h", got)
+	}
+	// Equal ends: the origin first in byte order, at every tick.
+	h.tick([]*models.Decision{from("cscli", ban(4, "198.51.100.1", "2h")), from("CAPI", ban(5, "198.51.100.1", "2h"))},
+		nil, "192.0.2.7/32", "198.51.100.1/32")
+	if got := h.r.origin[netip.MustParsePrefix("198.51.100.1/32")]; got != "CAPI" {
+		t.Errorf("tie went to %q, want CAPI", got)
 	}
 }

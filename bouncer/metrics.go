@@ -19,9 +19,10 @@ var (
 	descSkipped = prometheus.NewDesc(metricsNamespace+"_skipped_decisions_total",
 		"Decisions never enforced: allowlisted, not a ban, not an Ip or Range, or malformed.", nil, nil)
 	descPackets = prometheus.NewDesc(metricsNamespace+"_dropped_packets_total",
-		"Packets dropped by the bouncer's rules (kernel counters; they restart when the objects are rebuilt).", nil, nil)
+		"Packets dropped by the bouncer's rules, by origin and IP type (kernel counters; they restart when the objects are rebuilt).",
+		[]string{"origin", "ip_type"}, nil)
 	descBytes = prometheus.NewDesc(metricsNamespace+"_dropped_bytes_total",
-		"Bytes dropped by the bouncer's rules (kernel counters).", nil, nil)
+		"Bytes dropped by the bouncer's rules, by origin and IP type (kernel counters).", []string{"origin", "ip_type"}, nil)
 )
 
 // Collector returns a Prometheus collector of the bouncer's state; the
@@ -43,35 +44,36 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descElements, prometheus.GaugeValue, float64(s.Elements))
 	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.Skipped))
-	if d, ok := c.b.dropped(); ok {
-		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(d.Packets))
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(d.Bytes))
+	dropped, _ := c.b.dropped()
+	for k, d := range dropped {
+		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(d.Packets), k.Origin, k.IPType)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(d.Bytes), k.Origin, k.IPType)
 	}
 }
 
 // dropped reads the backend's counters, if it has any.
-func (b *Bouncer) dropped() (Counters, bool) {
+func (b *Bouncer) dropped() (map[DropKey]Counters, bool) {
 	r, ok := b.backend.(CounterReader)
 	if !ok {
-		return Counters{}, false
+		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d, err := r.Dropped(ctx)
 	if err != nil {
 		b.log.WithError(err).Debug("bouncer: cannot read the drop counters")
-		return Counters{}, false
+		return nil, false
 	}
 	return d, true
 }
 
 // usage fills the usage metrics sent to LAPI (go-cs-bouncer's
 // MetricsProvider): active decisions by origin, and what was dropped
-// since the last report.
+// since the last report by origin and IP type.
 type usage struct {
 	b    *Bouncer
 	mu   sync.Mutex
-	last Counters
+	last map[DropKey]Counters
 }
 
 func (u *usage) update(m *models.RemediationComponentsMetrics, interval time.Duration) {
@@ -80,22 +82,35 @@ func (u *usage) update(m *models.RemediationComponentsMetrics, interval time.Dur
 	for origin, n := range u.b.Stats().ByOrigin {
 		items = append(items, metricItem("active_decisions", "ip", float64(n), models.MetricsLabels{"origin": origin}))
 	}
-	if d, ok := u.b.dropped(); ok {
-		u.mu.Lock()
-		delta := d
-		// Counters restart from zero when the objects are rebuilt.
-		if d.Packets >= u.last.Packets && d.Bytes >= u.last.Bytes {
-			delta = Counters{Packets: d.Packets - u.last.Packets, Bytes: d.Bytes - u.last.Bytes}
+	if dropped, ok := u.b.dropped(); ok {
+		for k, d := range u.since(dropped) {
+			labels := models.MetricsLabels{"origin": k.Origin, "ip_type": k.IPType}
+			items = append(items, metricItem("dropped", "packet", float64(d.Packets), labels),
+				metricItem("dropped", "byte", float64(d.Bytes), labels))
 		}
-		u.last = d
-		u.mu.Unlock()
-		items = append(items, metricItem("dropped", "packet", float64(delta.Packets), nil),
-			metricItem("dropped", "byte", float64(delta.Bytes), nil))
 	}
 	m.Metrics = append(m.Metrics, &models.DetailedMetrics{
 		Meta:  &models.MetricsMeta{UtcNowTimestamp: &now, WindowSizeSeconds: &window},
 		Items: items,
 	})
+}
+
+// since returns what each counter gained since the last report and
+// remembers the new values. A counter below its last value was reset (the
+// objects were rebuilt): all of it is new.
+func (u *usage) since(now map[DropKey]Counters) map[DropKey]Counters {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[DropKey]Counters, len(now))
+	for k, d := range now {
+		last := u.last[k]
+		if d.Packets >= last.Packets && d.Bytes >= last.Bytes {
+			d = Counters{Packets: d.Packets - last.Packets, Bytes: d.Bytes - last.Bytes}
+		}
+		out[k] = d
+	}
+	u.last = now
+	return out
 }
 
 func metricItem(name, unit string, v float64, labels models.MetricsLabels) *models.MetricsDetailItem {

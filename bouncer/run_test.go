@@ -57,7 +57,7 @@ func TestRunAgainstStream(t *testing.T) {
 	lapi := &fakeLAPI{}
 	srv := httptest.NewServer(lapi)
 	defer srv.Close()
-	r := &counting{recorder: newRecorder(), c: Counters{Packets: 5, Bytes: 300}}
+	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{{"apiban", "ipv4"}: {Packets: 5, Bytes: 300}}}
 	b := New(r, Options{APIURL: srv.URL, APIKey: "bouncer-key", UpdateFrequency: 50 * time.Millisecond,
 		Origins: []string{"apiban", "crowdsec"}, UserAgent: "test/1", MetricsInterval: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,7 +92,7 @@ func TestRunAgainstStream(t *testing.T) {
 			t.Errorf("request with key %q", k)
 		}
 	}
-	for _, want := range []string{`"active_decisions"`, `"dropped"`, `"origin":"apiban"`, `"type":"crowdsec-apiban-bridge"`} {
+	for _, want := range []string{`"active_decisions"`, `"dropped"`, `"origin":"apiban"`, `"ip_type":"ipv4"`, `"type":"crowdsec-apiban-bridge"`} {
 		if !strings.Contains(metrics[0], want) {
 			t.Errorf("usage metrics lack %s: %s", want, metrics[0])
 		}

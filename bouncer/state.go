@@ -64,17 +64,27 @@ func (t *tracker) expire(now time.Time) {
 	}
 }
 
-// desired returns each value with the end of its longest decision.
-func (t *tracker) desired() map[netip.Prefix]time.Time {
-	out := make(map[netip.Prefix]time.Time, len(t.byValue))
+// want is what the kernel should hold for one value: its ban's end and
+// the origin its drops are counted under.
+type want struct {
+	until  time.Time
+	origin string
+}
+
+// desired returns each value with the end of its longest decision and
+// that decision's origin (on a tie, the origin first in byte order, so
+// that the choice does not change from one tick to the next).
+func (t *tracker) desired() map[netip.Prefix]want {
+	out := make(map[netip.Prefix]want, len(t.byValue))
 	for p, ds := range t.byValue {
-		var last time.Time
-		for _, until := range ds {
-			if until.After(last) {
-				last = until
+		var best want
+		for id, until := range ds {
+			o := t.origin[id]
+			if until.After(best.until) || (until.Equal(best.until) && o < best.origin) {
+				best = want{until, o}
 			}
 		}
-		out[p] = last
+		out[p] = best
 	}
 	return out
 }
@@ -108,39 +118,39 @@ const lingerGrace = time.Second
 // planner turns the desired state into kernel changes, remembering what
 // the kernel holds (view) and what was left there to time out (lingering).
 type planner struct {
-	view      map[netip.Prefix]time.Time
+	view      map[netip.Prefix]want
 	lingering map[netip.Prefix]time.Time
 	// nested: the backend accepts overlapping ranges.
 	nested bool
 }
 
 func newPlanner(nested bool) *planner {
-	return &planner{view: map[netip.Prefix]time.Time{}, lingering: map[netip.Prefix]time.Time{}, nested: nested}
+	return &planner{view: map[netip.Prefix]want{}, lingering: map[netip.Prefix]time.Time{}, nested: nested}
 }
 
 // effective drops what the kernel must not or need not hold: values whose
 // ban ends too soon, and, for backends that refuse overlaps, ranges inside
 // a wider banned range (they are added when the wider one ends).
-func (pl *planner) effective(desired map[netip.Prefix]time.Time, now time.Time) map[netip.Prefix]time.Time {
-	out := make(map[netip.Prefix]time.Time, len(desired))
-	for p, until := range desired {
-		if until.Sub(now) <= expiringSoon {
+func (pl *planner) effective(desired map[netip.Prefix]want, now time.Time) map[netip.Prefix]want {
+	out := make(map[netip.Prefix]want, len(desired))
+	for p, w := range desired {
+		if w.until.Sub(now) <= expiringSoon {
 			continue
 		}
 		if !pl.nested && isRange(p) && coveredByWider(desired, p, now) {
 			continue
 		}
-		out[p] = until
+		out[p] = w
 	}
 	return out
 }
 
 // coveredByWider reports whether a strictly wider range in desired, still
 // active, contains p.
-func coveredByWider(desired map[netip.Prefix]time.Time, p netip.Prefix, now time.Time) bool {
+func coveredByWider(desired map[netip.Prefix]want, p netip.Prefix, now time.Time) bool {
 	for bits := p.Bits() - 1; bits >= 0; bits-- {
 		wider := netip.PrefixFrom(p.Addr(), bits).Masked()
-		if until, ok := desired[wider]; ok && until.Sub(now) > expiringSoon {
+		if w, ok := desired[wider]; ok && w.until.Sub(now) > expiringSoon {
 			return true
 		}
 	}
@@ -150,56 +160,64 @@ func coveredByWider(desired map[netip.Prefix]time.Time, p netip.Prefix, now time
 func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
 
 // full returns every element for a reconcile and makes it the view.
-func (pl *planner) full(desired map[netip.Prefix]time.Time, now time.Time) []Element {
+func (pl *planner) full(desired map[netip.Prefix]want, now time.Time) []Element {
 	eff := pl.effective(desired, now)
 	pl.view = eff
 	pl.lingering = map[netip.Prefix]time.Time{}
 	elems := make([]Element, 0, len(eff))
-	for p, until := range eff {
-		elems = append(elems, Element{Prefix: p, Timeout: until.Sub(now)})
+	for p, w := range eff {
+		elems = append(elems, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
 	}
 	return elems
 }
 
 // plan returns the changes from the view to the desired state and makes
 // the result the view. Call full after a failed Apply.
-func (pl *planner) plan(desired map[netip.Prefix]time.Time, now time.Time) Changes {
+func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
 	for p, until := range pl.lingering {
 		if now.Sub(until) > lingerGrace {
 			delete(pl.lingering, p)
 		}
 	}
 	eff := pl.effective(desired, now)
-	var c Changes
-	for p, until := range pl.view {
-		if _, keep := eff[p]; keep {
-			continue
-		}
-		if until.Sub(now) > expiringSoon {
-			c.Delete = append(c.Delete, p)
-		} else {
-			// Deleting an element the kernel is about to drop could
-			// fail the whole batch: let it time out.
-			pl.lingering[p] = until
-		}
-	}
-	next := make(map[netip.Prefix]time.Time, len(eff))
-	for p, until := range eff {
+	c := Changes{Delete: pl.leaving(eff, now)}
+	next := make(map[netip.Prefix]want, len(eff))
+	for p, w := range eff {
 		old, ok := pl.view[p]
 		switch {
-		case !ok || old.Sub(now) <= expiringSoon:
+		case !ok || old.origin != w.origin || old.until.Sub(now) <= expiringSoon:
 			if !pl.nested && isRange(p) && pl.overlapsLingering(p) {
 				continue // the kernel would refuse it: next tick
 			}
 			delete(pl.lingering, p)
-			c.Add = append(c.Add, Element{Prefix: p, Timeout: until.Sub(now)})
-		case until.Sub(old) > refreshSlack || old.Sub(until) > refreshSlack:
-			c.Refresh = append(c.Refresh, Element{Prefix: p, Timeout: until.Sub(now)})
+			c.Add = append(c.Add, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
+		case w.until.Sub(old.until) > refreshSlack || old.until.Sub(w.until) > refreshSlack:
+			c.Refresh = append(c.Refresh, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
 		}
-		next[p] = until
+		next[p] = w
 	}
 	pl.view = next
 	return c
+}
+
+// leaving returns the elements of the view that must leave their set: no
+// longer wanted, or wanted under another origin (moved to its set).
+// Elements about to time out are left to the kernel instead.
+func (pl *planner) leaving(eff map[netip.Prefix]want, now time.Time) []Element {
+	var out []Element
+	for p, old := range pl.view {
+		if w, keep := eff[p]; keep && w.origin == old.origin {
+			continue
+		}
+		if old.until.Sub(now) > expiringSoon {
+			out = append(out, Element{Prefix: p, Origin: old.origin})
+		} else {
+			// Deleting an element the kernel is about to drop could
+			// fail the whole batch: let it time out.
+			pl.lingering[p] = old.until
+		}
+	}
+	return out
 }
 
 // overlapsLingering reports whether another range still in the kernel,

@@ -124,7 +124,9 @@ type Bouncer struct {
 	Mode    string   `mapstructure:"mode"` // nftables or ipset
 	// Table is the nftables table (family inet).
 	Table string `mapstructure:"table"`
-	// SetPrefix names the sets: PREFIX-v4, PREFIX-v4-ranges, PREFIX-v6, PREFIX-v6-ranges.
+	// SetPrefix names the sets: PREFIX-ORIGIN-v4 (-v4-ranges, -v6,
+	// -v6-ranges) in nftables, PREFIX-N-v4 and PREFIX-N-v6 (a slot N per
+	// origin) and PREFIX-origins in ipset mode.
 	SetPrefix string `mapstructure:"set_prefix"`
 	// Chain prefixes the nftables base chains (CHAIN-input, CHAIN-forward).
 	Chain string `mapstructure:"chain"`

@@ -18,9 +18,10 @@ const (
 	MinUpdateFrequency = time.Second
 	// MinMetricsInterval keeps usage metrics from flooding LAPI.
 	MinMetricsInterval = time.Minute
-	// maxSetPrefix: ipset names hold 31 characters, and "-v6-ranges"
-	// is appended.
-	maxSetPrefix = 21
+	// maxSetPrefix: ipset names hold 31 characters, and the ipset
+	// backend appends at most 8: "-9999-v6" (an origin's set, slots up
+	// to 9999), "-origins" or "-swap". nftables names hold 256.
+	maxSetPrefix = 23
 	// maxIptablesChain: iptables chain names hold 28 characters.
 	maxIptablesChain = 28
 	maxNftName       = 64

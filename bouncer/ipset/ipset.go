@@ -1,28 +1,56 @@
-// Package ipset is the bouncer's backend for hosts without nftables: two
-// ipset hash:net sets with per-element timeouts (IPv4 and IPv6), managed
-// over netlink, and one iptables/ip6tables chain of ours that drops what
-// they hold, jumped to from INPUT (and FORWARD). iptables is run with our
-// own chain and set names only, never decision data.
+// Package ipset is the bouncer's backend for hosts without nftables:
+// ipset hash:net sets with per-element timeouts, managed over netlink,
+// and one iptables/ip6tables chain of ours that drops what they hold,
+// jumped to from INPUT (and FORWARD).
+//
+// Each origin has sets of its own, so that the kernel counts drops by
+// origin: ipset names hold 31 characters and origins are free text, so
+// the sets are named by a slot number, PREFIX-N-v4 and PREFIX-N-v6, and
+// our chain holds one `-m set --match-set PREFIX-N-vX src -j DROP` rule
+// per slot and family. Slots are given afresh, in origin order, at each
+// full load; an origin first seen in a tick gets the next one, its sets
+// and rules made in that tick. The registry PREFIX-origins, a bitmap:port
+// set holding each slot as a port with its origin as the comment, lets
+// another process (`check`) name the origin of an element. It costs one
+// element per origin, where a comment on every element would add to each
+// a pointer and a separately allocated string (40 to 72 bytes in all,
+// where an IPv4 element with its timeout takes 16). iptables only ever
+// gets our chain and set names; origins and decision data never reach a
+// command line.
 //
 // hash:net holds a range and an address inside it side by side, so
-// nothing is withheld. A full load fills a fresh set and swaps it in
-// atomically; a tick's changes go element by element (ipset has no
-// multi-element transaction), each one idempotent.
+// nothing is withheld.
+//
+// Many elements go in one netlink message (IPSET_ATTR_ADT), up to
+// maxBatchBytes each, so a tick or a full load is a few messages, not one
+// per element. This is not a transaction: ipset has none across elements.
+// The kernel applies a message's elements in order and stops at the first
+// it refuses, keeping those before it. Every message is idempotent (an
+// add replaces the timeout, deleting an element that is gone is no
+// error), and a refused tick makes the bouncer rebuild everything with a
+// full load at once (bouncer.tick), so a half-applied tick lasts until
+// that load ends, or, if it fails too, until one succeeds at a later
+// update.
+//
+// A full load fills each slot's sets before touching the chain: a set
+// that already exists under the same name (a previous run's, or the last
+// load's) is filled as PREFIX-swap and swapped in atomically, so the old
+// rules keep dropping meanwhile; a new one is filled before any rule
+// refers to it. Then the chain and jumps are rebuilt once, and every
+// other set of ours (slots no longer used, leftovers of a crash) is
+// destroyed once no rule refers to it.
 package ipset
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strconv"
-	"strings"
+	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -35,10 +63,14 @@ import (
 // cut to it.
 const MaxTimeout = 2147483 * time.Second
 
+// maxElements is each set's maxelem.
+const maxElements = 1 << 20
+
 // Options names the objects.
 type Options struct {
-	// SetPrefix names the sets PREFIX-v4 and PREFIX-v6 (and, during a
-	// full load, PREFIX-v4-new and PREFIX-v6-new).
+	// SetPrefix names the sets: PREFIX-N-v4 and PREFIX-N-v6 for slot N,
+	// PREFIX-origins, and PREFIX-swap during a full load. At most
+	// MaxSetPrefix characters.
 	SetPrefix string
 	// Chain is our iptables chain (the same name in ip6tables).
 	Chain string
@@ -48,30 +80,52 @@ type Options struct {
 	// CommandPrefix then runs iptables there (ip netns exec NAME).
 	NetNSFd       int
 	CommandPrefix []string
+	// Log gets which origin each slot holds; nil means logrus's
+	// standard logger.
+	Log logrus.FieldLogger
 }
 
 // Backend implements bouncer.Backend.
 type Backend struct {
 	opts Options
-	h    *netlink.Handle
+	log  logrus.FieldLogger
+	// h creates, swaps and destroys sets; c carries elements and dumps.
+	h *netlink.Handle
+	c *conn
+
+	mu sync.Mutex
+	// slots[i] is the origin of slot i; slotOf is the reverse.
+	slots  []string
+	slotOf map[string]int
 }
 
 type family struct {
 	v6       bool
 	suffix   string
 	iptables string
+	ipType   string
 	af       uint8
 }
 
 var families = []family{
-	{false, "-v4", "iptables", unix.AF_INET},
-	{true, "-v6", "ip6tables", unix.AF_INET6},
+	{false, "v4", "iptables", "ipv4", unix.AF_INET},
+	{true, "v6", "ip6tables", "ipv6", unix.AF_INET6},
 }
 
-// New opens a netlink handle (in the namespace, if one is given).
+func familyOf(p netip.Prefix) family {
+	if p.Addr().Is6() {
+		return families[1]
+	}
+	return families[0]
+}
+
+// New opens netlink sockets (in the namespace, if one is given).
 func New(opts Options) (*Backend, error) {
-	if opts.SetPrefix == "" || opts.Chain == "" || len(opts.Hooks) == 0 {
-		return nil, errors.New("ipset: a set prefix, a chain and at least one hook are required")
+	if err := checkPrefix(opts.SetPrefix); err != nil {
+		return nil, err
+	}
+	if opts.Chain == "" || len(opts.Hooks) == 0 {
+		return nil, errors.New("ipset: a chain and at least one hook are required")
 	}
 	var h *netlink.Handle
 	var err error
@@ -83,7 +137,16 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipset: netlink: %w", err)
 	}
-	return &Backend{opts: opts, h: h}, nil
+	c, err := dial(opts.NetNSFd)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("ipset: netlink: %w", err)
+	}
+	b := &Backend{opts: opts, log: opts.Log, h: h, c: c, slotOf: map[string]int{}}
+	if b.log == nil {
+		b.log = logrus.StandardLogger()
+	}
+	return b, nil
 }
 
 // Name implements bouncer.Backend.
@@ -95,235 +158,331 @@ func (b *Backend) Nested() bool { return true }
 // Close implements bouncer.Backend.
 func (b *Backend) Close() error {
 	b.h.Close()
+	b.c.close()
 	return nil
 }
 
-func (b *Backend) set(f family) string    { return b.opts.SetPrefix + f.suffix }
-func (b *Backend) newSet(f family) string { return b.opts.SetPrefix + f.suffix + "-new" }
+func (b *Backend) set(slot int, f family) string { return setName(b.opts.SetPrefix, slot, f) }
+func (b *Backend) swapSet() string               { return b.opts.SetPrefix + swapSuffix }
+func (b *Backend) registry() string              { return b.opts.SetPrefix + regSuffix }
 
-// SetNames lists the live sets (v4, v6).
-func (b *Backend) SetNames() []string { return []string{b.set(families[0]), b.set(families[1])} }
+// SetName is the set that holds origin's elements of a family, if the
+// origin has a slot in this process.
+func (b *Backend) SetName(origin string, v6 bool) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot, ok := b.slotOf[origin]
+	if !ok {
+		return "", false
+	}
+	return b.set(slot, families[btoi(v6)]), true
+}
 
-// Reconcile implements bouncer.Backend: each family's set is filled afresh
-// and swapped in at once, then our iptables chain and jumps are rebuilt,
-// so that leftovers of a crash are replaced, not duplicated.
-func (b *Backend) Reconcile(ctx context.Context, elems []bouncer.Element) error {
-	for _, f := range families {
-		if err := b.load(f, elems); err != nil {
-			return err
+// SetNames lists this process's element sets, by slot, v4 then v6.
+func (b *Backend) SetNames() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for slot := range b.slots {
+		for _, f := range families {
+			out = append(out, b.set(slot, f))
 		}
+	}
+	return out
+}
+
+func btoi(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// origins returns a copy of the slots' origins.
+func (b *Backend) origins() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.slots)
+}
+
+// publish makes slots the current slot map.
+func (b *Backend) publish(slots []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.slots = slices.Clone(slots)
+	b.slotOf = make(map[string]int, len(slots))
+	for i, o := range slots {
+		b.slotOf[o] = i
+	}
+}
+
+func (b *Backend) logSlot(slot int, origin string) {
+	b.log.WithFields(logrus.Fields{"origin": origin, "slot": slot,
+		"sets": b.set(slot, families[0]) + " " + b.set(slot, families[1])}).Info("bouncer: ipset sets for origin")
+}
+
+// ourSets lists the sets of ours in the kernel.
+func (b *Backend) ourSets() (map[string]bool, error) {
+	names, err := b.c.names()
+	if err != nil {
+		return nil, fmt.Errorf("ipset: list sets: %w", err)
+	}
+	ours := map[string]bool{}
+	for _, n := range names {
+		if OwnedSet(b.opts.SetPrefix, n) {
+			ours[n] = true
+		}
+	}
+	return ours, nil
+}
+
+// Reconcile implements bouncer.Backend: see the package comment.
+func (b *Backend) Reconcile(ctx context.Context, elems []bouncer.Element) error {
+	slots, bySet := b.plan(elems)
+	if len(slots) > MaxSlots {
+		return fmt.Errorf("ipset: %d origins, but set names hold at most %d slots", len(slots), MaxSlots)
+	}
+	existing, err := b.ourSets()
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{b.registry(): true}
+	for slot := range slots {
+		for _, f := range families {
+			name := b.set(slot, f)
+			keep[name] = true
+			if err := b.load(ctx, name, f, bySet[name], existing[name]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.loadRegistry(ctx, slots); err != nil {
+		return err
 	}
 	b.teardownRules(ctx)
-	for _, f := range families {
-		if err := b.addRules(ctx, f); err != nil {
-			return err
-		}
+	if err := b.addRules(ctx, len(slots)); err != nil {
+		return err
 	}
+	b.publish(slots)
+	for slot, o := range slots {
+		b.logSlot(slot, o)
+	}
+	b.destroyLeftovers(existing, keep)
 	return nil
 }
 
-func (b *Backend) load(f family, elems []bouncer.Element) error {
-	live, fresh := b.set(f), b.newSet(f)
-	target := live
-	exists := b.exists(live)
+// plan gives slots to origins in byte order, and groups the elements by
+// the set they go in.
+func (b *Backend) plan(elems []bouncer.Element) ([]string, map[string][]bouncer.Element) {
+	seen := map[string]bool{}
+	var slots []string
+	for _, e := range elems {
+		if !seen[e.Origin] {
+			seen[e.Origin] = true
+			slots = append(slots, e.Origin)
+		}
+	}
+	slices.Sort(slots)
+	slotOf := make(map[string]int, len(slots))
+	for i, o := range slots {
+		slotOf[o] = i
+	}
+	bySet := map[string][]bouncer.Element{}
+	for _, e := range elems {
+		name := b.set(slotOf[e.Origin], familyOf(e.Prefix))
+		bySet[name] = append(bySet[name], e)
+	}
+	return slots, bySet
+}
+
+// load fills the set name with elems: directly when it does not exist,
+// else through the swap set, swapped in at once.
+func (b *Backend) load(ctx context.Context, name string, f family, elems []bouncer.Element, exists bool) error {
+	target := name
 	if exists {
-		target = fresh
-		if err := b.destroy(fresh); err != nil {
+		target = b.swapSet()
+		if err := b.destroy(target); err != nil { // a crash's leftover
 			return err
 		}
 	}
-	zero := uint32(0) // timeout 0 at creation: per-element timeouts
-	if err := b.h.IpsetCreate(target, "hash:net", netlink.IpsetCreateOptions{Timeout: &zero, Family: f.af, MaxElements: 1 << 20}); err != nil {
-		return fmt.Errorf("ipset: create %s: %w", target, err)
+	if err := b.create(target, f); err != nil {
+		return err
 	}
-	for _, e := range elems {
-		if e.Prefix.Addr().Is6() != f.v6 {
-			continue
-		}
-		if err := b.h.IpsetAdd(target, entry(e.Prefix, e.Timeout)); err != nil {
-			return fmt.Errorf("ipset: add to %s: %w", target, err)
-		}
+	if err := b.send(ctx, nl.IPSET_CMD_ADD, target, elems); err != nil {
+		return err
 	}
 	if !exists {
 		return nil
 	}
-	if err := b.h.IpsetSwap(fresh, live); err != nil {
-		return fmt.Errorf("ipset: swap %s and %s: %w", fresh, live, err)
+	if err := b.h.IpsetSwap(target, name); err != nil {
+		return fmt.Errorf("ipset: swap %s and %s: %w", target, name, err)
 	}
-	return b.destroy(fresh)
+	return b.destroy(target)
 }
 
-func (b *Backend) exists(name string) bool {
-	_, err := b.h.IpsetList(name)
-	return err == nil
+func (b *Backend) create(name string, f family) error {
+	zero := uint32(0) // timeout 0 at creation: per-element timeouts
+	err := b.h.IpsetCreate(name, "hash:net", netlink.IpsetCreateOptions{Timeout: &zero, Family: f.af, MaxElements: maxElements})
+	if err != nil {
+		return fmt.Errorf("ipset: create %s: %w", name, err)
+	}
+	return nil
 }
 
 // destroy removes one of our sets; an absent set is no error.
 func (b *Backend) destroy(name string) error {
-	if !b.exists(name) {
-		return nil
-	}
-	if err := b.h.IpsetDestroy(name); err != nil {
+	err := b.h.IpsetDestroy(name)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("ipset: destroy %s: %w", name, err)
 	}
 	return nil
 }
 
-// entry is the hash:net element of p; the timeout is in whole seconds,
-// rounded up, within what ipset takes.
-func entry(p netip.Prefix, timeout time.Duration) *netlink.IPSetEntry {
-	secs := max(uint32(math.Ceil(min(timeout, MaxTimeout).Seconds())), 1)
-	return &netlink.IPSetEntry{IP: net.IP(p.Masked().Addr().AsSlice()), CIDR: uint8(p.Bits()), Timeout: &secs, Replace: true}
-}
-
-// Apply implements bouncer.Backend. Adds replace an existing element, so a
-// refresh is one add that resets the timeout.
-func (b *Backend) Apply(_ context.Context, c bouncer.Changes) error {
-	for _, p := range c.Delete {
-		err := b.h.IpsetDel(b.set(familyOf(p)), entry(p, time.Second))
-		// An element that already timed out is gone: fine.
-		if err != nil && !errors.Is(err, nl.IPSetError(nl.IPSET_ERR_EXIST)) {
-			return fmt.Errorf("ipset: delete %s: %w", p, err)
+// destroyLeftovers destroys the sets of ours not in keep. One that cannot
+// go (another program's rule refers to it) is logged: it holds nothing
+// we need.
+func (b *Backend) destroyLeftovers(existing, keep map[string]bool) {
+	existing[b.swapSet()] = true
+	for name := range existing {
+		if keep[name] {
+			continue
+		}
+		if err := b.destroy(name); err != nil {
+			b.log.WithError(err).Warn("bouncer: cannot remove a leftover ipset")
 		}
 	}
-	for _, e := range append(c.Refresh, c.Add...) {
-		if err := b.h.IpsetAdd(b.set(familyOf(e.Prefix)), entry(e.Prefix, e.Timeout)); err != nil {
-			return fmt.Errorf("ipset: add %s: %w", e.Prefix, err)
+}
+
+// send adds (with their timeouts) or deletes elems in set, batched.
+func (b *Backend) send(ctx context.Context, cmd int, set string, elems []bouncer.Element) error {
+	err := b.c.batch(ctx, cmd, set, len(elems), func(dst []byte, i int, line uint32) []byte {
+		var secs uint32
+		if cmd == nl.IPSET_CMD_ADD {
+			secs = timeoutSecs(elems[i].Timeout)
 		}
+		return appendElem(dst, elems[i].Prefix, secs, line)
+	})
+	verb := "add"
+	if cmd == nl.IPSET_CMD_DEL {
+		verb = "delete"
+	}
+	var ee *elemError
+	switch {
+	case errors.As(err, &ee):
+		return fmt.Errorf("ipset: %s %s in %s: %w", verb, elems[ee.index].Prefix, set, ee.err)
+	case err != nil:
+		return fmt.Errorf("ipset: %s %d elements in %s: %w", verb, len(elems), set, err)
 	}
 	return nil
 }
 
-func familyOf(p netip.Prefix) family {
-	if p.Addr().Is6() {
-		return families[1]
-	}
-	return families[0]
-}
-
-// Cleanup implements bouncer.Backend.
-func (b *Backend) Cleanup(ctx context.Context) error {
-	b.teardownRules(ctx)
-	var errs []error
-	for _, f := range families {
-		errs = append(errs, b.destroy(b.set(f)), b.destroy(b.newSet(f)))
-	}
-	return errors.Join(errs...)
-}
-
-// addRules creates our chain with its drop rule and the jumps to it.
-func (b *Backend) addRules(ctx context.Context, f family) error {
-	if err := b.iptables(ctx, f, "-N", b.opts.Chain); err != nil {
+// Apply implements bouncer.Backend: the sets and rules of new origins
+// first, then the deletes, then refreshes and adds (an add replaces the
+// timeout), each set's in as few messages as fit.
+func (b *Backend) Apply(ctx context.Context, c bouncer.Changes) error {
+	if err := b.newSlots(ctx, c.Refresh, c.Add); err != nil {
 		return err
 	}
-	if err := b.iptables(ctx, f, "-A", b.opts.Chain, "-m", "set", "--match-set", b.set(f), "src", "-j", "DROP"); err != nil {
+	dels, err := b.group(c.Delete)
+	if err != nil {
 		return err
 	}
-	for _, hook := range b.opts.Hooks {
-		if err := b.iptables(ctx, f, "-I", hook, "1", "-j", b.opts.Chain); err != nil {
+	adds, err := b.group(slices.Concat(c.Refresh, c.Add))
+	if err != nil {
+		return err
+	}
+	for _, g := range dels {
+		if err := b.send(ctx, nl.IPSET_CMD_DEL, g.set, g.elems); err != nil {
+			return err
+		}
+	}
+	for _, g := range adds {
+		if err := b.send(ctx, nl.IPSET_CMD_ADD, g.set, g.elems); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// teardownRules removes our jumps and chain, whatever is left of them.
-// Errors mean "not there" and are ignored.
-func (b *Backend) teardownRules(ctx context.Context) {
-	for _, f := range families {
-		for _, hook := range []string{"INPUT", "FORWARD"} {
-			// Bounded: a crash loop could have left several jumps.
-			for range 16 {
-				if b.iptables(ctx, f, "-D", hook, "-j", b.opts.Chain) != nil {
-					break
-				}
-			}
-		}
-		_ = b.iptables(ctx, f, "-F", b.opts.Chain)
-		_ = b.iptables(ctx, f, "-X", b.opts.Chain)
-	}
+type setElems struct {
+	set   string
+	elems []bouncer.Element
 }
 
-// iptables runs iptables or ip6tables with our own names as arguments.
-func (b *Backend) iptables(ctx context.Context, f family, args ...string) error {
-	argv := append(append(append([]string{}, b.opts.CommandPrefix...), f.iptables, "-w"), args...)
-	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ipset: %s %s: %w: %s", f.iptables, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+// group splits elems by the set of their origin and family, in the order
+// the sets first appear.
+func (b *Backend) group(elems []bouncer.Element) ([]setElems, error) {
+	var out []setElems
+	index := map[string]int{}
+	for _, e := range elems {
+		name, ok := b.SetName(e.Origin, e.Prefix.Addr().Is6())
+		if !ok {
+			// Not in any set we made: rebuild rather than guess.
+			return nil, fmt.Errorf("ipset: %s: origin %q has no set", e.Prefix, e.Origin)
+		}
+		i, ok := index[name]
+		if !ok {
+			i = len(out)
+			index[name] = i
+			out = append(out, setElems{set: name})
+		}
+		out[i].elems = append(out[i].elems, e)
+	}
+	return out, nil
+}
+
+// newSlots gives the next slots to the origins of lists that have none
+// yet, with their sets, registry entry and drop rules.
+func (b *Backend) newSlots(ctx context.Context, lists ...[]bouncer.Element) error {
+	for _, l := range lists {
+		for _, e := range l {
+			if _, ok := b.SetName(e.Origin, false); ok {
+				continue
+			}
+			if err := b.newSlot(ctx, e.Origin); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// Dropped implements bouncer.CounterReader: the counters of our DROP rules
-// in iptables and ip6tables.
-func (b *Backend) Dropped(ctx context.Context) (bouncer.Counters, error) {
-	var total bouncer.Counters
+func (b *Backend) newSlot(ctx context.Context, origin string) error {
+	slots := b.origins()
+	slot := len(slots)
+	if slot >= MaxSlots {
+		return fmt.Errorf("ipset: origin %q needs slot %d, but set names hold at most %d slots", origin, slot, MaxSlots)
+	}
 	for _, f := range families {
-		argv := append(append([]string{}, b.opts.CommandPrefix...), f.iptables, "-w", "-L", b.opts.Chain, "-v", "-x", "-n")
-		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
-		if err != nil {
-			return bouncer.Counters{}, fmt.Errorf("ipset: %s -L %s: %w", f.iptables, b.opts.Chain, err)
+		if err := b.create(b.set(slot, f), f); err != nil {
+			return err
 		}
-		c := parseCounters(string(out))
-		total.Packets += c.Packets
-		total.Bytes += c.Bytes
 	}
-	return total, nil
+	if err := b.addSlots(ctx, slot, []string{origin}); err != nil {
+		return err
+	}
+	for _, f := range families {
+		if err := b.addDropRule(ctx, f, slot); err != nil {
+			return err
+		}
+	}
+	b.publish(append(slots, origin))
+	b.logSlot(slot, origin)
+	return nil
 }
 
-// parseCounters sums the DROP lines of `iptables -L CHAIN -v -x -n`.
-func parseCounters(out string) bouncer.Counters {
-	var c bouncer.Counters
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || f[2] != "DROP" {
-			continue
-		}
-		p, perr := strconv.ParseUint(f[0], 10, 64)
-		by, berr := strconv.ParseUint(f[1], 10, 64)
-		if perr == nil && berr == nil {
-			c.Packets += p
-			c.Bytes += by
-		}
-	}
-	return c
-}
-
-// Lookup implements bouncer.Looker: the members of our set of addr's
-// family that hold addr (a hash:net set may hold a range and an address
-// inside it side by side), from one netlink list; nothing is changed.
-// bouncer.ErrNotLoaded when the set does not exist.
-func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, error) {
-	addr = addr.Unmap()
-	name := b.set(familyOf(netip.PrefixFrom(addr, addr.BitLen())))
-	res, err := b.h.IpsetList(name)
-	if errors.Is(err, unix.ENOENT) {
-		return nil, fmt.Errorf("%w: no ipset %s", bouncer.ErrNotLoaded, name)
-	}
+// Cleanup implements bouncer.Backend: the chain and jumps, then every set
+// of ours, leftovers of other runs included.
+func (b *Backend) Cleanup(ctx context.Context) error {
+	b.teardownRules(ctx)
+	b.publish(nil)
+	ours, err := b.ourSets()
 	if err != nil {
-		return nil, fmt.Errorf("ipset: list %s: %w", name, err)
+		return err
 	}
-	var out []bouncer.Match
-	for _, e := range res.Entries {
-		a, ok := netip.AddrFromSlice(e.IP)
-		if !ok {
-			continue
-		}
-		a = a.Unmap()
-		bits := int(e.CIDR)
-		if bits == 0 || bits > a.BitLen() {
-			bits = a.BitLen() // hash:net holds no /0; no CIDR means one address
-		}
-		p := netip.PrefixFrom(a, bits).Masked()
-		if !p.Contains(addr) {
-			continue
-		}
-		m := bouncer.Match{Set: name, Prefix: p}
-		if e.Timeout != nil {
-			m.Left = time.Duration(*e.Timeout) * time.Second
-		}
-		out = append(out, m)
+	var errs []error
+	for name := range ours {
+		errs = append(errs, b.destroy(name))
 	}
-	slices.SortFunc(out, func(x, y bouncer.Match) int { return y.Prefix.Bits() - x.Prefix.Bits() })
-	return out, nil
+	return errors.Join(errs...)
 }

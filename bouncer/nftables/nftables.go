@@ -1,23 +1,28 @@
 // Package nftables is the bouncer's nftables backend, over netlink with
 // github.com/google/nftables (no nft process). It owns one inet table;
-// inside it, for each family, a timeout set of single addresses and an
-// interval timeout set of ranges (kept apart because an interval set
-// refuses an address inside a range it holds), and base chains whose
-// rules drop traffic from any of them. Every change goes in one netlink
-// batch, which the kernel applies as one transaction.
+// inside it, for each origin and family, a timeout set of single
+// addresses and an interval timeout set of ranges (kept apart because an
+// interval set refuses an address inside a range it holds), and base
+// chains with one counting drop rule per set, so that the kernel counts
+// drops by origin. Every change goes in one netlink batch, which the
+// kernel applies as one transaction.
 package nftables
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -28,8 +33,8 @@ import (
 type Options struct {
 	// Table is the inet table's name.
 	Table string
-	// SetPrefix names the sets: PREFIX-v4, PREFIX-v4-ranges, PREFIX-v6,
-	// PREFIX-v6-ranges.
+	// SetPrefix names the sets: PREFIX-ORIGIN-v4, PREFIX-ORIGIN-v4-ranges,
+	// PREFIX-ORIGIN-v6, PREFIX-ORIGIN-v6-ranges.
 	SetPrefix string
 	// InputChain is the chain on the input hook, ForwardChain the one on
 	// the forward hook; an empty name means no chain on that hook.
@@ -50,11 +55,21 @@ const chunk = 800
 type Backend struct {
 	opts  Options
 	table *nftables.Table
-	sets  map[setKind]*nftables.Set
+	// sets are the sets in the kernel, created on demand: an origin has
+	// only the sets its elements need.
+	sets map[setKey]*nftables.Set
+	// names maps each set name in use to its origin: two origins that
+	// would share a name (after cleaning) get distinct ones.
+	names map[string]string
 }
 
 type setKind struct {
 	v6, ranges bool
+}
+
+type setKey struct {
+	origin string
+	kind   setKind
 }
 
 var kinds = []setKind{{false, false}, {false, true}, {true, false}, {true, true}}
@@ -70,34 +85,67 @@ func (k setKind) suffix() string {
 	return s
 }
 
+func (k setKind) ipType() string {
+	if k.v6 {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
 // New checks the options; it touches nothing in the kernel.
 func New(opts Options) (*Backend, error) {
 	if opts.Table == "" || opts.SetPrefix == "" || (opts.InputChain == "" && opts.ForwardChain == "") {
 		return nil, errors.New("nftables: a table, a set prefix and at least one chain are required")
 	}
 	b := &Backend{opts: opts, table: &nftables.Table{Name: opts.Table, Family: nftables.TableFamilyINet}}
-	b.sets = map[setKind]*nftables.Set{}
-	for _, k := range kinds {
-		b.sets[k] = b.newSet(k)
-	}
+	b.forget()
 	return b, nil
 }
 
-func (b *Backend) newSet(k setKind) *nftables.Set {
-	s := &nftables.Set{Table: b.table, Name: b.opts.SetPrefix + k.suffix(), HasTimeout: true, Interval: k.ranges, KeyType: nftables.TypeIPAddr}
-	if k.v6 {
-		s.KeyType = nftables.TypeIP6Addr
-	}
-	return s
+// forget drops what the backend knows of the kernel's sets (the table is
+// being rebuilt).
+func (b *Backend) forget() {
+	b.sets = map[setKey]*nftables.Set{}
+	b.names = map[string]string{}
 }
 
-// SetNames lists the sets' names (v4, v4 ranges, v6, v6 ranges).
-func (b *Backend) SetNames() []string {
-	names := make([]string, 0, len(kinds))
-	for _, k := range kinds {
-		names = append(names, b.sets[k].Name)
+// maxOriginInName bounds the origin's part of a set name; longer origins
+// are cut and told apart by a hash. The kernel takes 255 characters, but
+// names stay short enough to read and type.
+const maxOriginInName = 32
+
+// setName is PREFIX-ORIGIN-KIND, the origin cleaned to letters, digits,
+// '_' and '-' so that the name can be typed in an nft command. A cleaned,
+// cut or already used name gets a hash of the origin appended.
+func (b *Backend) setName(origin string, k setKind) string {
+	clean := strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return r
+		}
+		return '_'
+	}, origin)
+	if clean == "" {
+		clean = "none"
 	}
-	return names
+	name := b.opts.SetPrefix + "-" + clean + k.suffix()
+	if clean == origin && len(clean) <= maxOriginInName && b.free(name, origin) {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(origin))
+	name = fmt.Sprintf("%s-%s-%08x%s", b.opts.SetPrefix, clean[:min(len(clean), maxOriginInName)], h.Sum32(), k.suffix())
+	if !b.free(name, origin) {
+		// Two origins with the same 32-bit hash: count on.
+		for i := 2; !b.free(name, origin); i++ {
+			name = fmt.Sprintf("%s-%s-%08x-%d%s", b.opts.SetPrefix, clean[:min(len(clean), maxOriginInName)], h.Sum32(), i, k.suffix())
+		}
+	}
+	return name
+}
+
+func (b *Backend) free(name, origin string) bool {
+	o, used := b.names[name]
+	return !used || o == origin
 }
 
 // Name implements bouncer.Backend.
@@ -162,38 +210,83 @@ func (b *Backend) Reconcile(_ context.Context, elems []bouncer.Element) error {
 	if found {
 		c.DelTable(b.table)
 	}
+	b.forget()
 	c.AddTable(b.table)
-	for _, k := range kinds {
-		s := b.newSet(k) // fresh IDs: the batch refers to sets by ID
-		b.sets[k] = s
-		if err := c.AddSet(s, nil); err != nil {
-			return fmt.Errorf("nftables: set %s: %w", s.Name, err)
-		}
+	for _, ch := range b.chains() {
+		c.AddChain(ch)
 	}
-	if b.opts.InputChain != "" {
-		b.addChain(c, b.opts.InputChain, nftables.ChainHookInput)
+	created, err := b.add(c, elems)
+	if err == nil {
+		err = c.Flush()
 	}
-	if b.opts.ForwardChain != "" {
-		b.addChain(c, b.opts.ForwardChain, nftables.ChainHookForward)
-	}
-	if err := b.add(c, elems); err != nil {
-		return err
-	}
-	if err := c.Flush(); err != nil {
+	if err != nil {
 		return fmt.Errorf("nftables: create table %s with %d elements: %w", b.opts.Table, len(elems), err)
 	}
+	b.commit(created)
 	return nil
 }
 
-func (b *Backend) addChain(c *nftables.Conn, name string, hook *nftables.ChainHook) {
+// chains are our base chains, one per hook in use.
+func (b *Backend) chains() []*nftables.Chain {
 	prio := nftables.ChainPriority(b.opts.Priority)
-	ch := c.AddChain(&nftables.Chain{
-		Name: name, Table: b.table, Type: nftables.ChainTypeFilter,
-		Hooknum: hook, Priority: &prio,
-	})
-	for _, k := range kinds {
-		c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: dropFrom(b.sets[k], k.v6)})
+	var out []*nftables.Chain
+	for _, h := range []struct {
+		name string
+		hook *nftables.ChainHook
+	}{{b.opts.InputChain, nftables.ChainHookInput}, {b.opts.ForwardChain, nftables.ChainHookForward}} {
+		if h.name != "" {
+			out = append(out, &nftables.Chain{Name: h.name, Table: b.table, Type: nftables.ChainTypeFilter, Hooknum: h.hook, Priority: &prio})
+		}
 	}
+	return out
+}
+
+// ensure queues the creation of an origin's set of one kind, and of its
+// drop rule in every chain, unless the set exists. New sets are returned
+// in created and known to the backend only once the batch succeeded.
+func (b *Backend) ensure(c *nftables.Conn, key setKey, created map[setKey]*nftables.Set) (*nftables.Set, error) {
+	if s := b.sets[key]; s != nil {
+		return s, nil
+	}
+	if s := created[key]; s != nil {
+		return s, nil
+	}
+	s := &nftables.Set{Table: b.table, Name: b.setName(key.origin, key.kind), HasTimeout: true, Interval: key.kind.ranges,
+		KeyType: nftables.TypeIPAddr, Comment: comment(key.origin)}
+	if key.kind.v6 {
+		s.KeyType = nftables.TypeIP6Addr
+	}
+	if err := c.AddSet(s, nil); err != nil {
+		return nil, fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	for _, ch := range b.chains() {
+		c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: dropFrom(s, key.kind.v6),
+			UserData: userdata.AppendString(nil, userdata.TypeComment, comment(key.origin))})
+	}
+	created[key] = s
+	b.names[s.Name] = key.origin
+	return s, nil
+}
+
+// commit makes the sets a successful batch created known.
+func (b *Backend) commit(created map[setKey]*nftables.Set) {
+	maps.Copy(b.sets, created)
+}
+
+// rollback forgets the names of sets a refused batch would have created.
+func (b *Backend) rollback(created map[setKey]*nftables.Set) {
+	for _, s := range created {
+		delete(b.names, s.Name)
+	}
+}
+
+// comment is the origin as kept in a set's and a rule's comment (the
+// kernel takes at most 255 bytes with its terminating zero).
+func comment(origin string) string {
+	if len(origin) > 250 {
+		return origin[:250]
+	}
+	return origin
 }
 
 // dropFrom is `meta nfproto ipvX ip(6) saddr @set counter drop`.
@@ -212,7 +305,8 @@ func dropFrom(s *nftables.Set, v6 bool) []expr.Any {
 	}
 }
 
-// Apply implements bouncer.Backend.
+// Apply implements bouncer.Backend. An origin's first element of a kind
+// creates its set and drop rules in the same batch.
 func (b *Backend) Apply(_ context.Context, ch bouncer.Changes) error {
 	if ch.Empty() {
 		return nil
@@ -221,56 +315,79 @@ func (b *Backend) Apply(_ context.Context, ch bouncer.Changes) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	del := slices.Clone(ch.Delete)
-	for _, e := range ch.Refresh {
-		del = append(del, e.Prefix)
+	created := map[setKey]*nftables.Set{}
+	err = b.del(c, slices.Concat(ch.Delete, ch.Refresh))
+	if err == nil {
+		created, err = b.add(c, slices.Concat(ch.Refresh, ch.Add))
 	}
-	if err := b.del(c, del); err != nil {
-		return err
+	if err == nil {
+		err = c.Flush()
 	}
-	if err := b.add(c, slices.Concat(ch.Refresh, ch.Add)); err != nil {
-		return err
-	}
-	if err := c.Flush(); err != nil {
+	if err != nil {
+		b.rollback(created)
 		return fmt.Errorf("nftables: apply %d deletes, %d refreshes, %d adds to table %s: %w",
 			len(ch.Delete), len(ch.Refresh), len(ch.Add), b.opts.Table, err)
+	}
+	b.commit(created)
+	return nil
+}
+
+// add queues elems, each in its origin's set of its kind, creating the
+// sets that do not exist yet.
+func (b *Backend) add(c *nftables.Conn, elems []bouncer.Element) (map[setKey]*nftables.Set, error) {
+	created := map[setKey]*nftables.Set{}
+	per := group(elems, true)
+	for _, k := range sortedKeys(per) {
+		s, err := b.ensure(c, k, created)
+		if err != nil {
+			return created, err
+		}
+		if err := each(s, per[k], c.SetAddElements); err != nil {
+			return created, err
+		}
+	}
+	return created, nil
+}
+
+// del queues the deletion of elems from their origin's set.
+func (b *Backend) del(c *nftables.Conn, elems []bouncer.Element) error {
+	per := group(elems, false)
+	for _, k := range sortedKeys(per) {
+		s := b.sets[k]
+		if s == nil {
+			return fmt.Errorf("no set of origin %q for %s elements", k.origin, k.kind.suffix()[1:])
+		}
+		if err := each(s, per[k], c.SetDeleteElements); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (b *Backend) add(c *nftables.Conn, elems []bouncer.Element) error {
-	per := map[setKind][]nftables.SetElement{}
-	for _, e := range elems {
-		k := kindOf(e.Prefix)
-		per[k] = append(per[k], encode(e.Prefix, e.Timeout)...)
-	}
-	return b.each(per, c.SetAddElements)
-}
-
-func (b *Backend) del(c *nftables.Conn, prefixes []netip.Prefix) error {
-	per := map[setKind][]nftables.SetElement{}
-	for _, p := range prefixes {
-		k := kindOf(p)
-		per[k] = append(per[k], encode(p, 0)...)
-	}
-	return b.each(per, c.SetDeleteElements)
-}
-
-// each queues the elements set by set, in chunks. An interval's start and
-// end always travel in the same chunk.
-func (b *Backend) each(per map[setKind][]nftables.SetElement, op func(*nftables.Set, []nftables.SetElement) error) error {
-	for _, k := range kinds {
-		els := per[k]
-		for len(els) > 0 {
-			n := min(chunk, len(els))
-			if n < len(els) && els[n].IntervalEnd {
-				n++
-			}
-			if err := op(b.sets[k], els[:n]); err != nil {
-				return fmt.Errorf("nftables: set %s: %w", b.sets[k].Name, err)
-			}
-			els = els[n:]
+// sortedKeys orders a batch's sets, so that batches are reproducible.
+func sortedKeys[V any](m map[setKey]V) []setKey {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b setKey) int {
+		if c := strings.Compare(a.origin, b.origin); c != 0 {
+			return c
 		}
+		return slices.Index(kinds, a.kind) - slices.Index(kinds, b.kind)
+	})
+	return keys
+}
+
+// each queues the elements of one set in chunks. An interval's start and
+// end always travel in the same chunk.
+func each(s *nftables.Set, els []nftables.SetElement, op func(*nftables.Set, []nftables.SetElement) error) error {
+	for len(els) > 0 {
+		n := min(chunk, len(els))
+		if n < len(els) && els[n].IntervalEnd {
+			n++
+		}
+		if err := op(s, els[:n]); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		els = els[n:]
 	}
 	return nil
 }
@@ -279,20 +396,73 @@ func kindOf(p netip.Prefix) setKind {
 	return setKind{v6: p.Addr().Is6(), ranges: isRange(p)}
 }
 
-// encode gives a single address as one element, a range as the interval
-// [first, last+1): a start element carrying the timeout and an end
-// element (the kernel refuses a timeout on an interval end). A range
-// reaching the top of the address space has no end element.
-func encode(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+// group encodes elems into one element list per set (timeouts only when
+// adding). A full load is 100,000 elements: each list is allocated once at
+// its size and every key is cut from one buffer, instead of a slice per
+// element and lists grown by append.
+func group(elems []bouncer.Element, timeouts bool) map[setKey][]nftables.SetElement {
+	sizes, keyBytes := map[setKey]int{}, 0
+	for _, e := range elems {
+		n := width(e.Prefix)
+		sizes[setKey{e.Origin, kindOf(e.Prefix)}] += n
+		keyBytes += n * e.Prefix.Addr().BitLen() / 8
+	}
+	per := make(map[setKey][]nftables.SetElement, len(sizes))
+	for k, n := range sizes {
+		per[k] = make([]nftables.SetElement, 0, n)
+	}
+	keys := make([]byte, 0, keyBytes)
+	for _, e := range elems {
+		k := setKey{e.Origin, kindOf(e.Prefix)}
+		timeout := e.Timeout
+		if !timeouts {
+			timeout = 0
+		}
+		per[k], keys = encode(per[k], keys, e.Prefix, timeout)
+	}
+	return per
+}
+
+// width is how many set elements p takes: 1, or 2 for a range (its end).
+func width(p netip.Prefix) int {
+	if isRange(p) && lastAddr(p).Next().IsValid() {
+		return 2
+	}
+	return 1
+}
+
+// encode appends p's elements to els, their keys to keys: a single
+// address as one element, a range as the interval [first, last+1) — a
+// start element carrying the timeout and an end element (the kernel
+// refuses a timeout on an interval end). A range reaching the top of the
+// address space has no end element.
+func encode(els []nftables.SetElement, keys []byte, p netip.Prefix, timeout time.Duration) ([]nftables.SetElement, []byte) {
+	var key []byte
 	first := p.Masked().Addr()
+	key, keys = cut(keys, first)
+	els = append(els, nftables.SetElement{Key: key, Timeout: timeout})
 	if !isRange(p) {
-		return []nftables.SetElement{{Key: first.AsSlice(), Timeout: timeout}}
+		return els, keys
 	}
-	els := []nftables.SetElement{{Key: first.AsSlice(), Timeout: timeout}}
 	if end := lastAddr(p).Next(); end.IsValid() {
-		els = append(els, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+		key, keys = cut(keys, end)
+		els = append(els, nftables.SetElement{Key: key, IntervalEnd: true})
 	}
-	return els
+	return els, keys
+}
+
+// cut appends a's bytes to buf and returns them as a slice of their own
+// (its capacity ends with it, so that later appends never write into it).
+func cut(buf []byte, a netip.Addr) (key, rest []byte) {
+	n := len(buf)
+	if a.Is4() {
+		b := a.As4()
+		buf = append(buf, b[:]...)
+	} else {
+		b := a.As16()
+		buf = append(buf, b[:]...)
+	}
+	return buf[n:len(buf):len(buf)], buf
 }
 
 func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
@@ -330,37 +500,70 @@ func (b *Backend) Cleanup(_ context.Context) error {
 	return nil
 }
 
-// Dropped implements bouncer.CounterReader: the sum of our drop rules'
-// counters (they restart from zero when the table is rebuilt).
-func (b *Backend) Dropped(_ context.Context) (bouncer.Counters, error) {
-	c, err := b.conn()
-	if err != nil {
-		return bouncer.Counters{}, fmt.Errorf("nftables: %w", err)
-	}
-	var total bouncer.Counters
-	for _, name := range []string{b.opts.InputChain, b.opts.ForwardChain} {
-		if name == "" {
-			continue
-		}
-		rules, err := c.GetRules(b.table, &nftables.Chain{Name: name, Table: b.table})
+// ruleInfo is what one of our drop rules says: the set it looks up, the
+// origin in its comment, its family and its counter.
+type ruleInfo struct {
+	set, origin string
+	ipType      string
+	counter     bouncer.Counters
+}
+
+// rules reads our drop rules from every chain of ours.
+func (b *Backend) rules(c *nftables.Conn) ([]ruleInfo, error) {
+	var out []ruleInfo
+	for _, ch := range b.chains() {
+		rules, err := c.GetRules(b.table, ch)
 		if err != nil {
-			return bouncer.Counters{}, fmt.Errorf("nftables: rules of %s: %w", name, err)
+			return nil, fmt.Errorf("nftables: rules of %s: %w", ch.Name, err)
 		}
 		for _, r := range rules {
-			for _, e := range r.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					total.Packets += ctr.Packets
-					total.Bytes += ctr.Bytes
-				}
-			}
+			out = append(out, describe(r))
 		}
 	}
-	return total, nil
+	return out, nil
+}
+
+func describe(r *nftables.Rule) ruleInfo {
+	info := ruleInfo{ipType: "ipv4"}
+	info.origin, _ = userdata.GetString(r.UserData, userdata.TypeComment)
+	for _, e := range r.Exprs {
+		switch e := e.(type) {
+		case *expr.Cmp:
+			if len(e.Data) == 1 && e.Data[0] == unix.NFPROTO_IPV6 {
+				info.ipType = "ipv6"
+			}
+		case *expr.Lookup:
+			info.set = e.SetName
+		case *expr.Counter:
+			info.counter = bouncer.Counters{Packets: e.Packets, Bytes: e.Bytes}
+		}
+	}
+	return info
+}
+
+// Dropped implements bouncer.CounterReader: our drop rules' counters by
+// the origin in their comment (they restart when the table is rebuilt).
+func (b *Backend) Dropped(_ context.Context) (map[bouncer.DropKey]bouncer.Counters, error) {
+	c, err := b.conn()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	rules, err := b.rules(c)
+	if err != nil {
+		return nil, err
+	}
+	out := map[bouncer.DropKey]bouncer.Counters{}
+	for _, r := range rules {
+		k := bouncer.DropKey{Origin: r.origin, IPType: r.ipType}
+		out[k] = out[k].Plus(r.counter)
+	}
+	return out, nil
 }
 
 // Lookup implements bouncer.Looker: the elements of our sets of addr's
-// family that hold addr, read with GetSetElements (nothing is changed).
-// bouncer.ErrNotLoaded when our table does not exist.
+// family that hold addr, read with GetSetElements (nothing is changed),
+// with the origin each set's rule names. bouncer.ErrNotLoaded when our
+// table does not exist.
 func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, error) {
 	addr = addr.Unmap()
 	c, err := b.conn()
@@ -374,18 +577,29 @@ func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, e
 	if !found {
 		return nil, fmt.Errorf("%w: no table inet %s", bouncer.ErrNotLoaded, b.opts.Table)
 	}
+	sets, err := c.GetSets(b.table)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: sets of %s: %w", b.opts.Table, err)
+	}
+	rules, err := b.rules(c)
+	if err != nil {
+		return nil, err
+	}
+	origin := map[string]string{}
+	for _, r := range rules {
+		origin[r.set] = r.origin
+	}
 	var out []bouncer.Match
-	for _, k := range kinds {
-		if k.v6 != addr.Is6() {
+	for _, s := range sets {
+		if int(s.KeyType.Bytes) != addr.BitLen()/8 || !strings.HasPrefix(s.Name, b.opts.SetPrefix+"-") {
 			continue
 		}
-		name := b.opts.SetPrefix + k.suffix()
-		els, err := c.GetSetElements(&nftables.Set{Table: b.table, Name: name})
+		els, err := c.GetSetElements(s)
 		if err != nil {
-			return nil, fmt.Errorf("nftables: elements of %s: %w", name, err)
+			return nil, fmt.Errorf("nftables: elements of %s: %w", s.Name, err)
 		}
-		for _, m := range match(els, addr, k.ranges) {
-			m.Set = name
+		for _, m := range match(els, addr, s.Interval) {
+			m.Set, m.Origin = s.Name, origin[s.Name]
 			out = append(out, m)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -32,18 +33,23 @@ func TestLastAddr(t *testing.T) {
 	}
 }
 
+func encodeOne(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+	els, _ := encode(nil, nil, p, timeout)
+	return els
+}
+
 func TestEncode(t *testing.T) {
-	els := encode(netip.MustParsePrefix("198.51.100.0/24"), time.Minute)
+	els := encodeOne(netip.MustParsePrefix("198.51.100.0/24"), time.Minute)
 	if len(els) != 2 || netip.AddrFrom4([4]byte(els[1].Key)).String() != "198.51.100.0" && !els[1].IntervalEnd {
 		t.Fatalf("range: %+v", els)
 	}
 	if got := netip.AddrFrom4([4]byte(els[1].Key)).String(); got != "198.51.101.0" || !els[1].IntervalEnd {
 		t.Errorf("range end %s (interval end %v), want 198.51.101.0", got, els[1].IntervalEnd)
 	}
-	if top := encode(netip.MustParsePrefix("255.255.255.0/24"), time.Minute); len(top) != 1 {
+	if top := encodeOne(netip.MustParsePrefix("255.255.255.0/24"), time.Minute); len(top) != 1 {
 		t.Errorf("range at the top of the space: %d elements, want 1 (no end)", len(top))
 	}
-	if one := encode(netip.MustParsePrefix("192.0.2.1/32"), time.Minute); len(one) != 1 || one[0].IntervalEnd {
+	if one := encodeOne(netip.MustParsePrefix("192.0.2.1/32"), time.Minute); len(one) != 1 || one[0].IntervalEnd {
 		t.Errorf("single address: %+v", one)
 	}
 }
@@ -69,21 +75,55 @@ func newBackend(t *testing.T, ns *netns.NS) *Backend {
 	return b
 }
 
-func el(p string, d time.Duration) bouncer.Element {
-	return bouncer.Element{Prefix: netip.MustParsePrefix(p), Timeout: d}
+// el is an element of origin apiban.
+func el(p string, d time.Duration) bouncer.Element { return elo("apiban", p, d) }
+
+func elo(origin, p string, d time.Duration) bouncer.Element {
+	return bouncer.Element{Prefix: netip.MustParsePrefix(p), Timeout: d, Origin: origin}
 }
 
-// kernelSets returns every element of our four sets, by prefix.
+func del(origin, p string) bouncer.Element {
+	return bouncer.Element{Prefix: netip.MustParsePrefix(p), Origin: origin}
+}
+
+// kernelSets returns every element of every set in our table, by prefix.
 func kernelSets(t *testing.T, ns *netns.NS, b *Backend) map[netip.Prefix]netns.SetElem {
 	t.Helper()
 	all := map[netip.Prefix]netns.SetElem{}
-	for _, name := range b.SetNames() {
-		elems, ok := ns.NftSet(t, "inet", tbl, name)
+	for p, e := range kernelElements(t, ns, b) {
+		all[p] = e.SetElem
+	}
+	return all
+}
+
+type kernelElem struct {
+	netns.SetElem
+	set string
+}
+
+// kernelElements returns every element of our table with its set's name,
+// and fails if an element is in two sets.
+func kernelElements(t *testing.T, ns *netns.NS, b *Backend) map[netip.Prefix]kernelElem {
+	t.Helper()
+	c, err := b.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := c.GetSets(b.table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[netip.Prefix]kernelElem{}
+	for _, s := range sets {
+		elems, ok := ns.NftSet(t, "inet", tbl, s.Name)
 		if !ok {
-			t.Fatalf("set %s missing", name)
+			t.Fatalf("set %s missing", s.Name)
 		}
 		for p, e := range elems {
-			all[p] = e
+			if other, twice := all[p]; twice {
+				t.Errorf("%s in %s and in %s", p, other.set, s.Name)
+			}
+			all[p] = kernelElem{e, s.Name}
 		}
 	}
 	return all
@@ -131,20 +171,22 @@ func TestKernelReconcileApplyCleanup(t *testing.T) {
 		ns.SendUDP(t, "192.0.2.1", "203.0.113.50", 5060)
 	}
 	ns.SendUDP(t, "203.0.113.50", "203.0.113.50", 5060) // not banned
-	if d, err := b.Dropped(ctx); err != nil || d.Packets != 3 || d.Bytes == 0 {
-		t.Errorf("dropped %+v, %v; want 3 packets", d, err)
+	d, err := b.Dropped(ctx)
+	if v4 := d[bouncer.DropKey{Origin: "apiban", IPType: "ipv4"}]; err != nil || v4.Packets != 3 || v4.Bytes == 0 || len(d) != 2 {
+		t.Errorf("dropped %+v, %v; want 3 IPv4 packets of apiban, and IPv6 of apiban", d, err)
 	}
 	ruleset := ns.Cmd(t, "nft", "list", "table", "inet", tbl)
 	for _, want := range []string{"hook input priority filter - 10", "hook forward priority filter - 10",
-		"ip saddr @apiban-bridge-v4-ranges counter packets 0 bytes 0 drop", "ip6 saddr @apiban-bridge-v6 counter"} {
+		`ip saddr @apiban-bridge-apiban-v4-ranges counter packets 0 bytes 0 drop comment "apiban"`,
+		"ip6 saddr @apiban-bridge-apiban-v6 counter", `comment "apiban"`} {
 		if !strings.Contains(ruleset, want) {
 			t.Errorf("ruleset lacks %q:\n%s", want, ruleset)
 		}
 	}
 
 	// One tick: delete, refresh to a longer timeout, add.
-	err := b.Apply(ctx, bouncer.Changes{
-		Delete:  []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::1/128")},
+	err = b.Apply(ctx, bouncer.Changes{
+		Delete:  []bouncer.Element{del("apiban", "198.51.100.0/24"), del("apiban", "2001:db8::1/128")},
 		Refresh: []bouncer.Element{el("192.0.2.1/32", 100*time.Hour), el("2001:db8:1::/48", 50*time.Hour)},
 		Add:     []bouncer.Element{el("203.0.113.0/25", time.Hour), el("192.0.2.2/32", time.Hour)},
 	})
@@ -220,7 +262,7 @@ func TestKernel100kInOneBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("100,000 elements in one batch: %s", time.Since(began))
-	out := ns.Cmd(t, "nft", "list", "set", "inet", tbl, prefix+"-v4-ranges")
+	out := ns.Cmd(t, "nft", "list", "set", "inet", tbl, prefix+"-apiban-v4-ranges")
 	if !strings.Contains(out, "12.39.15.0/24") {
 		t.Error("last range missing")
 	}
@@ -233,7 +275,7 @@ func TestMatchIntervals(t *testing.T) {
 	// Adjacent ranges: the end of one has the key of the next's start.
 	var els []nftables.SetElement
 	for _, p := range []string{"198.51.100.0/25", "198.51.100.128/25", "255.255.255.0/24", "10.0.0.0/8"} {
-		els = append(els, encode(netip.MustParsePrefix(p), time.Hour)...)
+		els = append(els, encodeOne(netip.MustParsePrefix(p), time.Hour)...)
 	}
 	slices.Reverse(els) // the kernel's order is not ours
 	for addr, want := range map[string]string{
@@ -262,7 +304,7 @@ func TestKernelLookup(t *testing.T) {
 		t.Fatalf("Lookup created %v", tables)
 	}
 	if err := b.Reconcile(ctx, []bouncer.Element{
-		el("192.0.2.1/32", time.Hour), el("198.51.100.0/24", 4*time.Hour), el("203.0.113.0/25", time.Hour),
+		elo("lists:x", "192.0.2.1/32", time.Hour), el("198.51.100.0/24", 4*time.Hour), el("203.0.113.0/25", time.Hour),
 		el("2001:db8::1/128", time.Hour), el("2001:db8:1::/48", 2*time.Hour),
 	}); err != nil {
 		t.Fatal(err)
@@ -276,11 +318,11 @@ func TestKernelLookup(t *testing.T) {
 		addr, set, prefix string
 		left              time.Duration
 	}{
-		{"198.51.100.77", prefix + "-v4-ranges", "198.51.100.0/24", 4 * time.Hour},
-		{"192.0.2.1", prefix + "-v4", "192.0.2.1/32", time.Hour},
-		{"::ffff:192.0.2.1", prefix + "-v4", "192.0.2.1/32", time.Hour},
-		{"2001:db8:1:ffff::9", prefix + "-v6-ranges", "2001:db8:1::/48", 2 * time.Hour},
-		{"2001:db8::1", prefix + "-v6", "2001:db8::1/128", time.Hour},
+		{"198.51.100.77", prefix + "-apiban-v4-ranges", "198.51.100.0/24", 4 * time.Hour},
+		{"192.0.2.1", prefix + "-lists_x-0dd887d4-v4", "192.0.2.1/32", time.Hour},
+		{"::ffff:192.0.2.1", prefix + "-lists_x-0dd887d4-v4", "192.0.2.1/32", time.Hour},
+		{"2001:db8:1:ffff::9", prefix + "-apiban-v6-ranges", "2001:db8:1::/48", 2 * time.Hour},
+		{"2001:db8::1", prefix + "-apiban-v6", "2001:db8::1/128", time.Hour},
 		{"192.0.2.2", "", "", 0},
 		{"203.0.113.128", "", "", 0},
 		{"2001:db8::2", "", "", 0},
@@ -295,12 +337,131 @@ func TestKernelLookup(t *testing.T) {
 			}
 			continue
 		}
-		if len(got) != 1 || got[0].Set != c.set || got[0].Prefix.String() != c.prefix ||
+		origin := "apiban"
+		if strings.Contains(c.set, "lists") {
+			origin = "lists:x"
+		}
+		if len(got) != 1 || got[0].Set != c.set || got[0].Prefix.String() != c.prefix || got[0].Origin != origin ||
 			got[0].Left > c.left || got[0].Left < c.left-time.Minute {
 			t.Errorf("%s: %+v, want %s in %s with about %s left", c.addr, got, c.prefix, c.set, c.left)
 		}
 	}
 	if after := list(); after != before {
 		t.Errorf("Lookup changed the table:\n%s\nwas:\n%s", after, before)
+	}
+}
+
+func TestSetNames(t *testing.T) {
+	b, err := New(Options{Table: tbl, SetPrefix: prefix, InputChain: "in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("o", 40)
+	for _, c := range []struct {
+		origin string
+		kind   setKind
+		want   string
+	}{
+		{"apiban", setKind{}, "apiban-bridge-apiban-v4"},
+		{"CAPI", setKind{v6: true, ranges: true}, "apiban-bridge-CAPI-v6-ranges"},
+		{"crowdsec_x-1", setKind{ranges: true}, "apiban-bridge-crowdsec_x-1-v4-ranges"},
+		// Cleaned: a hash tells it from an origin really named lists_x.
+		{"lists:x", setKind{}, "apiban-bridge-lists_x-0dd887d4-v4"},
+		{"lists:firehol_botscout_7d", setKind{}, "apiban-bridge-lists_firehol_botscout_7d-d60930e1-v4"}, // docs/bouncer.md
+		{"", setKind{}, "apiban-bridge-none-811c9dc5-v4"},
+		{long, setKind{}, "apiban-bridge-" + long[:32] + "-"},
+	} {
+		if got := b.setName(c.origin, c.kind); !strings.HasPrefix(got, c.want) {
+			t.Errorf("setName(%q, %s) = %q, want %q", c.origin, c.kind.suffix(), got, c.want)
+		}
+	}
+	// A name in use by another origin is not reused.
+	b.names["apiban-bridge-dup-v4"] = "dup"
+	if got := b.setName("dup", setKind{}); got != "apiban-bridge-dup-v4" {
+		t.Errorf("same origin: %q", got)
+	}
+	b.names["apiban-bridge-other-v4"] = "not other"
+	if got := b.setName("other", setKind{}); got == "apiban-bridge-other-v4" {
+		t.Errorf("two origins share %q", got)
+	}
+}
+
+// TestKernelOriginsInSetsOfTheirOwn: each origin's elements are in its own
+// sets with their own counting rules, created in the tick that first
+// needs them; an element moves between origins in one batch; drops are
+// counted by origin and family.
+func TestKernelOriginsInSetsOfTheirOwn(t *testing.T) {
+	netns.Require(t, "nft")
+	ns := netns.New(t, "nfto")
+	ctx := context.Background()
+	b := newBackend(t, ns)
+	if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour), elo("crowdsec", "192.0.2.2/32", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// A new origin (CAPI) in a tick, and 192.0.2.1 moving from apiban to
+	// crowdsec, in one batch.
+	if err := b.Apply(ctx, bouncer.Changes{
+		Delete: []bouncer.Element{del("apiban", "192.0.2.1/32")},
+		Add: []bouncer.Element{elo("crowdsec", "192.0.2.1/32", 2*time.Hour), elo("CAPI", "198.51.100.0/24", time.Hour),
+			elo("CAPI", "2001:db8::5/128", time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := kernelElements(t, ns, b)
+	for p, set := range map[string]string{
+		"192.0.2.1/32": prefix + "-crowdsec-v4", "192.0.2.2/32": prefix + "-crowdsec-v4",
+		"198.51.100.0/24": prefix + "-CAPI-v4-ranges", "2001:db8::5/128": prefix + "-CAPI-v6",
+	} {
+		if e, ok := got[netip.MustParsePrefix(p)]; !ok || e.set != set {
+			t.Errorf("%s in %q, want %q", p, e.set, set)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("kernel holds %v, want 4 elements", got)
+	}
+
+	// Traffic: 2 packets from crowdsec's address, 1 from CAPI's range, 1
+	// from CAPI's IPv6 address.
+	ns.Cmd(t, "ip", "link", "set", "lo", "up")
+	for _, a := range []string{"192.0.2.1/32", "198.51.100.9/32", "203.0.113.50/32"} {
+		ns.Cmd(t, "ip", "addr", "add", a, "dev", "lo")
+	}
+	ns.Cmd(t, "ip", "-6", "addr", "add", "2001:db8::5/128", "dev", "lo", "nodad")
+	ns.Cmd(t, "ip", "-6", "addr", "add", "2001:db8::50/128", "dev", "lo", "nodad")
+	ns.SendUDP(t, "192.0.2.1", "203.0.113.50", 5060)
+	ns.SendUDP(t, "192.0.2.1", "203.0.113.50", 5060)
+	ns.SendUDP(t, "198.51.100.9", "203.0.113.50", 5060)
+	ns.SendUDP(t, "2001:db8::5", "2001:db8::50", 5060)
+	d, err := b.Dropped(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packets := map[string]uint64{}
+	for k, c := range d {
+		if c.Packets > 0 {
+			packets[k.Origin+"/"+k.IPType] = c.Packets
+		}
+		if c.Packets > 0 && c.Bytes == 0 {
+			t.Errorf("%+v: packets but no bytes", k)
+		}
+	}
+	if want := map[string]uint64{"crowdsec/ipv4": 2, "CAPI/ipv4": 1, "CAPI/ipv6": 1}; !maps.Equal(packets, want) {
+		t.Errorf("dropped packets %v, want %v", packets, want)
+	}
+
+	// A refused batch that would create a set creates nothing, and the
+	// next batch can still create that origin's set.
+	bad := bouncer.Changes{Add: []bouncer.Element{elo("cscli", "192.0.2.9/32", time.Hour), elo("CAPI", "198.51.100.128/25", time.Hour)}}
+	if err := b.Apply(ctx, bad); err == nil {
+		t.Fatal("overlapping range accepted")
+	}
+	if strings.Contains(ns.Cmd(t, "nft", "list", "table", "inet", tbl), "cscli") {
+		t.Error("a refused batch left cscli's set")
+	}
+	if err := b.Apply(ctx, bouncer.Changes{Add: []bouncer.Element{elo("cscli", "192.0.2.9/32", time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if e := kernelElements(t, ns, b)[netip.MustParsePrefix("192.0.2.9/32")]; e.set != prefix+"-cscli-v4" {
+		t.Errorf("192.0.2.9 in %q after the refused batch", e.set)
 	}
 }

@@ -22,7 +22,7 @@ func startBouncer(ctx context.Context, cfg *config.Config, obs *observer, log *l
 		return func() {}
 	}
 	l := log.WithField("component", "bouncer")
-	backend, err := newBackend(bc)
+	backend, err := newBackendLogged(bc, l)
 	if err != nil {
 		l.WithError(err).Error("bouncer: cannot start")
 		return func() {}
@@ -59,7 +59,10 @@ func bouncerOptions(cfg *config.Config, l logrus.FieldLogger) bouncer.Options {
 	}
 }
 
-func newBackend(bc config.Bouncer) (bouncer.Backend, error) {
+// newBackend opens the configured backend without a logger (check).
+func newBackend(bc config.Bouncer) (bouncer.Backend, error) { return newBackendLogged(bc, nil) }
+
+func newBackendLogged(bc config.Bouncer, log logrus.FieldLogger) (bouncer.Backend, error) {
 	switch bc.Mode {
 	case "nftables":
 		opts := nftables.Options{Table: bc.Table, SetPrefix: bc.SetPrefix, Priority: bc.Priority}
@@ -77,7 +80,7 @@ func newBackend(bc config.Bouncer) (bouncer.Backend, error) {
 		for _, h := range bc.Hooks {
 			hooks = append(hooks, strings.ToUpper(h)) // input -> INPUT
 		}
-		return ipset.New(ipset.Options{SetPrefix: bc.SetPrefix, Chain: bc.IptablesChain, Hooks: hooks})
+		return ipset.New(ipset.Options{SetPrefix: bc.SetPrefix, Chain: bc.IptablesChain, Hooks: hooks, Log: log})
 	default:
 		return nil, fmt.Errorf("bouncer.mode %q is not available", bc.Mode)
 	}

@@ -377,11 +377,14 @@ func kernelRows(ctx context.Context, bc config.Bouncer, addr netip.Addr, w io.Wr
 			if i == 0 {
 				k = key
 			}
-			left := ""
-			if m.Left > 0 {
-				left = fmt.Sprintf(", %s left", m.Left.Round(time.Second))
+			detail := ""
+			if m.Origin != "" {
+				detail = ", origin " + m.Origin
 			}
-			row(w, k, "in %s (%s%s)", m.Set, m.Prefix, left)
+			if m.Left > 0 {
+				detail += fmt.Sprintf(", %s left", m.Left.Round(time.Second))
+			}
+			row(w, k, "in %s (%s%s)", m.Set, m.Prefix, detail)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,14 +55,7 @@ func helper() int {
 		return 1
 	}
 	defer f.Close()
-	var backend bouncer.Backend
-	if os.Getenv(envMode) == "ipset" {
-		backend, err = ipset.New(ipset.Options{SetPrefix: "apiban-bridge", Chain: "APIBAN_BRIDGE", Hooks: []string{"INPUT"},
-			NetNSFd: int(f.Fd()), CommandPrefix: []string{"ip", "netns", "exec", os.Getenv(envNSName)}})
-	} else {
-		backend, err = nftables.New(nftables.Options{Table: "apiban_bridge", SetPrefix: "apiban-bridge",
-			InputChain: "apiban-bridge-input", Priority: -10, NetNSFd: int(f.Fd())})
-	}
+	backend, err := newBackend(os.Getenv(envMode), int(f.Fd()), os.Getenv(envNSName))
 	if err != nil {
 		log.Error(err)
 		return 1
@@ -77,6 +72,17 @@ func helper() int {
 		return 1
 	}
 	return 0
+}
+
+// newBackend is the bouncer's backend for mode, with the default names, in
+// the namespace nsName (open at fd).
+func newBackend(mode string, fd int, nsName string) (bouncer.Backend, error) {
+	if mode == "ipset" {
+		return ipset.New(ipset.Options{SetPrefix: "apiban-bridge", Chain: "APIBAN_BRIDGE", Hooks: []string{"INPUT"},
+			NetNSFd: fd, CommandPrefix: []string{"ip", "netns", "exec", nsName}})
+	}
+	return nftables.New(nftables.Options{Table: "apiban_bridge", SetPrefix: "apiban-bridge",
+		InputChain: "apiban-bridge-input", Priority: -10, NetNSFd: fd})
 }
 
 // pbxHost is the running helper.
@@ -217,12 +223,15 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 	t.Fatalf("timed out after %s waiting for %s", limit, what)
 }
 
+// ourIpsets matches the names of our ipsets, one pair per origin.
+var ourIpsets = regexp.MustCompile(`^apiban-bridge-[0-9]+-v[46]$`)
+
 // ourElements lists the elements of our sets.
 func ourElements(t *testing.T, mode string, pbx *NS) map[netip.Prefix]SetElem {
 	t.Helper()
 	all := map[netip.Prefix]SetElem{}
 	if mode == "ipset" {
-		for _, s := range []string{"apiban-bridge-v4", "apiban-bridge-v6"} {
+		for _, s := range pbx.IpsetNames(t, ourIpsets) {
 			elems, _ := pbx.IpsetMembers(t, s)
 			for p, e := range elems {
 				all[p] = e
@@ -230,7 +239,7 @@ func ourElements(t *testing.T, mode string, pbx *NS) map[netip.Prefix]SetElem {
 		}
 		return all
 	}
-	for _, s := range []string{"apiban-bridge-v4", "apiban-bridge-v4-ranges", "apiban-bridge-v6", "apiban-bridge-v6-ranges"} {
+	for _, s := range pbx.NftSetNames(t, "inet", "apiban_bridge") {
 		elems, _ := pbx.NftSet(t, "inet", "apiban_bridge", s)
 		for p, e := range elems {
 			all[p] = e
@@ -281,6 +290,7 @@ func ourObjects(t *testing.T, mode string, pbx *NS) string {
 		if len(ours) == 0 && jumps == 0 && chain == "" {
 			return ""
 		}
+		slices.Sort(ours)
 		return fmt.Sprintf("sets %v, %d drop rules, %d jumps", ours, strings.Count(chain, "-j DROP"), jumps)
 	}
 	n := 0
@@ -293,6 +303,33 @@ func ourObjects(t *testing.T, mode string, pbx *NS) string {
 		return ""
 	}
 	return fmt.Sprintf("%d tables, %d drop rules", n, strings.Count(pbx.NftTable("inet", "apiban_bridge"), " drop"))
+}
+
+// wantDropsByOrigin reads the drop counters as the bouncer's metrics do,
+// through a backend of the same names: since the restart (which rebuilt
+// the objects, so the counters started from zero), the probes sent 3
+// packets from each of cscli's banned addresses (banned, shortLong) and 3
+// from inside cscli-import's range, each counted under its origin.
+func wantDropsByOrigin(t *testing.T, mode string, pbx *NS) {
+	t.Helper()
+	f, err := os.Open("/run/netns/" + pbx.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	backend, err := newBackend(mode, int(f.Fd()), pbx.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	d, err := backend.(bouncer.CounterReader).Dropped(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cscli, imported := d[bouncer.DropKey{Origin: "cscli", IPType: "ipv4"}], d[bouncer.DropKey{Origin: "cscli-import", IPType: "ipv4"}]
+	if cscli.Packets != 6 || imported.Packets != 3 || cscli.Bytes == 0 || imported.Bytes == 0 {
+		t.Errorf("drops by origin %+v: want 6 packets of cscli and 3 of cscli-import", d)
+	}
 }
 
 func has(elems map[netip.Prefix]SetElem, p string) bool {
@@ -309,8 +346,10 @@ func TestBouncerInNamespaces(t *testing.T) {
 }
 
 var wantObjects = map[string]string{
-	"nftables": "1 tables, 4 drop rules",
-	"ipset":    "sets [apiban-bridge-v4 apiban-bridge-v6], 1 drop rules, 1 jumps",
+	// cscli's IPv4 addresses, cscli-import's IPv4 range.
+	"nftables": "1 tables, 2 drop rules",
+	// Slot 0 cscli, slot 1 cscli-import (byte order), and the registry.
+	"ipset": "sets [apiban-bridge-0-v4 apiban-bridge-0-v6 apiban-bridge-1-v4 apiban-bridge-1-v6 apiban-bridge-origins], 2 drop rules, 1 jumps",
 }
 
 func testBouncer(t *testing.T, mode string) {
@@ -338,9 +377,15 @@ func testBouncer(t *testing.T, mode string) {
 	listForeign := foreignObjects(t, mode, pbx)
 	foreign := listForeign()
 
+	// The range comes from a second origin (cscli-import), so that drops
+	// are counted under two origins.
+	importFile := t.TempDir() + "/range.json"
+	if err := os.WriteFile(importFile, []byte(`[{"value":"198.51.100.0/24","scope":"Range","duration":"1h","type":"ban","reason":"netns test"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.Cscli(t, "decisions", "import", "-i", importFile, "--format", "json")
 	for _, args := range [][]string{
 		{"--ip", banned, "--duration", "1h"},
-		{"--range", "198.51.100.0/24", "--duration", "1h"},
 		{"--ip", shortLong, "--duration", "15s"},
 		{"--ip", deleted, "--duration", "1h"},
 		{"--ip", strings.TrimSuffix(allowed, "/32"), "--duration", "1h"},
@@ -403,6 +448,7 @@ func testBouncer(t *testing.T, mode string) {
 	probe.want(inRange, false, "range after restart")
 	probe.want(deleted, true, "deleted decision after restart")
 	probe.want(clean, true, "clean IP after restart")
+	wantDropsByOrigin(t, mode, pbx)
 
 	// Clean stop: our table goes, theirs stays.
 	if err := host.cmd.Process.Signal(syscall.SIGTERM); err != nil {

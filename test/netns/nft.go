@@ -151,3 +151,40 @@ func (n *NS) IpsetMembers(t *testing.T, set string) (elems map[netip.Prefix]SetE
 	}
 	return elems, true
 }
+
+// NftSetNames lists the names of a table's sets (none when the table does
+// not exist).
+func (n *NS) NftSetNames(t *testing.T, family, table string) []string {
+	t.Helper()
+	out, err := n.Try("nft", "-j", "list", "sets", family)
+	if err != nil {
+		t.Fatalf("nft list sets: %v: %s", err, out)
+	}
+	var doc struct {
+		Nftables []struct {
+			Set *struct{ Name, Table string } `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("nft -j list sets: %v", err)
+	}
+	var names []string
+	for _, o := range doc.Nftables {
+		if o.Set != nil && o.Set.Table == table {
+			names = append(names, o.Set.Name)
+		}
+	}
+	return names
+}
+
+// IpsetNames lists the namespace's ipsets whose names match re.
+func (n *NS) IpsetNames(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	var names []string
+	for _, s := range strings.Fields(n.Cmd(t, "ipset", "list", "-n")) {
+		if re.MatchString(s) {
+			names = append(names, s)
+		}
+	}
+	return names
+}

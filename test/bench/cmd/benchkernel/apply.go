@@ -25,10 +25,13 @@ const banTime = 168 * time.Hour
 
 // The bouncer's object names, as the bridge configures them.
 const (
-	ourTable   = "apiban_bridge"
-	ourPrefix  = "apiban-bridge"
-	ourInput   = "apiban-bridge-input"
-	ourV4Set   = ourPrefix + "-v4"
+	ourTable  = "apiban_bridge"
+	ourPrefix = "apiban-bridge"
+	ourInput  = "apiban-bridge-input"
+	// ourOrigin: APIBAN's decisions, all single IPv4 addresses, so the
+	// bouncer's sets are that origin's IPv4 set alone.
+	ourOrigin  = "apiban"
+	ourV4Set   = ourPrefix + "-" + ourOrigin + "-v4"
 	ipsetChain = "APIBAN_BRIDGE"
 )
 
@@ -52,7 +55,7 @@ type applyRun struct {
 func applyBench(ctx context.Context, o options, dir string, addrs []netip.Addr, r *results) error {
 	elems := make([]bouncer.Element, len(addrs))
 	for i, a := range addrs {
-		elems[i] = bouncer.Element{Prefix: netip.PrefixFrom(a, 32), Timeout: banTime}
+		elems[i] = bouncer.Element{Prefix: netip.PrefixFrom(a, 32), Timeout: banTime, Origin: ourOrigin}
 	}
 	nftFile := filepath.Join(dir, "load.nft")
 	if err := os.WriteFile(nftFile, nftScript(addrs, false), 0o600); err != nil {
@@ -216,7 +219,11 @@ func applyIpset(ctx context.Context, n *ns, elems []bouncer.Element) (applyRun, 
 	// The iptables processes it runs are children: their CPU is not in
 	// selfCPU; the wall time includes them.
 	run := applyRun{timed: timed{wall: time.Since(start), cpu: selfCPU() - cpu0}}
-	run.count, err = n.ipsetCount(ctx, ourV4Set)
+	set, ok := b.SetName(ourOrigin, false)
+	if !ok {
+		return applyRun{}, fmt.Errorf("no ipset for the elements")
+	}
+	run.count, err = n.ipsetCount(ctx, set)
 	return run, err
 }
 

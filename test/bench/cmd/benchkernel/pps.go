@@ -57,7 +57,7 @@ func (p ppsRun) rate() float64 { return float64(p.received) / p.elapsed.Seconds(
 func ppsBench(ctx context.Context, o options, _ string, addrs []netip.Addr, outside netip.Addr, r *results) error {
 	elems := make([]bouncer.Element, len(addrs))
 	for i, a := range addrs {
-		elems[i] = bouncer.Element{Prefix: netip.PrefixFrom(a, 32), Timeout: banTime}
+		elems[i] = bouncer.Element{Prefix: netip.PrefixFrom(a, 32), Timeout: banTime, Origin: ourOrigin}
 	}
 	rules := min(o.rules, len(addrs))
 	probe := addrs[rules-1] // the last iptables rule; in the sets too
@@ -116,7 +116,7 @@ func ppsOne(ctx context.Context, o options, c string, elems []bouncer.Element, r
 		if got, err := pbx.nftCount(ctx, "inet", ourTable, ourV4Set); err != nil || got != len(elems) {
 			return ppsRun{}, fmt.Errorf("set holds %d elements, want %d (%v)", got, len(elems), err)
 		}
-		dropped = func() (uint64, error) { d, err := b.Dropped(ctx); return d.Packets, err }
+		dropped = func() (uint64, error) { d, err := b.Dropped(ctx); return bouncer.Total(d).Packets, err }
 	case pIpset:
 		b, err := ipset.New(ipset.Options{SetPrefix: ourPrefix, Chain: ipsetChain, Hooks: []string{"INPUT"},
 			NetNSFd: pbx.fd(), CommandPrefix: []string{"ip", "netns", "exec", pbx.name}})
@@ -127,10 +127,11 @@ func ppsOne(ctx context.Context, o options, c string, elems []bouncer.Element, r
 		if err := b.Reconcile(ctx, elems); err != nil {
 			return ppsRun{}, err
 		}
-		if got, err := pbx.ipsetCount(ctx, ourV4Set); err != nil || got != len(elems) {
+		set, _ := b.SetName(ourOrigin, false)
+		if got, err := pbx.ipsetCount(ctx, set); err != nil || got != len(elems) {
 			return ppsRun{}, fmt.Errorf("set holds %d elements, want %d (%v)", got, len(elems), err)
 		}
-		dropped = func() (uint64, error) { d, err := b.Dropped(ctx); return d.Packets, err }
+		dropped = func() (uint64, error) { d, err := b.Dropped(ctx); return bouncer.Total(d).Packets, err }
 	case pIpt, pIptLegacy:
 		ipt := "iptables"
 		if c == pIptLegacy {

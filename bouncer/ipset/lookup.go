@@ -1,0 +1,139 @@
+package ipset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+)
+
+// loadRegistry makes the registry hold exactly slots. Nothing refers to
+// it, so it is simply made again.
+func (b *Backend) loadRegistry(ctx context.Context, slots []string) error {
+	name := b.registry()
+	if err := b.destroy(name); err != nil {
+		return err
+	}
+	// Revision 2 brought comments (vishvananda/netlink would pick 0).
+	opts := netlink.IpsetCreateOptions{PortFrom: 0, PortTo: MaxSlots - 1, Comments: true, Revision: 2}
+	err := b.h.IpsetCreate(name, "bitmap:port", opts)
+	if err != nil {
+		return fmt.Errorf("ipset: create %s: %w", name, err)
+	}
+	return b.addSlots(ctx, 0, slots)
+}
+
+// addSlots records origins as the slots from first on.
+func (b *Backend) addSlots(ctx context.Context, first int, origins []string) error {
+	name := b.registry()
+	err := b.c.batch(ctx, nl.IPSET_CMD_ADD, name, len(origins), func(dst []byte, i int, line uint32) []byte {
+		return appendSlot(dst, first+i, origins[i], line)
+	})
+	if err != nil {
+		return fmt.Errorf("ipset: record the origins of slots %d-%d in %s: %w", first, first+len(origins)-1, name, err)
+	}
+	return nil
+}
+
+// readRegistry returns the origin of each slot the registry holds.
+func (b *Backend) readRegistry() (map[int]string, error) {
+	ms, err := b.c.members(b.registry())
+	if err != nil {
+		return nil, fmt.Errorf("ipset: list %s: %w", b.registry(), err)
+	}
+	out := make(map[int]string, len(ms))
+	for _, m := range ms {
+		out[int(m.port)] = m.comment
+	}
+	return out, nil
+}
+
+// Lookup implements bouncer.Looker: the elements of our sets of addr's
+// family that hold addr (a hash:net set may hold a range and an address
+// inside it side by side), narrowest first, with the origin the registry
+// gives their slot. It only reads. bouncer.ErrNotLoaded when neither the
+// registry nor any set of that family exists.
+func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, error) {
+	addr = addr.Unmap()
+	f := familyOf(netip.PrefixFrom(addr, addr.BitLen()))
+	ours, err := b.ourSets()
+	if err != nil {
+		return nil, err
+	}
+	sets := b.familySets(ours, f)
+	if len(sets) == 0 && !ours[b.registry()] {
+		return nil, fmt.Errorf("%w: no ipset %s-N-%s nor %s", bouncer.ErrNotLoaded, b.opts.SetPrefix, f.suffix, b.registry())
+	}
+	origins := map[int]string{}
+	if ours[b.registry()] {
+		if origins, err = b.readRegistry(); err != nil {
+			return nil, err
+		}
+	}
+	var out []bouncer.Match
+	for _, s := range sets {
+		found, err := b.lookupIn(s.name, addr)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range found {
+			m.Origin = origins[s.slot]
+			out = append(out, m)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y bouncer.Match) int { return y.Prefix.Bits() - x.Prefix.Bits() })
+	return out, nil
+}
+
+type slotSet struct {
+	name string
+	slot int
+}
+
+// familySets picks the current element sets of a family, by slot.
+func (b *Backend) familySets(ours map[string]bool, f family) []slotSet {
+	var out []slotSet
+	for name := range ours {
+		if slot, v6, ok := ElementSet(b.opts.SetPrefix, name); ok && slot >= 0 && v6 == f.v6 {
+			out = append(out, slotSet{name, slot})
+		}
+	}
+	slices.SortFunc(out, func(x, y slotSet) int { return x.slot - y.slot })
+	return out
+}
+
+// lookupIn returns the members of set that hold addr. A set gone since it
+// was listed (a full load destroyed it) holds nothing.
+func (b *Backend) lookupIn(set string, addr netip.Addr) ([]bouncer.Match, error) {
+	ms, err := b.c.members(set)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipset: list %s: %w", set, err)
+	}
+	var out []bouncer.Match
+	for _, m := range ms {
+		if !m.addr.IsValid() {
+			continue
+		}
+		a := m.addr.Unmap()
+		bits := m.cidr
+		if bits == 0 || bits > a.BitLen() {
+			bits = a.BitLen() // hash:net holds no /0; no CIDR means one address
+		}
+		p := netip.PrefixFrom(a, bits).Masked()
+		if p.Contains(addr) {
+			out = append(out, bouncer.Match{Set: set, Prefix: p, Left: time.Duration(m.timeout) * time.Second})
+		}
+	}
+	return out, nil
+}
