@@ -10,7 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"syscall"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/cache"
 )
 
 // Version is the CrowdSec release the tests run against; it must match
@@ -25,43 +26,21 @@ type Binaries struct {
 
 // CacheDir is where built binaries are kept between runs:
 // $CROWDSEC_BIN_DIR, or the user cache directory.
-func CacheDir() (string, error) {
-	if d := os.Getenv("CROWDSEC_BIN_DIR"); d != "" {
-		return d, nil
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(base, "crowdsec-apiban-bridge", "crowdsec-"+Version), nil
-}
+func CacheDir() (string, error) { return cache.Dir("CROWDSEC_BIN_DIR", "crowdsec-"+Version) }
 
-// EnsureBinaries returns cached binaries, building them first when needed.
-// A file lock keeps parallel test binaries from building twice.
+// EnsureBinaries returns cached binaries, building them first when needed,
+// once for all the test binaries running in parallel.
 func EnsureBinaries() (Binaries, error) {
 	dir, err := CacheDir()
 	if err != nil {
 		return Binaries{}, err
 	}
 	bins := Binaries{Crowdsec: filepath.Join(dir, "crowdsec"), Cscli: filepath.Join(dir, "cscli")}
-	if exists(bins.Crowdsec) && exists(bins.Cscli) {
-		return bins, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return Binaries{}, err
-	}
-	unlock, err := lock(filepath.Join(dir, ".lock"))
-	if err != nil {
-		return Binaries{}, err
-	}
-	defer unlock()
-	if exists(bins.Crowdsec) && exists(bins.Cscli) {
-		return bins, nil // built by whoever held the lock
-	}
-	return bins, build(dir, bins)
+	built := func() bool { return exists(bins.Crowdsec) && exists(bins.Cscli) }
+	return bins, cache.Fill(dir, built, func() error { return build(bins) })
 }
 
-func build(dir string, bins Binaries) error {
+func build(bins Binaries) error {
 	src, err := buildModuleDir()
 	if err != nil {
 		return err
@@ -96,18 +75,6 @@ func buildModuleDir() (string, error) {
 		return "", fmt.Errorf("%s/go.mod not found", dir)
 	}
 	return dir, nil
-}
-
-func lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func exists(path string) bool {

@@ -7,7 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/cache"
 )
 
 // StockUpstream is the crowdsec-firewall-bouncer release that Debian
@@ -27,14 +28,7 @@ type StockPackage struct {
 // StockCacheDir is $CROWDSEC_FW_BOUNCER_DIR, or
 // ~/.cache/crowdsec-apiban-bridge/crowdsec-firewall-bouncer-debian.
 func StockCacheDir() (string, error) {
-	if d := os.Getenv("CROWDSEC_FW_BOUNCER_DIR"); d != "" {
-		return d, nil
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(base, "crowdsec-apiban-bridge", "crowdsec-firewall-bouncer-debian"), nil
+	return cache.Dir("CROWDSEC_FW_BOUNCER_DIR", "crowdsec-firewall-bouncer-debian")
 }
 
 // DebianStockBouncer returns the cached package, downloading and
@@ -47,21 +41,8 @@ func DebianStockBouncer() (StockPackage, error) {
 	if err != nil {
 		return StockPackage{}, err
 	}
-	if p, ok := cachedStock(dir); ok {
-		return p, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return StockPackage{}, err
-	}
-	unlock, err := flock(filepath.Join(dir, ".lock"))
-	if err != nil {
-		return StockPackage{}, err
-	}
-	defer unlock()
-	if p, ok := cachedStock(dir); ok {
-		return p, nil // unpacked by whoever held the lock
-	}
-	if err := fetchStock(dir); err != nil {
+	unpacked := func() bool { _, ok := cachedStock(dir); return ok }
+	if err := cache.Fill(dir, unpacked, func() error { return fetchStock(dir) }); err != nil {
 		return StockPackage{}, fmt.Errorf("crowdsec-firewall-bouncer from Debian: %w", err)
 	}
 	p, ok := cachedStock(dir)
@@ -136,16 +117,4 @@ func fetchStock(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "VERSION"), []byte(version+"\n"), 0o644)
-}
-
-func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
