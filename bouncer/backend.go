@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Element is one address or range to drop, for Timeout from now. Origin
@@ -100,6 +102,21 @@ type Match struct {
 // daemon runs.
 type Looker interface {
 	Lookup(ctx context.Context, addr netip.Addr) ([]Match, error)
+}
+
+// CutOrigin fits an origin into a kernel comment of at most n bytes (the
+// kernel refuses longer ones, and a refused set fails the whole batch)
+// without splitting a character, so that what is read back is still valid
+// UTF-8 for metric labels. Real origins are far shorter.
+func CutOrigin(origin string, n int) string {
+	origin = strings.ToValidUTF8(origin, "?")
+	if len(origin) <= n {
+		return origin
+	}
+	for n > 0 && !utf8.RuneStart(origin[n]) {
+		n--
+	}
+	return origin[:n]
 }
 
 // Plus returns the sum of c and o.

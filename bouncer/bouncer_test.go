@@ -3,12 +3,14 @@ package bouncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 	"github.com/prometheus/client_golang/prometheus"
@@ -501,5 +503,51 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 		nil, "192.0.2.7/32", "198.51.100.1/32")
 	if got := h.r.origin[netip.MustParsePrefix("198.51.100.1/32")]; got != "CAPI" {
 		t.Errorf("tie went to %q, want CAPI", got)
+	}
+}
+
+func TestCutOrigin(t *testing.T) {
+	e150 := "x" + strings.Repeat("é", 150) // 301 bytes
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"apiban", 200, "apiban"},
+		{"abc", 3, "abc"},
+		{"abcd", 3, "abc"},
+		{"aé", 2, "a"}, // é is 2 bytes: not split
+		{e150, 200, "x" + strings.Repeat("é", 99)},
+		{"a\xffb", 10, "a?b"},
+	} {
+		got := CutOrigin(c.in, c.n)
+		if got != c.want || !utf8.ValidString(got) || len(got) > c.n {
+			t.Errorf("CutOrigin(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+// TestCollectSkipsBadLabels: a label read back from the kernel that is not
+// valid UTF-8 is skipped; the scrape neither panics nor loses the rest.
+func TestCollectSkipsBadLabels(t *testing.T) {
+	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{
+		{"bad\xff", "ipv4"}: {Packets: 1, Bytes: 10}, {"apiban", "ipv4"}: {Packets: 2, Bytes: 20}}}
+	b := New(r, Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped []string
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), metricsNamespace+"_dropped_") {
+			for _, m := range f.GetMetric() {
+				dropped = append(dropped, fmt.Sprint(f.GetName(), m.GetLabel(), m.GetCounter().GetValue()))
+			}
+		}
+	}
+	if len(dropped) != 2 || !strings.Contains(strings.Join(dropped, " "), "apiban") {
+		t.Errorf("dropped metrics %v, want apiban's packets and bytes only", dropped)
 	}
 }

@@ -46,8 +46,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.Skipped))
 	dropped, _ := c.b.dropped()
 	for k, d := range dropped {
-		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(d.Packets), k.Origin, k.IPType)
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(d.Bytes), k.Origin, k.IPType)
+		// Labels read back from the kernel: a bad one is skipped, never
+		// a panic in the scrape (the registry would not recover it).
+		for desc, v := range map[*prometheus.Desc]uint64{descPackets: d.Packets, descBytes: d.Bytes} {
+			m, err := prometheus.NewConstMetric(desc, prometheus.CounterValue, float64(v), k.Origin, k.IPType)
+			if err != nil {
+				c.b.log.WithError(err).Debug("bouncer: drop counter not exported")
+				continue
+			}
+			ch <- m
+		}
 	}
 }
 

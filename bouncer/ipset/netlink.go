@@ -15,6 +15,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 )
 
 // maxBatchBytes bounds the elements of one IPSET_CMD_ADD/DEL message (the
@@ -270,9 +272,7 @@ func appendElem(b []byte, p netip.Prefix, timeout, line uint32) []byte {
 // appendSlot appends the IPSET_ATTR_DATA of one registry element: the
 // slot as a port, its origin as the comment (ipset keeps 255 bytes).
 func appendSlot(b []byte, slot int, origin string, line uint32) []byte {
-	if len(origin) > nl.IPSET_MAX_COMMENT_SIZE {
-		origin = origin[:nl.IPSET_MAX_COMMENT_SIZE]
-	}
+	origin = bouncer.CutOrigin(origin, nl.IPSET_MAX_COMMENT_SIZE)
 	return appendNested(b, nl.IPSET_ATTR_DATA, func(b []byte) []byte {
 		b = appendAttr(b, nl.IPSET_ATTR_PORT|nl.NLA_F_NET_BYTEORDER, binary.BigEndian.AppendUint16(nil, uint16(slot)))
 		b = appendAttr(b, nl.IPSET_ATTR_COMMENT, nl.ZeroTerminated(origin))

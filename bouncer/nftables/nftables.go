@@ -280,14 +280,14 @@ func (b *Backend) rollback(created map[setKey]*nftables.Set) {
 	}
 }
 
-// comment is the origin as kept in a set's and a rule's comment (the
-// kernel takes at most 255 bytes with its terminating zero).
-func comment(origin string) string {
-	if len(origin) > 250 {
-		return origin[:250]
-	}
-	return origin
-}
+// maxComment bounds the origin in a set's and a rule's comment: the
+// kernel takes 256 bytes of userdata, and an interval set's userdata also
+// holds google/nftables' key byte order (6 bytes) besides the comment's
+// type, length and terminating zero.
+const maxComment = 200
+
+// comment is the origin as kept in a set's and a rule's comment.
+func comment(origin string) string { return bouncer.CutOrigin(origin, maxComment) }
 
 // dropFrom is `meta nfproto ipvX ip(6) saddr @set counter drop`.
 func dropFrom(s *nftables.Set, v6 bool) []expr.Any {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/nftables"
 
@@ -463,5 +464,36 @@ func TestKernelOriginsInSetsOfTheirOwn(t *testing.T) {
 	}
 	if e := kernelElements(t, ns, b)[netip.MustParsePrefix("192.0.2.9/32")]; e.set != prefix+"-cscli-v4" {
 		t.Errorf("192.0.2.9 in %q after the refused batch", e.set)
+	}
+}
+
+// TestKernelLongOrigins: an interval set's comment shares 256 bytes of
+// userdata with the key byte order; a long or non-ASCII origin must
+// neither fail the batch nor come back as a broken label.
+func TestKernelLongOrigins(t *testing.T) {
+	netns.Require(t, "nft")
+	ns := netns.New(t, "nftlong")
+	ctx := context.Background()
+	b := newBackend(t, ns)
+	long, accents := strings.Repeat("o", 300), "x"+strings.Repeat("é", 150)
+	if err := b.Reconcile(ctx, []bouncer.Element{elo(long, "198.51.100.0/24", time.Hour), elo(accents, "203.0.113.0/24", time.Hour),
+		elo(long, "192.0.2.1/32", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := b.Dropped(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range d {
+		if !utf8.ValidString(k.Origin) || (k.Origin != bouncer.CutOrigin(long, maxComment) && k.Origin != bouncer.CutOrigin(accents, maxComment)) {
+			t.Errorf("origin read back %q", k.Origin)
+		}
+	}
+	if len(d) != 2 {
+		t.Errorf("dropped keys %v, want the two origins", d)
+	}
+	got, err := b.Lookup(ctx, netip.MustParseAddr("203.0.113.9"))
+	if err != nil || len(got) != 1 || got[0].Origin != bouncer.CutOrigin(accents, maxComment) {
+		t.Errorf("lookup %+v, %v", got, err)
 	}
 }
