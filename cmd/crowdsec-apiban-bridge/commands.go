@@ -379,7 +379,9 @@ func kernelRows(ctx context.Context, bc config.Bouncer, addr netip.Addr, w io.Wr
 			}
 			detail := ""
 			if m.Origin != "" {
-				detail = ", origin " + m.Origin
+				// Read back from the kernel: quoted, so that no byte of it
+				// reaches the terminal as a control character.
+				detail = fmt.Sprintf(", origin %q", m.Origin)
 			}
 			if m.Left > 0 {
 				detail += fmt.Sprintf(", %s left", m.Left.Round(time.Second))

@@ -160,8 +160,8 @@ func TestCheckKernelRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for addr, want := range map[string]string{
-		"198.51.100.9": `^kernel set  in apiban-bridge-apiban-v4-ranges \(198\.51\.100\.0/24, origin apiban, (4h0m0s|3h59m5\ds) left\)\n$`,
-		"192.0.2.1":    `^kernel set  in apiban-bridge-crowdsec-v4 \(192\.0\.2\.1/32, origin crowdsec, (1h0m0s|59m5\ds) left\)\n$`,
+		"198.51.100.9": `^kernel set  in apiban-bridge-apiban-v4-ranges \(198\.51\.100\.0/24, origin "apiban", (4h0m0s|3h59m5\ds) left\)\n$`,
+		"192.0.2.1":    `^kernel set  in apiban-bridge-crowdsec-v4 \(192\.0\.2\.1/32, origin "crowdsec", (1h0m0s|59m5\ds) left\)\n$`,
 		"192.0.2.2":    `^kernel set  not in the kernel sets \(nftables apiban-bridge-\*\)\n$`,
 	} {
 		var out strings.Builder
