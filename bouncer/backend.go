@@ -26,19 +26,23 @@ type Element struct {
 
 // Changes is what one stream tick changes in the kernel. A backend applies
 // it in one transaction, in this order: Delete, then Refresh (delete and
-// add again, so that every kernel takes the new timeout), then Add. A
-// Delete's Origin names the set the element is in (its Timeout is
+// add again, so that every kernel takes the new timeout), then Renew and
+// Add. A Delete's Origin names the set the element is in (its Timeout is
 // unused); an element whose origin changes is deleted from the old
 // origin's set and added to the new one's.
 type Changes struct {
 	Delete  []Element
 	Refresh []Element
-	Add     []Element
+	// Renew holds elements whose previous copy was left to time out: it
+	// may still be in the set or already gone. Afterwards the set must
+	// hold exactly one copy, with the new timeout, either way.
+	Renew []Element
+	Add   []Element
 }
 
 // Empty reports whether there is nothing to do.
 func (c Changes) Empty() bool {
-	return len(c.Delete) == 0 && len(c.Refresh) == 0 && len(c.Add) == 0
+	return len(c.Delete) == 0 && len(c.Refresh) == 0 && len(c.Renew) == 0 && len(c.Add) == 0
 }
 
 // Backend owns a set of kernel objects (tables, chains, sets) and nothing

@@ -179,7 +179,7 @@ func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse
 		b.log.WithError(err).Warn("bouncer: update refused by the kernel, rebuilding the sets")
 		return b.tick(ctx, nil, true)
 	}
-	b.log.WithFields(logrus.Fields{"added": len(ch.Add), "deleted": len(ch.Delete), "refreshed": len(ch.Refresh),
+	b.log.WithFields(logrus.Fields{"added": len(ch.Add), "deleted": len(ch.Delete), "refreshed": len(ch.Refresh), "renewed": len(ch.Renew),
 		"elements": b.planner.size()}).Info("bouncer: kernel sets updated")
 	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -16,26 +17,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// recorder is a Backend that records calls and keeps the resulting set,
-// refusing what a kernel would refuse (deleting an absent element, adding
-// a present one without a refresh).
+// recorder is a Backend that records calls and keeps the resulting sets,
+// one per origin, refusing what a kernel would refuse (deleting or
+// refreshing an absent element) and doing what an older kernel does: an
+// add of an element already in its set keeps the old timeout.
 type recorder struct {
 	nested   bool
-	set      map[netip.Prefix]time.Duration
-	origin   map[netip.Prefix]string // the origin's set holding each element
+	copies   map[copyKey]time.Duration // every element of every origin's set
 	calls    []string
 	changes  []Changes
 	failNext bool
 	cleaned  bool
 	closed   bool
 	// With now set, the recorder acts as an nftables kernel: elements
-	// time out, and a range overlapping another range is refused.
+	// time out, and a range overlapping another range of its set is
+	// refused.
 	now    func() time.Time
-	expiry map[netip.Prefix]time.Time
+	expiry map[copyKey]time.Time
 }
 
 func newRecorder() *recorder {
-	return &recorder{set: map[netip.Prefix]time.Duration{}, origin: map[netip.Prefix]string{}}
+	return &recorder{copies: map[copyKey]time.Duration{}, expiry: map[copyKey]time.Time{}}
 }
 
 func (r *recorder) Name() string { return "recorder" }
@@ -44,20 +46,21 @@ func (r *recorder) Close() error { r.closed = true; return nil }
 
 func (r *recorder) Reconcile(_ context.Context, elems []Element) error {
 	r.calls = append(r.calls, "reconcile")
-	r.set = map[netip.Prefix]time.Duration{}
-	r.origin = map[netip.Prefix]string{}
-	r.expiry = map[netip.Prefix]time.Time{}
+	r.copies = map[copyKey]time.Duration{}
+	r.expiry = map[copyKey]time.Time{}
 	for _, e := range elems {
-		r.set[e.Prefix] = e.Timeout
-		r.origin[e.Prefix] = e.Origin
-		r.stamp(e)
+		r.put(r.copies, e)
 	}
 	return nil
 }
 
-func (r *recorder) stamp(e Element) {
+func key(e Element) copyKey { return copyKey{e.Prefix, e.Origin} }
+
+// put stores e with its timeout, as a fresh element.
+func (r *recorder) put(into map[copyKey]time.Duration, e Element) {
+	into[key(e)] = e.Timeout
 	if r.now != nil {
-		r.expiry[e.Prefix] = r.now().Add(e.Timeout)
+		r.expiry[key(e)] = r.now().Add(e.Timeout)
 	}
 }
 
@@ -66,20 +69,20 @@ func (r *recorder) expire() {
 	if r.now == nil {
 		return
 	}
-	for p, until := range r.expiry {
+	for k, until := range r.expiry {
 		if !until.After(r.now()) {
-			delete(r.set, p)
-			delete(r.expiry, p)
+			delete(r.copies, k)
+			delete(r.expiry, k)
 		}
 	}
 }
 
-func (r *recorder) refuses(next map[netip.Prefix]time.Duration, p netip.Prefix) bool {
-	if r.now == nil || r.nested || !isRange(p) {
+func (r *recorder) refuses(next map[copyKey]time.Duration, e Element) bool {
+	if r.now == nil || r.nested || !isRange(e.Prefix) {
 		return false
 	}
 	for q := range next {
-		if q != p && isRange(q) && q.Overlaps(p) {
+		if q.origin == e.Origin && q.prefix != e.Prefix && isRange(q.prefix) && q.prefix.Overlaps(e.Prefix) {
 			return true
 		}
 	}
@@ -94,50 +97,70 @@ func (r *recorder) Apply(_ context.Context, c Changes) error {
 		r.failNext = false
 		return errors.New("refused")
 	}
-	next := map[netip.Prefix]time.Duration{}
-	for p, d := range r.set {
-		next[p] = d
-	}
+	next := maps.Clone(r.copies)
 	for _, e := range c.Delete {
-		if _, ok := next[e.Prefix]; !ok {
-			return errors.New("delete of absent " + e.Prefix.String())
+		if _, ok := next[key(e)]; !ok {
+			return errors.New("delete of " + e.Prefix.String() + " absent from the set of " + e.Origin)
 		}
-		if r.origin[e.Prefix] != e.Origin {
-			return errors.New("delete of " + e.Prefix.String() + " from the set of " + e.Origin + ", it is in " + r.origin[e.Prefix] + "'s")
-		}
-		delete(next, e.Prefix)
+		delete(next, key(e))
 	}
 	for _, e := range c.Refresh {
-		if _, ok := next[e.Prefix]; !ok {
-			return errors.New("refresh of absent " + e.Prefix.String())
+		if _, ok := next[key(e)]; !ok {
+			return errors.New("refresh of " + e.Prefix.String() + " absent from the set of " + e.Origin)
 		}
-		if r.origin[e.Prefix] != e.Origin {
-			return errors.New("refresh of " + e.Prefix.String() + " in the set of " + e.Origin + ", it is in " + r.origin[e.Prefix] + "'s")
-		}
-		next[e.Prefix] = e.Timeout
 	}
+	fresh := slices.Concat(c.Refresh, c.Renew)
 	for _, e := range c.Add {
-		if r.refuses(next, e.Prefix) {
+		if r.refuses(next, e) {
 			return errors.New("interval overlaps with an existing one: " + e.Prefix.String())
 		}
-		next[e.Prefix] = e.Timeout
+		if _, present := next[key(e)]; !present {
+			fresh = append(fresh, e)
+		}
 	}
-	r.set = next
-	for _, e := range c.Add {
-		r.origin[e.Prefix] = e.Origin
-	}
-	for _, e := range slices.Concat(c.Refresh, c.Add) {
-		r.stamp(e)
+	r.copies = next
+	for _, e := range fresh {
+		r.put(r.copies, e)
 	}
 	return nil
+}
+
+// set is what the kernel holds, by prefix (an element in two origins'
+// sets is the test's failure, reported by prefixes).
+func (r *recorder) set() map[netip.Prefix]time.Duration {
+	out := map[netip.Prefix]time.Duration{}
+	for k, d := range r.copies {
+		out[k.prefix] = d
+	}
+	return out
+}
+
+// origin is the origin whose set holds p.
+func (r *recorder) origin(p netip.Prefix) string {
+	for k := range r.copies {
+		if k.prefix == p {
+			return k.origin
+		}
+	}
+	return ""
+}
+
+// left is the time p has left in the kernel (needs now).
+func (r *recorder) left(p netip.Prefix) time.Duration {
+	for k, until := range r.expiry {
+		if k.prefix == p {
+			return until.Sub(r.now())
+		}
+	}
+	return 0
 }
 
 func (r *recorder) Cleanup(context.Context) error { r.cleaned = true; return nil }
 
 func (r *recorder) prefixes() []string {
 	var out []string
-	for p := range r.set {
-		out = append(out, p.String())
+	for k := range r.copies {
+		out = append(out, k.prefix.String())
 	}
 	sort.Strings(out)
 	return out
@@ -194,7 +217,7 @@ func (h *harness) tick(news, deleted []*models.Decision, want ...string) {
 }
 
 func (h *harness) timeout(p string) time.Duration {
-	return h.r.set[netip.MustParsePrefix(p)]
+	return h.r.set()[netip.MustParsePrefix(p)]
 }
 
 func TestLongestDecisionWins(t *testing.T) {
@@ -471,7 +494,7 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 	ip := netip.MustParsePrefix("192.0.2.7/32")
 	inSetOf := func(want string) {
 		t.Helper()
-		if got := h.r.origin[ip]; got != want {
+		if got := h.r.origin(ip); got != want {
 			t.Errorf("element in %q's set, want %q's", got, want)
 		}
 	}
@@ -501,7 +524,7 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 	// Equal ends: the origin first in byte order, at every tick.
 	h.tick([]*models.Decision{from("cscli", ban(4, "198.51.100.1", "2h")), from("CAPI", ban(5, "198.51.100.1", "2h"))},
 		nil, "192.0.2.7/32", "198.51.100.1/32")
-	if got := h.r.origin[netip.MustParsePrefix("198.51.100.1/32")]; got != "CAPI" {
+	if got := h.r.origin(netip.MustParsePrefix("198.51.100.1/32")); got != "CAPI" {
 		t.Errorf("tie went to %q, want CAPI", got)
 	}
 }
@@ -550,4 +573,86 @@ func TestCollectSkipsBadLabels(t *testing.T) {
 	if len(dropped) != 2 || !strings.Contains(strings.Join(dropped, " "), "apiban") {
 		t.Errorf("dropped metrics %v, want apiban's packets and bytes only", dropped)
 	}
+}
+
+// at sets the harness clock to start plus d.
+func (h *harness) at(d time.Duration) { h.clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(d) }
+
+// noRebuild fails if any tick after the first rebuilt the sets.
+func (h *harness) noRebuild() {
+	h.t.Helper()
+	if slices.Contains(h.r.calls[1:], "reconcile") {
+		h.t.Errorf("calls %v: a batch was refused and the sets rebuilt", h.r.calls)
+	}
+}
+
+// TestRenewOverExpiringCopy: a new decision for an element whose copy was
+// left to time out must end with the new timeout, whether the old copy is
+// still in the set or not. A plain add would keep the old timeout on many
+// kernels (the recorder does what they do), and the address would drop
+// out of the set while the bouncer believes it banned.
+func TestRenewOverExpiringCopy(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		newAt    time.Duration // when the 1h decision arrives
+		newValue string
+	}{
+		{"copy lingering, decision after", 59500 * time.Millisecond, "192.0.2.7"},
+		{"copy expiring, decision in the same tick", 59 * time.Second, "192.0.2.7"},
+		{"range lingering", 59500 * time.Millisecond, "198.51.100.0/24"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, false)
+			h.r.now = h.clk.now
+			p, err := ParseValue(map[bool]string{true: "Range", false: "Ip"}[strings.Contains(c.newValue, "/")], c.newValue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.tick([]*models.Decision{ban(1, c.newValue, "1m")}, nil, p.String())
+			if c.newAt > 59*time.Second {
+				h.at(59 * time.Second)
+				h.tick(nil, nil, p.String()) // left to time out
+			}
+			h.at(c.newAt)
+			h.tick([]*models.Decision{ban(2, c.newValue, "1h")}, nil, p.String())
+			if last := h.r.changes[len(h.r.changes)-1]; len(last.Renew) != 1 || len(last.Add) != 0 {
+				t.Errorf("want one renewal, got %+v", last)
+			}
+			h.at(2 * time.Minute)
+			h.tick(nil, nil, p.String())
+			if left := h.r.left(p); left < 50*time.Minute {
+				t.Errorf("%s has %s left in the kernel, want about 58m", p, left)
+			}
+			h.noRebuild()
+		})
+	}
+}
+
+// TestOverlapsCheckedWithinAnOrigin: sets are per origin, so a range
+// inside another origin's wider range goes in at once, while one inside a
+// wider range of its own origin (here, one still lingering in that
+// origin's set after the wider range moved to another origin) waits until
+// the kernel can take it.
+func TestOverlapsCheckedWithinAnOrigin(t *testing.T) {
+	h := newHarness(t, false)
+	h.r.now = h.clk.now
+	h.tick([]*models.Decision{from("CAPI", ban(1, "198.51.0.0/16", "5h")), from("cscli", ban(2, "198.51.100.0/24", "5h"))},
+		nil, "198.51.0.0/16", "198.51.100.0/24")
+
+	g := newHarness(t, false)
+	g.r.now = g.clk.now
+	g.tick([]*models.Decision{from("A", ban(1, "203.0.113.0/24", "1m"))}, nil, "203.0.113.0/24")
+	g.at(59 * time.Second) // A's copy left to time out
+	g.tick(nil, nil, "203.0.113.0/24")
+	g.at(59500 * time.Millisecond)
+	// The /24 comes back under B (B's set), and A bans a /25 inside it:
+	// A's expiring /24 is still in A's set, so the /25 must wait.
+	g.tick([]*models.Decision{from("B", ban(2, "203.0.113.0/24", "1h")), from("A", ban(3, "203.0.113.0/25", "1h"))},
+		nil, "203.0.113.0/24", "203.0.113.0/24")
+	g.at(62 * time.Second)
+	g.tick(nil, nil, "203.0.113.0/24", "203.0.113.0/25")
+	if got := g.r.origin(netip.MustParsePrefix("203.0.113.0/25")); got != "A" {
+		t.Errorf("/25 in %q's set, want A's", got)
+	}
+	g.noRebuild()
 }

@@ -117,15 +117,24 @@ const lingerGrace = time.Second
 
 // planner turns the desired state into kernel changes, remembering what
 // the kernel holds (view) and what was left there to time out (lingering).
+// Backends keep each origin's elements in sets of their own, and a set
+// refuses overlaps only with its own elements: overlaps are checked within
+// an origin.
 type planner struct {
 	view      map[netip.Prefix]want
-	lingering map[netip.Prefix]time.Time
+	lingering map[copyKey]time.Time
 	// nested: the backend accepts overlapping ranges.
 	nested bool
 }
 
 func newPlanner(nested bool) *planner {
-	return &planner{view: map[netip.Prefix]want{}, lingering: map[netip.Prefix]time.Time{}, nested: nested}
+	return &planner{view: map[netip.Prefix]want{}, lingering: map[copyKey]time.Time{}, nested: nested}
+}
+
+// copyKey is an element in one origin's set.
+type copyKey struct {
+	prefix netip.Prefix
+	origin string
 }
 
 // effective drops what the kernel must not or need not hold: values whose
@@ -137,7 +146,7 @@ func (pl *planner) effective(desired map[netip.Prefix]want, now time.Time) map[n
 		if w.until.Sub(now) <= expiringSoon {
 			continue
 		}
-		if !pl.nested && isRange(p) && coveredByWider(desired, p, now) {
+		if !pl.nested && isRange(p) && coveredByWider(desired, p, w.origin, now) {
 			continue
 		}
 		out[p] = w
@@ -145,12 +154,12 @@ func (pl *planner) effective(desired map[netip.Prefix]want, now time.Time) map[n
 	return out
 }
 
-// coveredByWider reports whether a strictly wider range in desired, still
-// active, contains p.
-func coveredByWider(desired map[netip.Prefix]want, p netip.Prefix, now time.Time) bool {
+// coveredByWider reports whether a strictly wider range of the same
+// origin in desired, still active, contains p.
+func coveredByWider(desired map[netip.Prefix]want, p netip.Prefix, origin string, now time.Time) bool {
 	for bits := p.Bits() - 1; bits >= 0; bits-- {
 		wider := netip.PrefixFrom(p.Addr(), bits).Masked()
-		if w, ok := desired[wider]; ok && w.until.Sub(now) > expiringSoon {
+		if w, ok := desired[wider]; ok && w.origin == origin && w.until.Sub(now) > expiringSoon {
 			return true
 		}
 	}
@@ -163,7 +172,7 @@ func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
 func (pl *planner) full(desired map[netip.Prefix]want, now time.Time) []Element {
 	eff := pl.effective(desired, now)
 	pl.view = eff
-	pl.lingering = map[netip.Prefix]time.Time{}
+	pl.lingering = map[copyKey]time.Time{}
 	elems := make([]Element, 0, len(eff))
 	for p, w := range eff {
 		elems = append(elems, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
@@ -174,9 +183,9 @@ func (pl *planner) full(desired map[netip.Prefix]want, now time.Time) []Element 
 // plan returns the changes from the view to the desired state and makes
 // the result the view. Call full after a failed Apply.
 func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
-	for p, until := range pl.lingering {
+	for k, until := range pl.lingering {
 		if now.Sub(until) > lingerGrace {
-			delete(pl.lingering, p)
+			delete(pl.lingering, k)
 		}
 	}
 	eff := pl.effective(desired, now)
@@ -184,13 +193,23 @@ func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
 	next := make(map[netip.Prefix]want, len(eff))
 	for p, w := range eff {
 		old, ok := pl.view[p]
+		here := copyKey{p, w.origin}
+		_, lingers := pl.lingering[here]
+		expiring := ok && old.origin == w.origin && old.until.Sub(now) <= expiringSoon
 		switch {
-		case !ok || old.origin != w.origin || old.until.Sub(now) <= expiringSoon:
-			if !pl.nested && isRange(p) && pl.overlapsLingering(p) {
+		case !ok || old.origin != w.origin || expiring:
+			if !pl.nested && isRange(p) && pl.overlapsLingering(here) {
 				continue // the kernel would refuse it: next tick
 			}
-			delete(pl.lingering, p)
-			c.Add = append(c.Add, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
+			delete(pl.lingering, here)
+			e := Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin}
+			if expiring || lingers {
+				// The old copy may still be in this set, or gone: a plain
+				// add would keep its old timeout on many kernels.
+				c.Renew = append(c.Renew, e)
+			} else {
+				c.Add = append(c.Add, e)
+			}
 		case w.until.Sub(old.until) > refreshSlack || old.until.Sub(w.until) > refreshSlack:
 			c.Refresh = append(c.Refresh, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
 		}
@@ -214,17 +233,17 @@ func (pl *planner) leaving(eff map[netip.Prefix]want, now time.Time) []Element {
 		} else {
 			// Deleting an element the kernel is about to drop could
 			// fail the whole batch: let it time out.
-			pl.lingering[p] = old.until
+			pl.lingering[copyKey{p, old.origin}] = old.until
 		}
 	}
 	return out
 }
 
-// overlapsLingering reports whether another range still in the kernel,
-// left there to time out, overlaps p.
-func (pl *planner) overlapsLingering(p netip.Prefix) bool {
+// overlapsLingering reports whether another range of the same origin,
+// still in the kernel and left there to time out, overlaps k's prefix.
+func (pl *planner) overlapsLingering(k copyKey) bool {
 	for q := range pl.lingering {
-		if q != p && isRange(q) && q.Overlaps(p) {
+		if q.origin == k.origin && q.prefix != k.prefix && isRange(q.prefix) && q.prefix.Overlaps(k.prefix) {
 			return true
 		}
 	}

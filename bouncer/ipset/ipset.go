@@ -380,14 +380,16 @@ func (b *Backend) send(ctx context.Context, cmd int, set string, elems []bouncer
 // first, then the deletes, then refreshes and adds (an add replaces the
 // timeout), each set's in as few messages as fit.
 func (b *Backend) Apply(ctx context.Context, c bouncer.Changes) error {
-	if err := b.newSlots(ctx, c.Refresh, c.Add); err != nil {
+	if err := b.newSlots(ctx, c.Refresh, c.Renew, c.Add); err != nil {
 		return err
 	}
 	dels, err := b.group(c.Delete)
 	if err != nil {
 		return err
 	}
-	adds, err := b.group(slices.Concat(c.Refresh, c.Add))
+	// An add replaces an element's timeout, present or not: a renewal is
+	// an add.
+	adds, err := b.group(slices.Concat(c.Refresh, c.Renew, c.Add))
 	if err != nil {
 		return err
 	}

@@ -215,7 +215,8 @@ func (b *Backend) Reconcile(_ context.Context, elems []bouncer.Element) error {
 	for _, ch := range b.chains() {
 		c.AddChain(ch)
 	}
-	created, err := b.add(c, elems)
+	created := map[setKey]*nftables.Set{}
+	err = b.add(c, elems, created)
 	if err == nil {
 		err = c.Flush()
 	}
@@ -315,45 +316,77 @@ func (b *Backend) Apply(_ context.Context, ch bouncer.Changes) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	created := map[setKey]*nftables.Set{}
-	err = b.del(c, slices.Concat(ch.Delete, ch.Refresh))
-	if err == nil {
-		created, err = b.add(c, slices.Concat(ch.Refresh, ch.Add))
-	}
+	created, err := b.queue(c, ch)
 	if err == nil {
 		err = c.Flush()
 	}
 	if err != nil {
 		b.rollback(created)
-		return fmt.Errorf("nftables: apply %d deletes, %d refreshes, %d adds to table %s: %w",
-			len(ch.Delete), len(ch.Refresh), len(ch.Add), b.opts.Table, err)
+		return fmt.Errorf("nftables: apply %d deletes, %d refreshes, %d renewals, %d adds to table %s: %w",
+			len(ch.Delete), len(ch.Refresh), len(ch.Renew), len(ch.Add), b.opts.Table, err)
 	}
 	b.commit(created)
 	return nil
 }
 
-// add queues elems, each in its origin's set of its kind, creating the
-// sets that do not exist yet.
-func (b *Backend) add(c *nftables.Conn, elems []bouncer.Element) (map[setKey]*nftables.Set, error) {
+// queue puts a tick's changes in the batch. A renewal is add, delete, add:
+// whether the old copy is still in the set or already gone, the first add
+// makes sure there is one to delete, and the last leaves exactly one copy
+// with the new timeout (a plain add would keep an old copy's timeout).
+func (b *Backend) queue(c *nftables.Conn, ch bouncer.Changes) (map[setKey]*nftables.Set, error) {
 	created := map[setKey]*nftables.Set{}
-	per := group(elems, true)
-	for _, k := range sortedKeys(per) {
-		s, err := b.ensure(c, k, created)
-		if err != nil {
-			return created, err
+	steps := []struct {
+		add   bool
+		elems []bouncer.Element
+	}{
+		{false, slices.Concat(ch.Delete, ch.Refresh)},
+		{true, ch.Renew},
+		{false, ch.Renew},
+		{true, slices.Concat(ch.Refresh, ch.Renew, ch.Add)},
+	}
+	for _, st := range steps {
+		if len(st.elems) == 0 {
+			continue
 		}
-		if err := each(s, per[k], c.SetAddElements); err != nil {
+		if !st.add {
+			if err := b.del(c, st.elems, created); err != nil {
+				return created, err
+			}
+			continue
+		}
+		if err := b.add(c, st.elems, created); err != nil {
 			return created, err
 		}
 	}
 	return created, nil
 }
 
-// del queues the deletion of elems from their origin's set.
-func (b *Backend) del(c *nftables.Conn, elems []bouncer.Element) error {
+// add queues elems, each in its origin's set of its kind, creating the
+// sets that do not exist yet (recorded in created, which the rest of the
+// batch shares).
+func (b *Backend) add(c *nftables.Conn, elems []bouncer.Element, created map[setKey]*nftables.Set) error {
+	per := group(elems, true)
+	for _, k := range sortedKeys(per) {
+		s, err := b.ensure(c, k, created)
+		if err != nil {
+			return err
+		}
+		if err := each(s, per[k], c.SetAddElements); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// del queues the deletion of elems from their origin's set (one of the
+// kernel's, or one this batch creates).
+func (b *Backend) del(c *nftables.Conn, elems []bouncer.Element, created map[setKey]*nftables.Set) error {
 	per := group(elems, false)
 	for _, k := range sortedKeys(per) {
 		s := b.sets[k]
+		if s == nil {
+			s = created[k]
+		}
 		if s == nil {
 			return fmt.Errorf("no set of origin %q for %s elements", k.origin, k.kind.suffix()[1:])
 		}

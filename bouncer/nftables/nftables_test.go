@@ -497,3 +497,35 @@ func TestKernelLongOrigins(t *testing.T) {
 		t.Errorf("lookup %+v, %v", got, err)
 	}
 }
+
+// TestKernelRenew: a renewal leaves exactly one copy with the new timeout,
+// whether the old copy is still in the set or already gone, for single
+// addresses and ranges, including in a set this batch creates. The kernel
+// here (6.18) also updates a timeout on a plain add, so this checks that
+// the kernel takes add, delete, add in one batch in every case; kernels
+// that keep the old timeout are modelled by bouncer's recorder
+// (TestRenewOverExpiringCopy).
+func TestKernelRenew(t *testing.T) {
+	netns.Require(t, "nft")
+	ns := netns.New(t, "nftrenew")
+	ctx := context.Background()
+	b := newBackend(t, ns)
+	if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Minute), el("198.51.100.0/24", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	renew := []bouncer.Element{
+		el("192.0.2.1/32", 5*time.Hour), el("198.51.100.0/24", 5*time.Hour), // present
+		el("192.0.2.2/32", 5*time.Hour), el("203.0.113.0/24", 5*time.Hour), // gone
+		elo("CAPI", "192.0.2.3/32", 5*time.Hour), // in a set created now
+	}
+	if err := b.Apply(ctx, bouncer.Changes{Renew: renew}); err != nil {
+		t.Fatal(err)
+	}
+	got := kernelSets(t, ns, b)
+	wantPrefixes(t, got, "192.0.2.1/32", "198.51.100.0/24", "192.0.2.2/32", "203.0.113.0/24", "192.0.2.3/32")
+	for p, e := range got {
+		if e.Expires < 4*time.Hour {
+			t.Errorf("%s expires in %s, want about 5h", p, e.Expires)
+		}
+	}
+}
