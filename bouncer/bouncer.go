@@ -64,6 +64,12 @@ type Bouncer struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// loaded: this process has loaded the kernel objects at least once,
+	// so their counters are its own.
+	loaded bool
+	// banked holds what the rules had counted before each rebuild, so that
+	// the drop counters run on across rebuilds.
+	banked map[DropKey]Counters
 }
 
 // New returns a bouncer driving backend.
@@ -163,10 +169,12 @@ func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse
 	defer b.updateStats()
 	if full {
 		elems := b.planner.full(desired, now)
+		before := b.countersBeforeRebuild(ctx)
 		if err := b.backend.Reconcile(ctx, elems); err != nil {
 			b.log.WithError(err).Error("bouncer: cannot load the kernel sets; retrying at the next update")
 			return true
 		}
+		b.bank(before)
 		b.log.WithField("elements", len(elems)).Infof("bouncer: %s sets loaded", b.backend.Name())
 		return false
 	}

@@ -397,10 +397,22 @@ func TestParseValue(t *testing.T) {
 // counting is a recorder with drop counters.
 type counting struct {
 	*recorder
-	c map[DropKey]Counters
+	c      map[DropKey]Counters
+	resets bool
 }
 
-func (c *counting) Dropped(context.Context) (map[DropKey]Counters, error) { return c.c, nil }
+func (c *counting) Dropped(context.Context) (map[DropKey]Counters, error) {
+	return maps.Clone(c.c), nil
+}
+
+// Reconcile rebuilds the objects: with resets, the kernel counters start
+// from zero, as the real backends' do.
+func (c *counting) Reconcile(ctx context.Context, elems []Element) error {
+	if c.resets {
+		c.c = map[DropKey]Counters{}
+	}
+	return c.recorder.Reconcile(ctx, elems)
+}
 
 func TestMetrics(t *testing.T) {
 	v4, v6 := DropKey{"apiban", "ipv4"}, DropKey{"crowdsec", "ipv6"}
@@ -655,4 +667,27 @@ func TestOverlapsCheckedWithinAnOrigin(t *testing.T) {
 		t.Errorf("/25 in %q's set, want A's", got)
 	}
 	g.noRebuild()
+}
+
+// TestDropCountersRunOnAcrossRebuilds: a rebuild resets the kernel
+// counters; what they held is kept, so the exported counters never go
+// back. A previous run's leftovers, found at start, are not this
+// process's and are not counted.
+func TestDropCountersRunOnAcrossRebuilds(t *testing.T) {
+	k := DropKey{"apiban", "ipv4"}
+	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{k: {Packets: 100, Bytes: 1000}}, resets: true}
+	b := New(r, Options{})
+	ctx := context.Background()
+	full := b.tick(ctx, &models.DecisionsStreamResponse{New: []*models.Decision{from("apiban", ban(1, "192.0.2.1", "1h"))}}, true)
+	r.c[k] = Counters{Packets: 7, Bytes: 70}
+	r.failNext = true // the next tick is refused: rebuild
+	full = b.tick(ctx, &models.DecisionsStreamResponse{New: []*models.Decision{from("apiban", ban(2, "192.0.2.2", "1h"))}}, full)
+	if full || !slices.Equal(r.calls, []string{"reconcile", "apply", "reconcile"}) {
+		t.Fatalf("calls %v", r.calls)
+	}
+	r.c[k] = Counters{Packets: 2, Bytes: 20}
+	got, ok := b.dropped()
+	if want := (Counters{Packets: 9, Bytes: 90}); !ok || got[k] != want {
+		t.Errorf("dropped %v, want %v (7 before the rebuild, 2 after, none of the leftovers' 100)", got, want)
+	}
 }

@@ -19,7 +19,7 @@ var (
 	descSkipped = prometheus.NewDesc(metricsNamespace+"_skipped_decisions_total",
 		"Decisions never enforced: allowlisted, not a ban, not an Ip or Range, or malformed.", nil, nil)
 	descPackets = prometheus.NewDesc(metricsNamespace+"_dropped_packets_total",
-		"Packets dropped by the bouncer's rules, by origin and IP type (kernel counters; they restart when the objects are rebuilt).",
+		"Packets dropped by the bouncer's rules since the bridge started, by origin and IP type (kernel counters, carried over rebuilds of the objects).",
 		[]string{"origin", "ip_type"}, nil)
 	descBytes = prometheus.NewDesc(metricsNamespace+"_dropped_bytes_total",
 		"Bytes dropped by the bouncer's rules, by origin and IP type (kernel counters).", []string{"origin", "ip_type"}, nil)
@@ -59,20 +59,63 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// dropped reads the backend's counters, if it has any.
+// dropped is what the bouncer's rules dropped since it started: the
+// kernel counters plus what they held before each rebuild.
 func (b *Bouncer) dropped() (map[DropKey]Counters, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, ok := b.readCounters(ctx)
+	if !ok {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, c := range b.banked {
+		d[k] = d[k].Plus(c)
+	}
+	return d, true
+}
+
+// readCounters reads the backend's counters, if it has any.
+func (b *Bouncer) readCounters(ctx context.Context) (map[DropKey]Counters, bool) {
 	r, ok := b.backend.(CounterReader)
 	if !ok {
 		return nil, false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	d, err := r.Dropped(ctx)
 	if err != nil {
 		b.log.WithError(err).Debug("bouncer: cannot read the drop counters")
 		return nil, false
 	}
 	return d, true
+}
+
+// countersBeforeRebuild reads the counters a rebuild is about to reset,
+// when the objects are this process's (not a previous run's leftovers).
+func (b *Bouncer) countersBeforeRebuild(ctx context.Context) map[DropKey]Counters {
+	b.mu.Lock()
+	loaded := b.loaded
+	b.mu.Unlock()
+	if !loaded {
+		return nil
+	}
+	d, _ := b.readCounters(ctx)
+	return d
+}
+
+// bank keeps, after a successful rebuild, what the old rules had counted.
+// (Packets dropped between the read and the rebuild are lost: a few at
+// most.)
+func (b *Bouncer) bank(before map[DropKey]Counters) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.loaded = true
+	if b.banked == nil {
+		b.banked = map[DropKey]Counters{}
+	}
+	for k, c := range before {
+		b.banked[k] = b.banked[k].Plus(c)
+	}
 }
 
 // usage fills the usage metrics sent to LAPI (go-cs-bouncer's
@@ -104,8 +147,9 @@ func (u *usage) update(m *models.RemediationComponentsMetrics, interval time.Dur
 }
 
 // since returns what each counter gained since the last report and
-// remembers the new values. A counter below its last value was reset (the
-// objects were rebuilt): all of it is new.
+// remembers the new values. The counters run on across rebuilds (see
+// dropped); one below its last value was reset all the same (a rebuild
+// whose old counters could not be read): all of it is new.
 func (u *usage) since(now map[DropKey]Counters) map[DropKey]Counters {
 	u.mu.Lock()
 	defer u.mu.Unlock()
