@@ -65,6 +65,20 @@ type Backend interface {
 	Close() error
 }
 
+// TimeoutCapper is implemented by backends whose kernel sets take
+// timeouts up to a limit (ipset: about 24.8 days). The bouncer holds a
+// longer ban for the limit and refreshes it before it runs out.
+type TimeoutCapper interface {
+	MaxTimeout() time.Duration
+}
+
+func maxTimeout(b Backend) time.Duration {
+	if c, ok := b.(TimeoutCapper); ok {
+		return c.MaxTimeout()
+	}
+	return 0
+}
+
 // Counters are a backend's drop counters, for metrics.
 type Counters struct {
 	Packets uint64

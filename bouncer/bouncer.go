@@ -85,7 +85,7 @@ func New(backend Backend, opts Options) *Bouncer {
 	return &Bouncer{
 		backend: backend, opts: opts, log: opts.Log,
 		allow:   allowlist.New(opts.Allowlist, nil),
-		tracker: newTracker(), planner: newPlanner(backend.Nested()),
+		tracker: newTracker(), planner: newPlanner(backend.Nested(), maxTimeout(backend)),
 	}
 }
 

@@ -691,3 +691,50 @@ func TestDropCountersRunOnAcrossRebuilds(t *testing.T) {
 		t.Errorf("dropped %v, want %v (7 before the rebuild, 2 after, none of the leftovers' 100)", got, want)
 	}
 }
+
+// capped is a recorder whose sets take timeouts up to max, like ipset's.
+type capped struct {
+	*recorder
+	max time.Duration
+}
+
+func (c capped) MaxTimeout() time.Duration { return c.max }
+
+func (c capped) Apply(ctx context.Context, ch Changes) error {
+	for _, e := range slices.Concat(ch.Refresh, ch.Renew, ch.Add) {
+		if e.Timeout > c.max {
+			return errors.New("timeout over the limit: " + e.Timeout.String())
+		}
+	}
+	return c.recorder.Apply(ctx, ch)
+}
+
+// TestBanLongerThanTheKernelTakes: a 60-day ban with a 10-day kernel limit
+// is held for 10 days at a time, refreshed once half of that has gone (not
+// at every tick), and stays in the kernel for the whole 60 days.
+func TestBanLongerThanTheKernelTakes(t *testing.T) {
+	h := newHarness(t, true)
+	h.r.now = h.clk.now
+	day := 24 * time.Hour
+	h.b = New(capped{h.r, 10 * day}, Options{Now: h.clk.now})
+	h.tick([]*models.Decision{ban(1, "192.0.2.7", "1440h")}, nil, "192.0.2.7/32")
+	ip := netip.MustParsePrefix("192.0.2.7/32")
+	if left := h.r.left(ip); left != 10*day {
+		t.Fatalf("kernel timeout %s, want the 10-day limit", left)
+	}
+	for at := time.Hour; at < 60*day-time.Hour; at += 6 * time.Hour {
+		h.at(at)
+		h.tick(nil, nil, "192.0.2.7/32")
+	}
+	refreshes := 0
+	for _, c := range h.r.changes {
+		refreshes += len(c.Refresh)
+	}
+	// Every 5 days, for 60 days: 11 refreshes, not one per tick.
+	if refreshes < 10 || refreshes > 12 {
+		t.Errorf("%d refreshes in 60 days, want about 11", refreshes)
+	}
+	h.at(60*day + time.Minute)
+	h.tick(nil, nil)
+	h.noRebuild()
+}

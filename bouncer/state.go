@@ -125,10 +125,33 @@ type planner struct {
 	lingering map[copyKey]time.Time
 	// nested: the backend accepts overlapping ranges.
 	nested bool
+	// max is the longest timeout the backend takes (0: no limit). A
+	// longer ban is held in the kernel for max at most and refreshed
+	// before it runs out.
+	max time.Duration
 }
 
-func newPlanner(nested bool) *planner {
-	return &planner{view: map[netip.Prefix]want{}, lingering: map[copyKey]time.Time{}, nested: nested}
+func newPlanner(nested bool, max time.Duration) *planner {
+	return &planner{view: map[netip.Prefix]want{}, lingering: map[copyKey]time.Time{}, nested: nested, max: max}
+}
+
+// kernelEnd is when the kernel will drop an element wanted until until.
+func (pl *planner) kernelEnd(until, now time.Time) time.Time {
+	if pl.max > 0 && until.Sub(now) > pl.max {
+		return now.Add(pl.max)
+	}
+	return until
+}
+
+// stale reports whether an element the kernel holds until old.until must
+// be refreshed to end at end (w.until, or less when the backend caps it).
+// A capped element is refreshed once half the cap has gone, not at every
+// tick, and long before the kernel drops it.
+func (pl *planner) stale(old, w want, end, now time.Time) bool {
+	if end.Before(w.until) {
+		return old.until.Sub(now) < pl.max/2
+	}
+	return w.until.Sub(old.until) > refreshSlack || old.until.Sub(w.until) > refreshSlack
 }
 
 // copyKey is an element in one origin's set.
@@ -171,11 +194,13 @@ func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
 // full returns every element for a reconcile and makes it the view.
 func (pl *planner) full(desired map[netip.Prefix]want, now time.Time) []Element {
 	eff := pl.effective(desired, now)
-	pl.view = eff
+	pl.view = make(map[netip.Prefix]want, len(eff))
 	pl.lingering = map[copyKey]time.Time{}
 	elems := make([]Element, 0, len(eff))
 	for p, w := range eff {
-		elems = append(elems, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
+		end := pl.kernelEnd(w.until, now)
+		pl.view[p] = want{end, w.origin}
+		elems = append(elems, Element{Prefix: p, Timeout: end.Sub(now), Origin: w.origin})
 	}
 	return elems
 }
@@ -196,13 +221,14 @@ func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
 		here := copyKey{p, w.origin}
 		_, lingers := pl.lingering[here]
 		expiring := ok && old.origin == w.origin && old.until.Sub(now) <= expiringSoon
+		end := pl.kernelEnd(w.until, now)
+		e := Element{Prefix: p, Timeout: end.Sub(now), Origin: w.origin}
 		switch {
 		case !ok || old.origin != w.origin || expiring:
 			if !pl.nested && isRange(p) && pl.overlapsLingering(here) {
 				continue // the kernel would refuse it: next tick
 			}
 			delete(pl.lingering, here)
-			e := Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin}
 			if expiring || lingers {
 				// The old copy may still be in this set, or gone: a plain
 				// add would keep its old timeout on many kernels.
@@ -210,10 +236,13 @@ func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
 			} else {
 				c.Add = append(c.Add, e)
 			}
-		case w.until.Sub(old.until) > refreshSlack || old.until.Sub(w.until) > refreshSlack:
-			c.Refresh = append(c.Refresh, Element{Prefix: p, Timeout: w.until.Sub(now), Origin: w.origin})
+		case pl.stale(old, w, end, now):
+			c.Refresh = append(c.Refresh, e)
+		default:
+			next[p] = old // unchanged: the kernel's end stays
+			continue
 		}
-		next[p] = w
+		next[p] = want{end, w.origin}
 	}
 	pl.view = next
 	return c

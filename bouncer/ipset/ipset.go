@@ -149,6 +149,10 @@ func New(opts Options) (*Backend, error) {
 	return b, nil
 }
 
+// MaxTimeout implements bouncer.TimeoutCapper: ipset's longest element
+// timeout.
+func (b *Backend) MaxTimeout() time.Duration { return MaxTimeout }
+
 // Name implements bouncer.Backend.
 func (b *Backend) Name() string { return "ipset" }
 
