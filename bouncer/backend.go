@@ -93,7 +93,8 @@ type DropKey struct {
 }
 
 // CounterReader is implemented by backends that count dropped traffic.
-// The counters restart from zero when the kernel objects are rebuilt.
+// The kernel counters restart from zero when the objects are rebuilt (the
+// bouncer carries them over).
 type CounterReader interface {
 	Dropped(ctx context.Context) (map[DropKey]Counters, error)
 }
