@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -36,11 +34,12 @@ type env struct {
 	lapi   *lapitest.LAPI
 	sim    *apibansim.Sim
 	dir    string
+	cfg    bridgetest.Config
 	config string
 	state  string
 }
 
-type envOpt func(e *env, extra map[string]string)
+type envOpt func(e *env, c *bridgetest.Config)
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
@@ -49,41 +48,28 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Cleanup(e.sim.Close)
 	e.lapi.AddMachine(t, "crowdsec-apiban-bridge", password)
 	e.state = filepath.Join(e.dir, "state", "state.json")
-	e.config = filepath.Join(e.dir, "bridge.yaml")
-	// Port 0: daemons of parallel tests never fight over the metrics port.
-	extra := map[string]string{"api_version": "v2", "crowdsec_auth": "  password: " + password, "prometheus_port": "0"}
+	e.cfg = bridgetest.Config{
+		APIBAN: bridgetest.APIBAN{APIKey: apiKey, URL: e.sim.URL(), APIVersion: "v2",
+			MaxRequests: new(0), Timeout: 5 * time.Second, MaxRetries: new(2)},
+		CrowdSec:  bridgetest.CrowdSec{LAPIURL: e.lapi.URL, Login: "crowdsec-apiban-bridge", Password: password},
+		Allowlist: bridgetest.Allowlist{CIDRs: []string{"198.51.100.0/24"}},
+		StateFile: e.state,
+		LogLevel:  "info",
+		// Port 0: daemons of parallel tests never fight over the metrics port.
+		Prometheus: bridgetest.Prometheus{ListenPort: new(0)},
+	}
 	for _, o := range opts {
-		o(e, extra)
+		o(e, &e.cfg)
 	}
-	cfg := fmt.Sprintf(`apiban:
-  api_key: %s
-  url: %s
-  api_version: %s
-  max_requests: 0
-  timeout: 5s
-  max_retries: 2
-crowdsec:
-  lapi_url: %s
-  login: crowdsec-apiban-bridge
-%s
-allowlist:
-  cidrs: [198.51.100.0/24]
-state_file: %s
-log_level: info
-prometheus:
-  listen_port: %s
-%s`, apiKey, e.sim.URL(), extra["api_version"], e.lapi.URL, extra["crowdsec_auth"], e.state, extra["prometheus_port"], extra["more"])
-	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.config = e.cfg.Write(t, e.dir)
 	return e
 }
 
 // withV1AndCredentialsFile uses API v1 and a `cscli machines add -f` file.
-func withV1AndCredentialsFile(e *env, extra map[string]string) {
+func withV1AndCredentialsFile(e *env, c *bridgetest.Config) {
 	creds := e.lapi.AddMachine(e.t, "crowdsec-apiban-bridge", password)
-	extra["api_version"] = "v1"
-	extra["crowdsec_auth"] = "  credentials_file: " + creds
+	c.APIBAN.APIVersion = "v1"
+	c.CrowdSec.Password, c.CrowdSec.CredentialsFile = "", creds
 }
 
 type result struct {
@@ -191,20 +177,9 @@ func (e *env) daemon(environ ...string) *bridgetest.Daemon {
 	return bridgetest.StartDaemon(e.t, bridgeBin, environ, []string{apiKey, password}, "-c", e.config)
 }
 
-// setAPIBAN adds keys (YAML lines indented by two spaces) to the apiban
-// section of the config file.
-func (e *env) setAPIBAN(lines string) {
+// setConfig changes the config and writes the file again.
+func (e *env) setConfig(change func(c *bridgetest.Config)) {
 	e.t.Helper()
-	cfg, err := os.ReadFile(e.config)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	const anchor = "  max_requests: 0\n"
-	if !strings.Contains(string(cfg), anchor) {
-		e.t.Fatalf("config has no %q line", anchor)
-	}
-	out := strings.Replace(string(cfg), anchor, anchor+lines, 1)
-	if err := os.WriteFile(e.config, []byte(out), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
+	change(&e.cfg)
+	e.cfg.Write(e.t, e.dir)
 }

@@ -17,14 +17,15 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // withObservability gives the daemon a known metrics port, a 10s poll and
 // its log in a file of the test's directory.
 func withObservability(port int) envOpt {
-	return func(e *env, extra map[string]string) {
-		extra["prometheus_port"] = strconv.Itoa(port)
-		extra["more"] = "log_mode: file\nlog_dir: " + e.dir + "\n"
+	return func(e *env, c *bridgetest.Config) {
+		c.Prometheus.ListenPort = &port
+		c.LogMode, c.LogDir = "file", e.dir
 	}
 }
 
@@ -142,7 +143,7 @@ func freePort(t *testing.T) int {
 func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	port := freePort(t)
 	e := newEnv(t, withObservability(port))
-	e.setAPIBAN("  poll_interval: 10s\n  rate_window: 1s\n")
+	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.PollInterval, c.APIBAN.RateWindow = 10*time.Second, time.Second })
 	want := feed(e, 120, 11) // 121 pushed; 3 not public + 1 allowlisted, 1 invalid
 	// The first request is refused with a 429: retried after rate_window,
 	// and counted.

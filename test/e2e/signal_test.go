@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // SIGUSR1 makes the daemon run a full resync at once (long before the next
 // poll), which fetches the whole list again and pushes nothing new.
 func TestSIGUSR1RunsAFullResync(t *testing.T) {
 	e := newEnv(t)
-	e.setAPIBAN("  poll_interval: 1h\n")
+	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.PollInterval = time.Hour })
 	e.sim.Add(apibansim.PublicIPv4s(300, 9)...)
 	d := e.daemon()
 	logs := d.Log

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // feed fills the simulator with n public addresses plus entries that must
@@ -144,9 +145,8 @@ func TestDryRunWritesNothing(t *testing.T) {
 func TestBadKeyFailsClearlyWithoutLeakingIt(t *testing.T) {
 	e := newEnv(t)
 	e.sim.Add("192.0.2.1")
-	cfg, _ := os.ReadFile(e.config)
 	// the simulator knows apiKey; this one is refused (and must not leak)
-	os.WriteFile(e.config, []byte(strings.Replace(string(cfg), apiKey, "Other-"+apiKey[:6]+"zz", 1)), 0o600)
+	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.APIKey = "Other-" + apiKey[:6] + "zz" })
 	r := e.run("--once")
 	if r.code == 0 || !strings.Contains(strings.ToLower(r.stderr), "unauthorized") {
 		t.Fatalf("exit %d, want a clear unauthorized error:\n%s", r.code, r.stderr)
@@ -175,7 +175,7 @@ func TestConfigTestFlagAndVersion(t *testing.T) {
 // stops cleanly on SIGTERM with a state file that parses.
 func TestDaemonSyncsAndStopsOnSIGTERM(t *testing.T) {
 	e := newEnv(t)
-	e.setAPIBAN("  poll_interval: 10s\n")
+	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.PollInterval = 10 * time.Second })
 	want := feed(e, 50, 7)
 	d := e.daemon()
 	waitFor(t, 30*time.Second, func() bool { return len(e.decisions()) == len(want) })

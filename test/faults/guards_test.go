@@ -4,13 +4,15 @@ import (
 	"maps"
 	"strings"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // The poisoned-feed guards through the binary and the real LAPI: ranges
 // wider than the minimum are refused, and a flood past the cap stops the
 // sync loudly with nothing pushed and the cursor not moved.
 func TestPoisonedFeedGuards(t *testing.T) {
-	r := newRig(t, rigOpts{extra: "  max_new_per_sync: 200"})
+	r := newRig(t, rigOpts{maxNewPerSync: 200})
 	r.feed(150, 81)
 	r.sim.Add("45.1.0.0/16", "2a00:1450::/32", "45.2.3.0/24") // the /24 is allowed
 	r.want["45.2.3.0/24"] = true
@@ -41,7 +43,7 @@ func TestPoisonedFeedGuards(t *testing.T) {
 	r.waitConverged(nil, 0) // nothing of the flood reached LAPI
 
 	// The operator raises the cap: the flood goes in from the kept cursor.
-	r.setDecisionsKey("max_new_per_sync: 200", "max_new_per_sync: 1000")
+	r.setConfig(func(c *bridgetest.Config) { c.Decisions.MaxNewPerSync = 1000 })
 	r.want = all
 	if code, out := r.once(); code != 0 || !strings.Contains(out, "pushed=300") {
 		t.Fatalf("after raising the cap (exit %d):\n%s", code, out)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -40,16 +39,17 @@ type rig struct {
 	proxy  *lapiProxy
 	sim    *apibansim.Sim
 	dir    string
+	cfg    bridgetest.Config
 	config string
 	state  string
 	want   map[string]bool // what LAPI must end with
 }
 
 type rigOpts struct {
-	proxy    bool
-	pollSecs int    // poll_interval in seconds (at least 10)
-	batch    int    // decisions.batch_size (250 when 0)
-	extra    string // appended under decisions:
+	proxy         bool
+	pollSecs      int // poll_interval in seconds (at least 10)
+	batch         int // decisions.batch_size (250 when 0)
+	maxNewPerSync int // decisions.max_new_per_sync (none when 0)
 }
 
 func newRig(t *testing.T, o rigOpts) *rig {
@@ -70,34 +70,20 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		o.batch = 250
 	}
 	r.state = filepath.Join(r.dir, "state", "state.json")
-	r.config = filepath.Join(r.dir, "bridge.yaml")
 	// Small timeouts and windows keep the suite short; the logic they
 	// drive is the production one.
-	cfg := fmt.Sprintf(`apiban:
-  api_key: %s
-  url: %s
-  poll_interval: %ds
-  max_requests: 0
-  rate_window: 1s
-  timeout: 2s
-  max_retries: 2
-crowdsec:
-  lapi_url: %s
-  login: crowdsec-apiban-bridge
-  password: %s
-decisions:
-  batch_size: %d
-%s
-allowlist:
-  cidrs: [%s]
-state_file: %s
-log_level: info
-prometheus:
-  enabled: false # tests run side by side: no fixed port
-`, apiKey, r.sim.URL(), o.pollSecs, lapiURL, password, o.batch, o.extra, allowlisted, r.state)
-	if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	r.cfg = bridgetest.Config{
+		APIBAN: bridgetest.APIBAN{APIKey: apiKey, URL: r.sim.URL(), PollInterval: time.Duration(o.pollSecs) * time.Second,
+			MaxRequests: new(0), RateWindow: time.Second, Timeout: 2 * time.Second, MaxRetries: new(2)},
+		CrowdSec:  bridgetest.CrowdSec{LAPIURL: lapiURL, Login: "crowdsec-apiban-bridge", Password: password},
+		Decisions: bridgetest.Decisions{BatchSize: o.batch, MaxNewPerSync: o.maxNewPerSync},
+		Allowlist: bridgetest.Allowlist{CIDRs: []string{allowlisted}},
+		StateFile: r.state,
+		LogLevel:  "info",
+		// Tests run side by side: no fixed port.
+		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
 	}
+	r.config = r.cfg.Write(t, r.dir)
 	return r
 }
 
@@ -239,14 +225,9 @@ func (r *rig) once(args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// setDecisionsKey edits the config file in place.
-func (r *rig) setDecisionsKey(old, new string) {
+// setConfig changes the config and writes the file again.
+func (r *rig) setConfig(change func(c *bridgetest.Config)) {
 	r.t.Helper()
-	b, err := os.ReadFile(r.config)
-	if err != nil || !strings.Contains(string(b), old) {
-		r.t.Fatalf("config lacks %q (%v)", old, err)
-	}
-	if err := os.WriteFile(r.config, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
-		r.t.Fatal(err)
-	}
+	change(&r.cfg)
+	r.cfg.Write(r.t, r.dir)
 }

@@ -228,9 +228,13 @@ func TestInstallUpgradeUninstallWithoutSystemd(t *testing.T) {
 	sim := apibansim.New(apibansim.Options{Key: apiKey, MaxRequests: apibansim.Unlimited})
 	defer sim.Close()
 	sim.Add(apibansim.PublicIPv4s(30, 5)...)
-	overlay := fmt.Sprintf("apiban:\n  url: %s\n  max_requests: 0\nstate_file: %s\nbouncer:\n  enabled: false\nprometheus:\n  enabled: false\n",
-		sim.URL(), filepath.Join(b.root, "var/lib", name, "state.json"))
-	if err := os.WriteFile(b.config+".local", []byte(overlay), 0o600); err != nil {
+	overlay := bridgetest.Config{
+		APIBAN:     bridgetest.APIBAN{URL: sim.URL(), MaxRequests: new(0)},
+		StateFile:  filepath.Join(b.root, "var/lib", name, "state.json"),
+		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
+		Bouncer:    bridgetest.Bouncer{Enabled: new(false)},
+	}
+	if err := os.WriteFile(b.config+".local", overlay.YAML(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := b.runBin("--once"); err != nil {

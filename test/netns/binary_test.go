@@ -2,7 +2,6 @@ package netns
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -95,27 +94,15 @@ func TestBinaryInNamespace(t *testing.T) {
 	}
 	lapiURL := "http://" + forward(t, pbx, u.Host) + "/"
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`apiban:
-  api_key: %s
-  url: http://%s
-  max_requests: 0
-  poll_interval: 10s
-crowdsec:
-  lapi_url: %s
-  password: %s
-state_file: %s
-prometheus:
-  enabled: false
-bouncer:
-  enabled: true
-  api_key: %s
-  update_frequency: 1s
-  origins: [apiban]
-`, apibanKey, simLn.Addr(), lapiURL, password, filepath.Join(dir, "state.json"), bouncerKey)
-	cfgPath := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := bridgetest.Config{
+		APIBAN: bridgetest.APIBAN{APIKey: apibanKey, URL: "http://" + simLn.Addr().String(),
+			MaxRequests: new(0), PollInterval: 10 * time.Second},
+		CrowdSec:   bridgetest.CrowdSec{LAPIURL: lapiURL, Password: password},
+		StateFile:  filepath.Join(dir, "state.json"),
+		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
+		Bouncer: bridgetest.Bouncer{Enabled: new(true), APIKey: bouncerKey, UpdateFrequency: time.Second,
+			Origins: []string{"apiban"}},
+	}.Write(t, dir)
 
 	cmd := exec.Command("ip", "netns", "exec", pbx.Name, bin, "-c", cfgPath)
 	var out bytes.Buffer

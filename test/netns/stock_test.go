@@ -167,26 +167,14 @@ func testStock(t *testing.T, pkg StockPackage, bin, stockMode, ourMode string) {
 	}
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
 	t.Cleanup(sim.Close)
-	ourCfg := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(ourCfg, fmt.Appendf(nil, `apiban:
-  api_key: %s
-  url: http://%s
-  max_requests: 0
-  poll_interval: 10s
-crowdsec:
-  lapi_url: %s
-  password: %s
-state_file: %s
-prometheus:
-  enabled: false
-bouncer:
-  enabled: true
-  api_key: %s
-  update_frequency: 1s
-  mode: %s
-`, apibanKey, simLn.Addr(), lapiURL, password, filepath.Join(dir, "state.json"), ourKey, ourMode), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ourCfg := bridgetest.Config{
+		APIBAN: bridgetest.APIBAN{APIKey: apibanKey, URL: "http://" + simLn.Addr().String(),
+			MaxRequests: new(0), PollInterval: 10 * time.Second},
+		CrowdSec:   bridgetest.CrowdSec{LAPIURL: lapiURL, Password: password},
+		StateFile:  filepath.Join(dir, "state.json"),
+		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
+		Bouncer:    bridgetest.Bouncer{Enabled: new(true), APIKey: ourKey, UpdateFrequency: time.Second, Mode: ourMode},
+	}.Write(t, dir)
 	secrets := []string{stockKey, ourKey, password, apibanKey}
 	var firstShape string
 	procs := []*proc{stock}

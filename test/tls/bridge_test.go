@@ -3,7 +3,6 @@ package tlstest
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -28,34 +28,25 @@ type bridgeRun struct {
 	output string // stdout and stderr
 }
 
-// syncOnce writes a config whose crowdsec section is auth (YAML lines
-// indented by two spaces) under lapi_url l.URL, runs `--once` against an
-// APIBAN simulator listing ips, and checks that no secret reached the
-// output.
-func syncOnce(t *testing.T, l *lapitest.LAPI, auth string, ips []string) bridgeRun {
+// syncOnce writes a config whose crowdsec section is auth with lapi_url
+// l.URL, runs `--once` against an APIBAN simulator listing ips, and checks
+// that no secret reached the output.
+func syncOnce(t *testing.T, l *lapitest.LAPI, auth bridgetest.CrowdSec, ips []string) bridgeRun {
 	t.Helper()
 	bin := bridgeBinary(t)
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited})
 	t.Cleanup(sim.Close)
 	sim.Add(ips...)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "bridge.yaml")
-	body := fmt.Sprintf(`apiban:
-  api_key: %s
-  url: %s
-  max_requests: 0
-  timeout: 5s
-  max_retries: 1
-crowdsec:
-  lapi_url: %s
-%sstate_file: %s
-log_level: info
-prometheus:
-  enabled: false
-`, apibanKey, sim.URL(), l.URL, auth, filepath.Join(dir, "state.json"))
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	auth.LAPIURL = l.URL
+	cfg := bridgetest.Config{
+		APIBAN: bridgetest.APIBAN{APIKey: apibanKey, URL: sim.URL(), MaxRequests: new(0),
+			Timeout: 5 * time.Second, MaxRetries: new(1)},
+		CrowdSec:   auth,
+		StateFile:  filepath.Join(dir, "state.json"),
+		LogLevel:   "info",
+		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
+	}.Write(t, dir)
 	r := runBridge(t, bin, "-c", cfg, "--once")
 	for _, s := range append(secretsOf(t, l), apibanKey, password) {
 		if strings.Contains(r.output, s) {
@@ -121,10 +112,13 @@ func TestBridgeMachineLoginOverTLS(t *testing.T) {
 	needLAPI(t)
 	l, files := lapitest.StartTLS(t)
 	l.AddMachine(t, "crowdsec-apiban-bridge", password)
-	for i, c := range []struct{ name, auth string }{
-		{"password+CA", fmt.Sprintf("  password: %s\n  ca_cert_path: %s\n", password, files.CA)},
-		{"certificate+CA", fmt.Sprintf("  cert_path: %s\n  key_path: %s\n  ca_cert_path: %s\n", files.AgentCert, files.AgentKey, files.CA)},
-		{"password+insecure", fmt.Sprintf("  password: %s\n  insecure_skip_verify: true\n", password)},
+	for i, c := range []struct {
+		name string
+		auth bridgetest.CrowdSec
+	}{
+		{"password+CA", bridgetest.CrowdSec{Password: password, CACertPath: files.CA}},
+		{"certificate+CA", bridgetest.CrowdSec{CertPath: files.AgentCert, KeyPath: files.AgentKey, CACertPath: files.CA}},
+		{"password+insecure", bridgetest.CrowdSec{Password: password, InsecureSkipVerify: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ips := apibansim.PublicIPv4s(40, uint64(i+1))
@@ -149,9 +143,12 @@ func TestBridgeWrongCA(t *testing.T) {
 	needLAPI(t)
 	l, files := lapitest.StartTLS(t)
 	l.AddMachine(t, "crowdsec-apiban-bridge", password)
-	for _, c := range []struct{ name, auth string }{
-		{"password", fmt.Sprintf("  password: %s\n  ca_cert_path: %s\n", password, files.WrongCA)},
-		{"certificate", fmt.Sprintf("  cert_path: %s\n  key_path: %s\n  ca_cert_path: %s\n", files.AgentCert, files.AgentKey, files.WrongCA)},
+	for _, c := range []struct {
+		name string
+		auth bridgetest.CrowdSec
+	}{
+		{"password", bridgetest.CrowdSec{Password: password, CACertPath: files.WrongCA}},
+		{"certificate", bridgetest.CrowdSec{CertPath: files.AgentCert, KeyPath: files.AgentKey, CACertPath: files.WrongCA}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -60,7 +61,7 @@ func run(ctx context.Context, bridge string, count int) error {
 	fmt.Printf("==> simulated APIBAN at %s lists %d entries\n", sim.URL(), sim.Len())
 
 	cfg := filepath.Join(dir, "crowdsec-apiban-bridge.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(configTemplate, sim.URL(), l.URL, creds, dir)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, demoConfig(sim.URL(), l.URL, creds, dir), 0o600); err != nil {
 		return err
 	}
 	fmt.Println("==> crowdsec-apiban-bridge --once")
@@ -85,15 +86,14 @@ func run(ctx context.Context, bridge string, count int) error {
 	return nil
 }
 
-// configTemplate is a normal bridge configuration pointed at the demo.
-const configTemplate = `apiban:
-  api_key: ${APIBAN_API_KEY}
-  url: %s
-crowdsec:
-  lapi_url: %s
-  credentials_file: %s
-state_file: %s/state.json
-`
+// demoConfig is a normal bridge configuration pointed at the demo.
+func demoConfig(apibanURL, lapiURL, creds, dir string) []byte {
+	return bridgetest.Config{
+		APIBAN:    bridgetest.APIBAN{APIKey: "${APIBAN_API_KEY}", URL: apibanURL},
+		CrowdSec:  bridgetest.CrowdSec{LAPIURL: lapiURL, CredentialsFile: creds},
+		StateFile: dir + "/state.json",
+	}.YAML()
+}
 
 // countDecisions counts the active apiban decisions (raw output is CSV
 // with one header line).

@@ -31,6 +31,7 @@ import (
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -326,7 +327,7 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string) (
 	sim.Add(known...)
 	statePath := filepath.Join(dir, "state", "state.json")
 	cfg := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(bridgeConfig, apiKey, sim.URL(), l.URL, password, statePath)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, bridgeConfig(sim.URL(), l.URL, password, statePath), 0o600); err != nil {
 		return r, err
 	}
 	once := func() (measured, map[string]string, error) {
@@ -404,17 +405,14 @@ func runtimeFree(env []string) []string {
 }
 
 // bridgeConfig: pacing off (max_requests 0), everything else default.
-const bridgeConfig = `apiban:
-  api_key: %s
-  url: %s
-  max_requests: 0
-crowdsec:
-  lapi_url: %s
-  login: crowdsec-apiban-bridge
-  password: %s
-state_file: %s
-log_level: info
-`
+func bridgeConfig(apibanURL, lapiURL, password, statePath string) []byte {
+	return bridgetest.Config{
+		APIBAN:    bridgetest.APIBAN{APIKey: apiKey, URL: apibanURL, MaxRequests: new(0)},
+		CrowdSec:  bridgetest.CrowdSec{LAPIURL: lapiURL, Login: "crowdsec-apiban-bridge", Password: password},
+		StateFile: statePath,
+		LogLevel:  "info",
+	}.YAML()
+}
 
 var fieldRE = regexp.MustCompile(`(\w+)=("[^"]*"|\S+)`)
 
