@@ -286,3 +286,28 @@ func freeAddr() (string, error) {
 	defer ln.Close()
 	return ln.Addr().String(), nil
 }
+
+// BouncerMetrics is `cscli metrics show bouncers -o json`: the bouncers'
+// usage metrics that LAPI stored. cscli shows metrics only with prometheus
+// enabled in its configuration, so it runs on a copy of LAPI's that says
+// so (LAPI does not read the copy); the scrape of a local crowdsec it
+// then tries fails, and cscli only warns about it.
+func (l *LAPI) BouncerMetrics(t testing.TB) []byte {
+	t.Helper()
+	base, err := os.ReadFile(l.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := l.path("config-cscli-metrics.yaml")
+	withMetrics := append(base, "prometheus:\n  enabled: true\n  level: full\n  listen_addr: 127.0.0.1\n  listen_port: 9\n"...)
+	if err := os.WriteFile(cfg, withMetrics, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, l.Bins.Cscli, "-c", cfg, "metrics", "show", "bouncers", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("cscli metrics show bouncers: %v", err)
+	}
+	return out
+}

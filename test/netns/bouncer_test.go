@@ -3,6 +3,7 @@ package netns
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -65,7 +66,10 @@ func helper() int {
 	b := bouncer.New(backend, bouncer.Options{
 		APIURL: os.Getenv(envLAPI), APIKey: os.Getenv(envKey), UpdateFrequency: time.Second,
 		UserAgent: "netns-test/1", Log: log,
-		Allowlist: []netip.Prefix{netip.MustParsePrefix(os.Getenv(envAllowed))},
+		// Usage metrics every second (the config's minimum is a minute),
+		// so that the test sees them reach LAPI.
+		MetricsInterval: time.Second,
+		Allowlist:       []netip.Prefix{netip.MustParsePrefix(os.Getenv(envAllowed))},
 	})
 	if err := b.Run(ctx); err != nil {
 		log.Error(err)
@@ -332,6 +336,38 @@ func wantDropsByOrigin(t *testing.T, mode string, pbx *NS) {
 	}
 }
 
+// wantUsageByOrigin reads what LAPI stored of the bouncer's usage
+// metrics, as `cscli metrics show bouncers` shows it: dropped packets and
+// bytes under each origin whose addresses the probes sent from (3 packets
+// per probe at least; more if the first run's report got out before its
+// kill -9).
+func wantUsageByOrigin(t *testing.T, l *lapitest.LAPI) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out := l.BouncerMetrics(t)
+		last = string(out)
+		var doc struct {
+			Bouncers map[string]map[string]map[string]map[string]int64 `json:"bouncers"`
+		}
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatalf("cscli metrics show bouncers: %v\n%s", err, out)
+		}
+		ok := len(doc.Bouncers) == 1
+		for _, byOrigin := range doc.Bouncers {
+			for _, origin := range []string{"cscli", "cscli-import"} {
+				d := byOrigin[origin]["dropped"]
+				ok = ok && d["packet"] >= 3 && d["byte"] > 0 && byOrigin[origin]["active_decisions"]["ip"] >= 1
+			}
+		}
+		if ok {
+			t.Logf("LAPI's usage metrics: %s", out)
+			return
+		}
+	}
+	t.Errorf("LAPI's usage metrics lack drops by origin:\n%s", last)
+}
+
 func has(elems map[netip.Prefix]SetElem, p string) bool {
 	_, ok := elems[netip.MustParsePrefix(p)]
 	return ok
@@ -449,6 +485,7 @@ func testBouncer(t *testing.T, mode string) {
 	probe.want(deleted, true, "deleted decision after restart")
 	probe.want(clean, true, "clean IP after restart")
 	wantDropsByOrigin(t, mode, pbx)
+	wantUsageByOrigin(t, l)
 
 	// Clean stop: our table goes, theirs stays.
 	if err := host.cmd.Process.Signal(syscall.SIGTERM); err != nil {
