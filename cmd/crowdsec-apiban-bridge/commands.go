@@ -160,6 +160,10 @@ func bouncerRow(ctx context.Context, cfg *config.Config, w io.Writer) {
 	}
 	row(w, "bouncer sets", "%.0f elements in the %s sets (%s), %.0f active decisions",
 		elements, cfg.Bouncer.Mode, cfg.Bouncer.SetPrefix+"-*", m["crowdsec_apiban_bridge_bouncer_active_decisions"])
+	if packets, ok := m["crowdsec_apiban_bridge_bouncer_dropped_packets_total"]; ok {
+		row(w, "bouncer drops", "%.0f packets, %.0f bytes since the daemon started (by origin and IP type on %s/metrics)",
+			packets, m["crowdsec_apiban_bridge_bouncer_dropped_bytes_total"], addr)
+	}
 }
 
 // scrapeMetrics reads a Prometheus text page into name -> value, summing

@@ -97,6 +97,10 @@ func TestBouncerRow(t *testing.T) {
 crowdsec_apiban_bridge_bouncer_kernel_elements 1234
 crowdsec_apiban_bridge_bouncer_active_decisions{origin="apiban"} 1200
 crowdsec_apiban_bridge_bouncer_active_decisions{origin="crowdsec"} 40
+crowdsec_apiban_bridge_bouncer_dropped_packets_total{ip_type="ipv4",origin="apiban"} 10
+crowdsec_apiban_bridge_bouncer_dropped_packets_total{ip_type="ipv6",origin="crowdsec"} 2
+crowdsec_apiban_bridge_bouncer_dropped_bytes_total{ip_type="ipv4",origin="apiban"} 1000
+crowdsec_apiban_bridge_bouncer_dropped_bytes_total{ip_type="ipv6",origin="crowdsec"} 200
 `)
 	}))
 	defer srv.Close()
@@ -108,7 +112,8 @@ crowdsec_apiban_bridge_bouncer_active_decisions{origin="crowdsec"} 40
 	cfg.Bouncer.Enabled = true
 	var b strings.Builder
 	bouncerRow(context.Background(), cfg, &b)
-	if want := "bouncer sets\t1234 elements in the nftables sets (apiban-bridge-*), 1240 active decisions\n"; b.String() != want {
+	if want := "bouncer sets\t1234 elements in the nftables sets (apiban-bridge-*), 1240 active decisions\n" +
+		"bouncer drops\t12 packets, 1200 bytes since the daemon started (by origin and IP type on " + u.Host + "/metrics)\n"; b.String() != want {
 		t.Errorf("got %q\nwant %q", b.String(), want)
 	}
 	b.Reset()
