@@ -608,3 +608,52 @@ func TestKernelIpsetLookup(t *testing.T) {
 		t.Errorf("empty load: %v, %v", got, err)
 	}
 }
+
+// TestKernelIpsetReadsDuringChanges: the metrics (Dropped) and check
+// (Lookup) read while ticks and full loads change the sets, from other
+// goroutines, as the daemon's scrapes do. Run with -race; a read may fail
+// while the registry is being replaced, but nothing may race or hang.
+func TestKernelIpsetReadsDuringChanges(t *testing.T) {
+	netns.Require(t, "ipset", "iptables", "ip6tables")
+	ns := netns.New(t, "ipsrace")
+	ctx := context.Background()
+	b := newBackend(t, ns)
+	if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour, "apiban")}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	reads := 0
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = b.Dropped(ctx)
+			_, _ = b.Lookup(ctx, netip.MustParseAddr("192.0.2.1"))
+			reads++
+		}
+	})
+	for i := range 10 {
+		origin := fmt.Sprintf("origin-%d", i)
+		if err := b.Apply(ctx, bouncer.Changes{Add: []bouncer.Element{el(fmt.Sprintf("198.51.100.%d/32", i), time.Hour, origin)}}); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour, "apiban"), el("198.51.100.1/32", time.Hour, origin)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if reads == 0 {
+		t.Error("no read ran alongside the changes")
+	}
+	got, err := b.Lookup(ctx, netip.MustParseAddr("192.0.2.1"))
+	if err != nil || len(got) != 1 || got[0].Origin != "apiban" {
+		t.Errorf("after the changes: %+v, %v", got, err)
+	}
+}
