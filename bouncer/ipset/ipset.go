@@ -7,9 +7,9 @@
 // origin: ipset names hold 31 characters and origins are free text, so
 // the sets are named by a slot number, PREFIX-N-v4 and PREFIX-N-v6, and
 // our chain holds one `-m set --match-set PREFIX-N-vX src -j DROP` rule
-// per slot and family. Slots are given afresh, in origin order, at each
-// full load; an origin first seen in a tick gets the next one, its sets
-// and rules made in that tick. The registry PREFIX-origins, a bitmap:port
+// per slot and family. Each full load gives the origins, in byte order,
+// the lowest slot numbers no set uses; an origin first seen in a tick gets
+// the lowest free one, its sets and rules made in that tick. The registry PREFIX-origins, a bitmap:port
 // set holding each slot as a port with its origin as the comment, lets
 // another process (`check`) name the origin of an element. It costs one
 // element per origin, where a comment on every element would add to each
@@ -32,19 +32,21 @@
 // that load ends, or, if it fails too, until one succeeds at a later
 // update.
 //
-// A full load fills each slot's sets before touching the chain: a set
-// that already exists under the same name (a previous run's, or the last
-// load's) is filled as PREFIX-swap and swapped in atomically, so the old
-// rules keep dropping meanwhile; a new one is filled before any rule
-// refers to it. Then the chain and jumps are rebuilt once, and every
-// other set of ours (slots no longer used, leftovers of a crash) is
-// destroyed once no rule refers to it.
+// A full load builds a whole new generation of sets (new slot numbers)
+// while the old rules keep dropping with the old sets, then replaces our
+// chain's rules and the jumps in one iptables-restore commit per family,
+// and only then destroys the previous generation and any leftovers of a
+// crash. An element is dropped all along, even one that changes set
+// between the two generations (another origin, or other slot numbers):
+// swapping set by set could not promise that. The cost is both
+// generations in memory for the moment of the switch.
 package ipset
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -69,7 +71,7 @@ const maxElements = 1 << 20
 // Options names the objects.
 type Options struct {
 	// SetPrefix names the sets: PREFIX-N-v4 and PREFIX-N-v6 for slot N,
-	// PREFIX-origins, and PREFIX-swap during a full load. At most
+	// and PREFIX-origins. At most
 	// MaxSetPrefix characters.
 	SetPrefix string
 	// Chain is our iptables chain (the same name in ip6tables).
@@ -89,13 +91,13 @@ type Options struct {
 type Backend struct {
 	opts Options
 	log  logrus.FieldLogger
-	// h creates, swaps and destroys sets; c carries elements and dumps.
+	// h creates and destroys sets; c carries elements and dumps.
 	h *netlink.Handle
 	c *conn
 
 	mu sync.Mutex
-	// slots[i] is the origin of slot i; slotOf is the reverse.
-	slots  []string
+	// slotOf is the slot of each origin with sets in the kernel. Slot
+	// numbers are not dense: each full load takes numbers not in use.
 	slotOf map[string]int
 }
 
@@ -184,10 +186,8 @@ func (b *Backend) SetName(origin string, v6 bool) (string, bool) {
 
 // SetNames lists this process's element sets, by slot, v4 then v6.
 func (b *Backend) SetNames() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
-	for slot := range b.slots {
+	for _, slot := range slices.Sorted(maps.Values(b.slotMap())) {
 		for _, f := range families {
 			out = append(out, b.set(slot, f))
 		}
@@ -202,22 +202,34 @@ func btoi(v bool) int {
 	return 0
 }
 
-// origins returns a copy of the slots' origins.
-func (b *Backend) origins() []string {
+// slotMap returns a copy of the origin -> slot map.
+func (b *Backend) slotMap() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return slices.Clone(b.slots)
+	return maps.Clone(b.slotOf)
 }
 
-// publish makes slots the current slot map.
-func (b *Backend) publish(slots []string) {
+// publish makes slotOf the current slot map.
+func (b *Backend) publish(slotOf map[string]int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.slots = slices.Clone(slots)
-	b.slotOf = make(map[string]int, len(slots))
-	for i, o := range slots {
-		b.slotOf[o] = i
+	b.slotOf = maps.Clone(slotOf)
+}
+
+// freeSlots returns the n lowest slot numbers that neither taken holds
+// nor any set in the kernel (exists) uses.
+func (b *Backend) freeSlots(n int, taken map[int]bool, exists map[string]bool) ([]int, error) {
+	var out []int
+	for slot := 0; len(out) < n; slot++ {
+		if slot >= MaxSlots {
+			return nil, fmt.Errorf("ipset: %d more origins, but set names hold at most %d slots (%d in use)", n, MaxSlots, len(taken))
+		}
+		if taken[slot] || exists[b.set(slot, families[0])] || exists[b.set(slot, families[1])] {
+			continue
+		}
+		out = append(out, slot)
 	}
+	return out, nil
 }
 
 func (b *Backend) logSlot(slot int, origin string) {
@@ -240,88 +252,76 @@ func (b *Backend) ourSets() (map[string]bool, error) {
 	return ours, nil
 }
 
-// Reconcile implements bouncer.Backend: see the package comment.
+// Reconcile implements bouncer.Backend: see the package comment. A full
+// load builds a whole new generation of sets under slot numbers not in
+// use, points the chain at them in one iptables-restore commit, and only
+// then destroys the previous generation: an element is dropped all along,
+// even when it changes set between the two (another origin, other slots).
 func (b *Backend) Reconcile(ctx context.Context, elems []bouncer.Element) error {
-	slots, bySet := b.plan(elems)
-	if len(slots) > MaxSlots {
-		return fmt.Errorf("ipset: %d origins, but set names hold at most %d slots", len(slots), MaxSlots)
-	}
 	existing, err := b.ourSets()
 	if err != nil {
 		return err
 	}
+	slotOf, bySet, err := b.plan(elems, existing)
+	if err != nil {
+		return err
+	}
 	keep := map[string]bool{b.registry(): true}
-	for slot := range slots {
+	for _, slot := range slotOf {
 		for _, f := range families {
 			name := b.set(slot, f)
 			keep[name] = true
-			if err := b.load(ctx, name, f, bySet[name], existing[name]); err != nil {
+			if err := b.fill(ctx, name, f, bySet[name]); err != nil {
 				return err
 			}
 		}
 	}
-	if err := b.loadRegistry(ctx, slots); err != nil {
+	slots := slices.Sorted(maps.Values(slotOf))
+	if err := b.replaceRules(ctx, slots); err != nil {
 		return err
 	}
-	b.teardownRules(ctx)
-	if err := b.addRules(ctx, len(slots)); err != nil {
+	if err := b.loadRegistry(ctx, slotOf); err != nil {
 		return err
 	}
-	b.publish(slots)
-	for slot, o := range slots {
-		b.logSlot(slot, o)
+	b.publish(slotOf)
+	for origin, slot := range slotOf {
+		b.logSlot(slot, origin)
 	}
 	b.destroyLeftovers(existing, keep)
 	return nil
 }
 
-// plan gives slots to origins in byte order, and groups the elements by
-// the set they go in.
-func (b *Backend) plan(elems []bouncer.Element) ([]string, map[string][]bouncer.Element) {
-	seen := map[string]bool{}
-	var slots []string
+// plan gives the origins, in byte order, the lowest slots that no set in
+// the kernel uses, and groups the elements by the set they go in.
+func (b *Backend) plan(elems []bouncer.Element, existing map[string]bool) (map[string]int, map[string][]bouncer.Element, error) {
+	var origins []string
 	for _, e := range elems {
-		if !seen[e.Origin] {
-			seen[e.Origin] = true
-			slots = append(slots, e.Origin)
-		}
+		origins = append(origins, e.Origin)
 	}
-	slices.Sort(slots)
-	slotOf := make(map[string]int, len(slots))
-	for i, o := range slots {
-		slotOf[o] = i
+	slices.Sort(origins)
+	origins = slices.Compact(origins)
+	free, err := b.freeSlots(len(origins), nil, existing)
+	if err != nil {
+		return nil, nil, err
+	}
+	slotOf := make(map[string]int, len(origins))
+	for i, o := range origins {
+		slotOf[o] = free[i]
 	}
 	bySet := map[string][]bouncer.Element{}
 	for _, e := range elems {
 		name := b.set(slotOf[e.Origin], familyOf(e.Prefix))
 		bySet[name] = append(bySet[name], e)
 	}
-	return slots, bySet
+	return slotOf, bySet, nil
 }
 
-// load fills the set name with elems: directly when it does not exist,
-// else through the swap set, swapped in at once.
-func (b *Backend) load(ctx context.Context, name string, f family, elems []bouncer.Element, exists bool) error {
-	target := name
-	if exists {
-		target = b.swapSet()
-		if err := b.destroy(target); err != nil { // a crash's leftover
-			return err
-		}
-	}
-	if err := b.create(target, f); err != nil {
+// fill creates the set name, which no rule uses yet, with elems.
+func (b *Backend) fill(ctx context.Context, name string, f family, elems []bouncer.Element) error {
+	if err := b.create(name, f); err != nil {
 		return err
 	}
-	if err := b.send(ctx, nl.IPSET_CMD_ADD, target, elems); err != nil {
-		return err
-	}
-	if !exists {
-		return nil
-	}
-	if err := b.h.IpsetSwap(target, name); err != nil {
-		return fmt.Errorf("ipset: swap %s and %s: %w", target, name, err)
-	}
-	return b.destroy(target)
+	return b.send(ctx, nl.IPSET_CMD_ADD, name, elems)
 }
 
 func (b *Backend) create(name string, f family) error {
@@ -346,7 +346,7 @@ func (b *Backend) destroy(name string) error {
 // go (another program's rule refers to it) is logged: it holds nothing
 // we need.
 func (b *Backend) destroyLeftovers(existing, keep map[string]bool) {
-	existing[b.swapSet()] = true
+	existing[b.swapSet()] = true // an earlier version's temporary set
 	for name := range existing {
 		if keep[name] {
 			continue
@@ -454,17 +454,22 @@ func (b *Backend) newSlots(ctx context.Context, lists ...[]bouncer.Element) erro
 }
 
 func (b *Backend) newSlot(ctx context.Context, origin string) error {
-	slots := b.origins()
-	slot := len(slots)
-	if slot >= MaxSlots {
-		return fmt.Errorf("ipset: origin %q needs slot %d, but set names hold at most %d slots", origin, slot, MaxSlots)
+	slotOf := b.slotMap()
+	taken := map[int]bool{}
+	for _, slot := range slotOf {
+		taken[slot] = true
 	}
+	free, err := b.freeSlots(1, taken, nil)
+	if err != nil {
+		return fmt.Errorf("ipset: origin %q: %w", origin, err)
+	}
+	slot := free[0]
 	for _, f := range families {
 		if err := b.create(b.set(slot, f), f); err != nil {
 			return err
 		}
 	}
-	if err := b.addSlots(ctx, slot, []string{origin}); err != nil {
+	if err := b.addSlots(ctx, map[string]int{origin: slot}); err != nil {
 		return err
 	}
 	for _, f := range families {
@@ -472,7 +477,8 @@ func (b *Backend) newSlot(ctx context.Context, origin string) error {
 			return err
 		}
 	}
-	b.publish(append(slots, origin))
+	slotOf[origin] = slot
+	b.publish(slotOf)
 	b.logSlot(slot, origin)
 	return nil
 }

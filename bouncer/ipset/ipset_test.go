@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,14 +217,15 @@ func TestKernelIpset(t *testing.T) {
 		t.Errorf("SetName(apiban) = %s, %v", name, ok)
 	}
 
-	// Restart after a crash: slots afresh, one set of objects, holding
-	// the new content.
+	// Restart after a crash: a new generation of sets under the lowest
+	// slot not in use (0 to 3 are), one set of objects, holding the new
+	// content.
 	b2 := newBackend(t, ns)
 	if err := b2.Reconcile(ctx, []bouncer.Element{el("192.0.2.3/32", time.Hour, "crowdsec")}); err != nil {
 		t.Fatal(err)
 	}
-	wantMembers(t, members(t, ns), "192.0.2.3/32 in apiban-bridge-0-v4")
-	if got, want := ourSets(t, ns), []string{"apiban-bridge-0-v4", "apiban-bridge-0-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
+	wantMembers(t, members(t, ns), "192.0.2.3/32 in apiban-bridge-4-v4")
+	if got, want := ourSets(t, ns), []string{"apiban-bridge-4-v4", "apiban-bridge-4-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
 		t.Errorf("sets after restart: %v, want %v", got, want)
 	}
 	wantJumps(t, ns)
@@ -484,9 +487,11 @@ func TestKernelIpsetLeftovers(t *testing.T) {
 		el("192.0.2.1/32", time.Hour, "apiban"), el("2001:db8::1/128", time.Hour, "apiban")}); err != nil {
 		t.Fatal(err)
 	}
-	wantMembers(t, members(t, ns), "192.0.2.1/32 in apiban-bridge-0-v4", "2001:db8::1/128 in apiban-bridge-0-v6",
-		"198.51.100.7/32 in apiban-bridge-1-v4")
-	if got, want := ourSets(t, ns), []string{"apiban-bridge-0-v4", "apiban-bridge-0-v6", "apiban-bridge-1-v4", "apiban-bridge-1-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
+	// Slot 0 has a leftover set (apiban-bridge-0-v4): the new generation
+	// takes the lowest slots whose sets do not exist, 1 and 2.
+	wantMembers(t, members(t, ns), "192.0.2.1/32 in apiban-bridge-1-v4", "2001:db8::1/128 in apiban-bridge-1-v6",
+		"198.51.100.7/32 in apiban-bridge-2-v4")
+	if got, want := ourSets(t, ns), []string{"apiban-bridge-1-v4", "apiban-bridge-1-v6", "apiban-bridge-2-v4", "apiban-bridge-2-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
 		t.Errorf("sets %v, want %v", got, want)
 	}
 	if h := ns.Cmd(t, "ipset", "list", "-t", "apiban-bridge-origins"); !strings.Contains(h, "Type: bitmap:port") {
@@ -532,15 +537,18 @@ func TestKernelIpset100k(t *testing.T) {
 	if got := count(t, ns, "apiban-bridge-0-v4"); got != 100_000 || n != 100_000 || msgs > 100 {
 		t.Errorf("%d elements in the set, %d sent in %d messages; want 100,000 in at most 100", got, n, msgs)
 	}
-	// Reload: fills the swap set and swaps it in.
+	// Reload: a new generation (slot 1), then the old one goes.
 	if err := b.Reconcile(context.Background(), elems[:10]); err != nil {
 		t.Fatal(err)
 	}
-	if msgs, _ := log.count("add", "apiban-bridge-swap"); msgs != 1 {
-		t.Errorf("reload: %d messages to the swap set, want 1", msgs)
+	if msgs, _ := log.count("add", "apiban-bridge-1-v4"); msgs != 1 {
+		t.Errorf("reload: %d messages to the new generation's set, want 1", msgs)
 	}
 	if n := len(members(t, ns)); n != 10 {
 		t.Errorf("%d members after the reload, want 10", n)
+	}
+	if got, want := ourSets(t, ns), []string{"apiban-bridge-1-v4", "apiban-bridge-1-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
+		t.Errorf("sets after the reload: %v, want %v", got, want)
 	}
 	if err := b.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
@@ -655,5 +663,95 @@ func TestKernelIpsetReadsDuringChanges(t *testing.T) {
 	got, err := b.Lookup(ctx, netip.MustParseAddr("192.0.2.1"))
 	if err != nil || len(got) != 1 || got[0].Origin != "apiban" {
 		t.Errorf("after the changes: %+v, %v", got, err)
+	}
+}
+
+// TestKernelIpsetFullLoadKeepsDropping: while full loads rebuild the sets
+// and the chain again and again, a banned address sending without pause
+// gets nothing through: the swap keeps each set whole, and the chain and
+// jumps are replaced in one iptables-restore commit.
+func TestKernelIpsetFullLoadKeepsDropping(t *testing.T) {
+	netns.Require(t, "ipset", "iptables", "ip6tables", "iptables-restore", "ip6tables-restore")
+	ns := netns.New(t, "ipsgap")
+	ctx := context.Background()
+	for _, a := range []string{"192.0.2.1/32", "203.0.113.50/32"} {
+		ns.Cmd(t, "ip", "addr", "add", a, "dev", "lo")
+	}
+	b := newBackend(t, ns)
+	load := func(origin string) {
+		t.Helper()
+		if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour, origin), el("198.51.100.0/24", time.Hour, "z")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load("apiban")
+	var in, out *net.UDPConn
+	var err error
+	ns.Do(t, func() {
+		if in, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(203, 0, 113, 50), Port: 5060}); err != nil {
+			return
+		}
+		out, err = net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1)}, &net.UDPAddr{IP: net.IPv4(203, 0, 113, 50), Port: 5060})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	defer out.Close()
+
+	var received atomic.Int64
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, _, err := in.ReadFrom(buf); err != nil {
+				return // closed
+			}
+			received.Add(1)
+		}
+	}()
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 1_000_000; i++ { // bounded, in case stop never comes
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := out.Write([]byte("INVITE")); err == nil {
+				sent.Add(1)
+			}
+			if i%64 == 0 {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	})
+	for i := range 10 {
+		// Alternate the origin so that the slots change at every load.
+		load([]string{"apiban", "zzz"}[i%2])
+	}
+	close(stop)
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+	if sent.Load() == 0 {
+		t.Fatal("nothing was sent")
+	}
+	if n := received.Load(); n != 0 {
+		t.Errorf("%d of %d packets from the banned address got through during the full loads", n, sent.Load())
+	}
+	// The probe works: without our objects, the same packets arrive.
+	if err := b.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, _ = out.Write([]byte("INVITE"))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for received.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if received.Load() == 0 {
+		t.Error("the probe's packets do not arrive even without the bouncer")
 	}
 }

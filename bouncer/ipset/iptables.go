@@ -10,23 +10,62 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 )
 
-// addRules creates our chain in both families with one drop rule per
-// slot, then the jumps to it.
-func (b *Backend) addRules(ctx context.Context, slots int) error {
+// replaceRules puts our chain, one drop rule per slot and the jumps to it
+// in place, in one iptables-restore commit per family: the previous rules
+// keep dropping until the new ones replace them, with no moment without
+// either. Declaring our chain with --noflush creates it, or empties it if
+// it exists; the jumps a previous run left (a crash loop may have left
+// several) are deleted in the same commit. The script holds only
+// constants, our chain and our generated set names.
+func (b *Backend) replaceRules(ctx context.Context, slots []int) error {
 	for _, f := range families {
-		if err := b.iptables(ctx, f, "-N", b.opts.Chain); err != nil {
-			return err
+		var script strings.Builder
+		fmt.Fprintf(&script, "*filter\n:%s - [0:0]\n", b.opts.Chain)
+		for _, slot := range slots {
+			fmt.Fprintf(&script, "-A %s -m set --match-set %s src -j DROP\n", b.opts.Chain, b.set(slot, f))
 		}
-		for slot := range slots {
-			if err := b.addDropRule(ctx, f, slot); err != nil {
+		for _, hook := range []string{"INPUT", "FORWARD"} {
+			n, err := b.jumps(ctx, f, hook)
+			if err != nil {
 				return err
+			}
+			for range n {
+				fmt.Fprintf(&script, "-D %s -j %s\n", hook, b.opts.Chain)
 			}
 		}
 		for _, hook := range b.opts.Hooks {
-			if err := b.iptables(ctx, f, "-I", hook, "1", "-j", b.opts.Chain); err != nil {
-				return err
-			}
+			fmt.Fprintf(&script, "-I %s 1 -j %s\n", hook, b.opts.Chain)
 		}
+		script.WriteString("COMMIT\n")
+		if err := b.restore(ctx, f, script.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// jumps counts the rules of a built-in chain that jump to ours.
+func (b *Backend) jumps(ctx context.Context, f family, hook string) (int, error) {
+	out, err := b.iptablesOutput(ctx, f, "-S", hook)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for line := range strings.Lines(out) {
+		if strings.TrimSpace(line) == "-A "+hook+" -j "+b.opts.Chain {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// restore runs iptables-restore (ip6tables-restore) --noflush with script.
+func (b *Backend) restore(ctx context.Context, f family, script string) error {
+	argv := append(append([]string{}, b.opts.CommandPrefix...), f.iptables+"-restore", "-w", "--noflush")
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ipset: %s-restore of chain %s: %w: %s", f.iptables, b.opts.Chain, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

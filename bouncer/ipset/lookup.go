@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // loadRegistry makes the registry hold exactly slots. Nothing refers to
 // it, so it is simply made again.
-func (b *Backend) loadRegistry(ctx context.Context, slots []string) error {
+func (b *Backend) loadRegistry(ctx context.Context, slotOf map[string]int) error {
 	name := b.registry()
 	if err := b.destroy(name); err != nil {
 		return err
@@ -28,17 +29,18 @@ func (b *Backend) loadRegistry(ctx context.Context, slots []string) error {
 	if err != nil {
 		return fmt.Errorf("ipset: create %s: %w", name, err)
 	}
-	return b.addSlots(ctx, 0, slots)
+	return b.addSlots(ctx, slotOf)
 }
 
 // addSlots records origins as the slots from first on.
-func (b *Backend) addSlots(ctx context.Context, first int, origins []string) error {
+func (b *Backend) addSlots(ctx context.Context, slotOf map[string]int) error {
 	name := b.registry()
+	origins := slices.Sorted(maps.Keys(slotOf))
 	err := b.c.batch(ctx, nl.IPSET_CMD_ADD, name, len(origins), func(dst []byte, i int, line uint32) []byte {
-		return appendSlot(dst, first+i, origins[i], line)
+		return appendSlot(dst, slotOf[origins[i]], origins[i], line)
 	})
 	if err != nil {
-		return fmt.Errorf("ipset: record the origins of slots %d-%d in %s: %w", first, first+len(origins)-1, name, err)
+		return fmt.Errorf("ipset: record the origins of %d slots in %s: %w", len(origins), name, err)
 	}
 	return nil
 }

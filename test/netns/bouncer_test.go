@@ -384,8 +384,9 @@ func TestBouncerInNamespaces(t *testing.T) {
 var wantObjects = map[string]string{
 	// cscli's IPv4 addresses, cscli-import's IPv4 range.
 	"nftables": "1 tables, 2 drop rules",
-	// Slot 0 cscli, slot 1 cscli-import (byte order), and the registry.
-	"ipset": "sets [apiban-bridge-0-v4 apiban-bridge-0-v6 apiban-bridge-1-v4 apiban-bridge-1-v6 apiban-bridge-origins], 2 drop rules, 1 jumps",
+	// After the restart over the killed run's slots 0 and 1: slot 2
+	// cscli, slot 3 cscli-import (byte order), and the registry.
+	"ipset": "sets [apiban-bridge-2-v4 apiban-bridge-2-v6 apiban-bridge-3-v4 apiban-bridge-3-v6 apiban-bridge-origins], 2 drop rules, 1 jumps",
 }
 
 func testBouncer(t *testing.T, mode string) {
