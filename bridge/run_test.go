@@ -56,3 +56,33 @@ func TestRunRetriesAndHonoursFullRequests(t *testing.T) {
 		t.Fatalf("third sync must be a full one that pushes nothing new: %+v", reps[2])
 	}
 }
+
+// A full sync that fails (here the feed's first page) is not forgotten:
+// the retry is a full sync too, although Run drops its own flag after
+// every sync, because the failed pass saved the cursor it had reached ("",
+// the start) and a sync from no cursor is full. A SIGUSR1 or --full during
+// an outage must not become an incremental sync from the old cursor.
+func TestRunRetriesAFailedFullSyncAsFull(t *testing.T) {
+	r := newRig(t)
+	r.opts.Now = time.Now
+	r.feed.add(3)
+	r.sync(t, r.engine(), false) // a cursor exists: the next sync is incremental unless asked
+	r.feed.failAt = r.feed.requests + 1
+	var reps []Report
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.engine().Run(ctx, Schedule{Interval: time.Hour, RetryMin: 10 * time.Millisecond, FirstFull: true, Done: func(rep Report, err error) {
+		reps, errs = append(reps, rep), append(errs, err)
+		r.feed.failAt = 0
+		if len(reps) == 2 {
+			cancel()
+		}
+	}})
+	if len(reps) != 2 || errs[0] == nil || errs[1] != nil {
+		t.Fatalf("want a failed sync then a good one: %v", errs)
+	}
+	if !reps[1].Full {
+		t.Errorf("the retry of a failed full sync was not full: %+v", reps[1])
+	}
+}
