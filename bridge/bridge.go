@@ -251,22 +251,37 @@ func (e *Engine) reconcileIfNeeded(ctx context.Context) error {
 }
 
 func (e *Engine) allowlist(ctx context.Context) (*allowlist.Set, error) {
-	if !e.opts.LAPIAllowlists {
-		return allowlist.New(e.opts.Allowlist, nil), nil
+	set, unsupported, err := Allowlist(ctx, e.lapi, e.opts.Allowlist, e.opts.LAPIAllowlists, e.opts.Now())
+	if unsupported && !e.warnedAllowlists {
+		e.opts.Log.Warn("LAPI has no allowlists (before 1.6.6): only the configured allowlist applies")
+		e.warnedAllowlists = true
 	}
-	entries, err := e.lapi.Allowlists(ctx, e.opts.Now())
+	// On an error, pushing without the operator's allowlists could ban a
+	// trunk: the caller stops.
+	return set, err
+}
+
+// AllowlistLister reads LAPI's allowlists.
+type AllowlistLister interface {
+	Allowlists(ctx context.Context, now time.Time) ([]allowlist.Entry, error)
+}
+
+// Allowlist is what the bridge never pushes: the configured prefixes and,
+// with lapiLists, LAPI's allowlists. A LAPI without allowlists (before
+// 1.6.6) adds none and is no error; unsupported says so. The engine and
+// the check command both build it here.
+func Allowlist(ctx context.Context, l AllowlistLister, configured []netip.Prefix, lapiLists bool, now time.Time) (set *allowlist.Set, unsupported bool, err error) {
+	if !lapiLists {
+		return allowlist.New(configured, nil), false, nil
+	}
+	entries, err := l.Allowlists(ctx, now)
 	if errors.Is(err, lapi.ErrAllowlistsUnsupported) {
-		if !e.warnedAllowlists {
-			e.opts.Log.Warn("LAPI has no allowlists (before 1.6.6): only the configured allowlist applies")
-			e.warnedAllowlists = true
-		}
-		err = nil
+		return allowlist.New(configured, nil), true, nil
 	}
 	if err != nil {
-		// Pushing without the operator's allowlists could ban a trunk.
-		return nil, err
+		return nil, false, err
 	}
-	return allowlist.New(e.opts.Allowlist, entries), nil
+	return allowlist.New(configured, entries), false, nil
 }
 
 func (e *Engine) save() error {

@@ -19,7 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/metrics"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
@@ -299,21 +299,14 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 		row(w, "APIBAN", "%s", map[bool]string{true: "listed (set " + cfg.APIBAN.Set + ")", false: "not listed"}[listed])
 	}
 
-	var entries []allowlist.Entry
-	if cfg.Allowlist.LAPIAllowlists {
-		entries, err = lc.Allowlists(ctx, now)
-		if err != nil && !errors.Is(err, lapi.ErrAllowlistsUnsupported) {
-			row(w, "allowlisted", "unknown: %v", err)
-			ok = false
-		}
-	}
-	if err == nil || errors.Is(err, lapi.ErrAllowlistsUnsupported) {
-		p := netip.PrefixFrom(addr, addr.BitLen())
-		if why, detail, hit := allowlist.New(cfg.Allowlist.Prefixes, entries).Match(p); hit {
-			row(w, "allowlisted", "yes: %s (%s): never pushed", why, detail)
-		} else {
-			row(w, "allowlisted", "no")
-		}
+	single := netip.PrefixFrom(addr, addr.BitLen())
+	if allow, _, err := bridge.Allowlist(ctx, lc, cfg.Allowlist.Prefixes, cfg.Allowlist.LAPIAllowlists, now); err != nil {
+		row(w, "allowlisted", "unknown: %v", err)
+		ok = false
+	} else if why, detail, hit := allow.Match(single); hit {
+		row(w, "allowlisted", "yes: %s (%s): never pushed", why, detail)
+	} else {
+		row(w, "allowlisted", "no")
 	}
 
 	found, err := lc.Lookup(ctx, addr)
@@ -334,8 +327,8 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 	}
 
 	if st, err := state.Load(cfg.StateFile); err == nil {
-		if until, pushed := st.Active[netip.PrefixFrom(addr, addr.BitLen())]; pushed && until.After(now) {
-			row(w, "bridge state", "pushed, decision until %s", until.UTC().Format(time.RFC3339))
+		if st.ActiveAt(single, now) {
+			row(w, "bridge state", "pushed, decision until %s", st.Active[single].UTC().Format(time.RFC3339))
 		} else {
 			row(w, "bridge state", "not pushed by this bridge")
 		}
