@@ -226,21 +226,28 @@ func (c *Client) Active(ctx context.Context, now time.Time) (map[netip.Prefix]ti
 }
 
 func addActive(out map[netip.Prefix]time.Time, d *models.Decision, origin string, now time.Time) {
-	if d == nil || d.Origin == nil || *d.Origin != origin || d.Value == nil || d.Duration == nil {
-		return
-	}
-	left, err := time.ParseDuration(*d.Duration)
-	if err != nil || left <= 0 {
-		return
-	}
-	p, err := parseValue(*d.Value)
-	if err != nil {
+	p, left, ok := activeDecision(d)
+	if !ok || d.Origin == nil || *d.Origin != origin {
 		return
 	}
 	until := now.Add(left)
 	if until.After(out[p]) {
 		out[p] = until
 	}
+}
+
+// activeDecision is what a decision from LAPI bans and for how long; ok is
+// false for an incomplete, unreadable or ended one, which is skipped.
+func activeDecision(d *models.Decision) (p netip.Prefix, left time.Duration, ok bool) {
+	if d == nil || d.Value == nil || d.Duration == nil {
+		return netip.Prefix{}, 0, false
+	}
+	left, err := time.ParseDuration(*d.Duration)
+	if err != nil || left <= 0 {
+		return netip.Prefix{}, 0, false
+	}
+	p, err = parseValue(*d.Value)
+	return p, left, err == nil
 }
 
 func parseValue(v string) (netip.Prefix, error) {

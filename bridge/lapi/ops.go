@@ -35,12 +35,8 @@ func (c *Client) Lookup(ctx context.Context, addr netip.Addr) ([]Found, error) {
 		// An alert of this bridge carries a thousand decisions: keep
 		// those that cover addr.
 		for _, d := range a.Decisions {
-			if d == nil || d.Value == nil || d.Duration == nil {
-				continue
-			}
-			p, err := parseValue(*d.Value)
-			left, derr := time.ParseDuration(*d.Duration)
-			if err != nil || derr != nil || left <= 0 || !p.Contains(addr.Unmap()) && !p.Contains(addr) {
+			p, left, ok := activeDecision(d)
+			if !ok || !p.Contains(addr.Unmap()) && !p.Contains(addr) {
 				continue
 			}
 			out = append(out, Found{Origin: deref(d.Origin), Scenario: deref(d.Scenario), Type: deref(d.Type),
