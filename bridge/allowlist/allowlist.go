@@ -61,9 +61,6 @@ func (s *Set) Match(p netip.Prefix) (reason, detail string, ok bool) {
 	return "", "", false
 }
 
-// Len is the number of operator and LAPI entries (built-ins excluded).
-func (s *Set) Len() int { return len(s.config) + len(s.lapi) }
-
 func overlapping(list []netip.Prefix, p netip.Prefix) (netip.Prefix, bool) {
 	for _, a := range list {
 		if a.Overlaps(p) {
