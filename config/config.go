@@ -4,7 +4,9 @@
 package config
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -105,6 +107,9 @@ type Prometheus struct {
 	ListenAddr string `mapstructure:"listen_addr"`
 	ListenPort int    `mapstructure:"listen_port"`
 }
+
+// Addr is host:port of the metrics and health endpoints.
+func (p Prometheus) Addr() string { return net.JoinHostPort(p.ListenAddr, strconv.Itoa(p.ListenPort)) }
 
 // Bouncer configures the optional embedded firewall bouncer. Its object
 // names default to names crowdsec-firewall-bouncer never uses.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -151,7 +150,7 @@ func bouncerRow(ctx context.Context, cfg *config.Config, w io.Writer) {
 		row(w, "bouncer sets", "unknown (prometheus.enabled is false)")
 		return
 	}
-	addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+	addr := cfg.Prometheus.Addr()
 	m, err := scrapeMetrics(ctx, addr)
 	elements, ok := m["crowdsec_apiban_bridge_bouncer_kernel_elements"]
 	if err != nil || !ok {
@@ -166,16 +165,21 @@ func bouncerRow(ctx context.Context, cfg *config.Config, w io.Writer) {
 	}
 }
 
+// daemonGet asks the running daemon's HTTP endpoint path; ctx bounds it.
+func daemonGet(ctx context.Context, addr, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
+}
+
 // scrapeMetrics reads a Prometheus text page into name -> value, summing
 // the series of one name (labels dropped).
 func scrapeMetrics(ctx context.Context, addr string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := daemonGet(ctx, addr, "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +229,7 @@ func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.T
 		row(w, "daemon", "unknown (prometheus.enabled is false, so it has no /healthz)")
 		return
 	}
-	addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+	addr := cfg.Prometheus.Addr()
 	h, code, err := health(ctx, addr)
 	if err != nil {
 		row(w, "daemon", "not answering on %s: stopped, or still starting", addr)
@@ -259,11 +263,7 @@ func health(ctx context.Context, addr string) (metrics.Health, int, error) {
 	var h metrics.Health
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
-	if err != nil {
-		return h, 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := daemonGet(ctx, addr, "/healthz")
 	if err != nil {
 		return h, 0, err
 	}
@@ -394,7 +394,7 @@ func kernelRows(ctx context.Context, bc config.Bouncer, addr netip.Addr, w io.Wr
 // refuses while the daemon's /healthz answers.
 func flush(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Writer) bool {
 	if cfg.Prometheus.Enabled {
-		addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+		addr := cfg.Prometheus.Addr()
 		if _, _, err := health(ctx, addr); err == nil {
 			row(w, "flush", "refused: the daemon is running (its /healthz answers on %s); stop it first", addr)
 			return false

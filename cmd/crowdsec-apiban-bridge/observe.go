@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -47,7 +45,7 @@ func startObserver(ctx context.Context, e *bridge.Engine, cfg *config.Config, lo
 		o.m = metrics.New(metrics.Options{
 			Version: version, PollInterval: cfg.APIBAN.PollInterval, Feed: feedCounters(e),
 		})
-		addr := net.JoinHostPort(cfg.Prometheus.ListenAddr, strconv.Itoa(cfg.Prometheus.ListenPort))
+		addr := cfg.Prometheus.Addr()
 		bound, serve, err := o.m.Listen(addr)
 		if err != nil {
 			log.WithError(err).Error("metrics and health disabled")
