@@ -155,7 +155,12 @@ func readLayer(path string, getenv func(string) string) (layer, []string, error)
 		return layer{}, nil, err
 	}
 	var warnings []string
-	if keys := literalSecrets(data, l.raw); len(keys) > 0 && exposed(mode) {
+	// The second parse that literalSecrets needs is only worth it when
+	// others can read the file.
+	if !exposed(mode) {
+		return l, nil, nil
+	}
+	if keys := literalSecrets(data, l.raw); len(keys) > 0 {
 		warnings = append(warnings, permWarning(path, strings.Join(keys, " and "), mode))
 	}
 	return l, warnings, nil
