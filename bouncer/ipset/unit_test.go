@@ -230,3 +230,24 @@ func equalCounters(a, b map[string]bouncer.Counters) bool {
 	}
 	return true
 }
+
+// Set names hold at most MaxSlots slots: asking for more is a clear error
+// (docs/bouncer.md), never a name that does not fit.
+func TestFreeSlotsBounded(t *testing.T) {
+	b := &Backend{opts: Options{SetPrefix: "apiban-bridge"}}
+	taken := map[int]bool{}
+	for i := range MaxSlots - 1 {
+		taken[i] = true
+	}
+	if got, err := b.freeSlots(1, taken, map[string]bool{}); err != nil || len(got) != 1 || got[0] != MaxSlots-1 {
+		t.Fatalf("last slot: %v, %v", got, err)
+	}
+	if _, err := b.freeSlots(2, taken, map[string]bool{}); err == nil || !strings.Contains(err.Error(), "at most 10000 slots") {
+		t.Fatalf("over the limit: %v", err)
+	}
+	// A slot whose set exists in the kernel (a leftover) is not free.
+	got, err := b.freeSlots(2, nil, map[string]bool{"apiban-bridge-0-v6": true})
+	if err != nil || got[0] != 1 || got[1] != 2 {
+		t.Errorf("around a leftover: %v, %v", got, err)
+	}
+}

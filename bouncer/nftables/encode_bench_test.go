@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/google/nftables"
 )
 
 // load100k is the benchmarks' full load: 90,000 addresses and 10,000
@@ -61,5 +62,27 @@ func TestGroupKeepsKeysApart(t *testing.T) {
 				t.Errorf("timeout %s on a delete", e.Timeout)
 			}
 		}
+	}
+}
+
+// TestChunksKeepIntervalsWhole: a set's elements go at most chunk (+1 for
+// an interval's end) to a netlink message (docs/bouncer.md: up to 800),
+// and an interval's start and end never travel apart.
+func TestChunksKeepIntervalsWhole(t *testing.T) {
+	var elems []bouncer.Element
+	for i := range 1000 {
+		elems = append(elems, elo("a", fmt.Sprintf("12.%d.%d.0/24", i>>8, i&0xff), time.Hour))
+	}
+	els := group(elems, true)[setKey{"a", setKind{ranges: true}}]
+	var sizes []int
+	err := each(&nftables.Set{Name: "s"}, els, func(_ *nftables.Set, part []nftables.SetElement) error {
+		if part[0].IntervalEnd || !part[len(part)-1].IntervalEnd {
+			t.Errorf("a message starts with an interval end or ends on a start")
+		}
+		sizes = append(sizes, len(part))
+		return nil
+	})
+	if err != nil || !slices.Equal(sizes, []int{800, 800, 400}) {
+		t.Errorf("messages of %v elements, %v; want 800, 800, 400", sizes, err)
 	}
 }

@@ -3,6 +3,8 @@ package lapi_test
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -135,5 +137,23 @@ func TestScopeValue(t *testing.T) {
 		if s+" "+v != want {
 			t.Errorf("%s: %s %s, want %s", in, s, v, want)
 		}
+	}
+}
+
+// A ca_cert_path file that holds no certificate is refused when the client
+// is built (docs/configuration.md, TLS to LAPI), not at the first
+// handshake; the error names the file.
+func TestCAFileWithoutCertificateRefused(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lapi.New(lapi.Options{
+		URL: "https://127.0.0.1:1/", Login: "bridge-test", Password: "x", UserAgent: "crowdsec-apiban-bridge/test",
+		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Duration: time.Hour, PerAlert: 2,
+		CACertPath: ca,
+	})
+	if err == nil || !strings.Contains(err.Error(), ca+": no certificate found") {
+		t.Fatalf("err %v, want the file named with no certificate found", err)
 	}
 }
