@@ -3,7 +3,6 @@ package bridgetest
 import (
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ type Daemon struct {
 
 // StartDaemon runs bin with args (and env added to the test's environment).
 // At test end a daemon still running is killed, its output must not hold
-// any of secrets, and on failure the output is logged.
+// any of secrets, and on failure the output is logged with them redacted.
 func StartDaemon(t testing.TB, bin string, env, secrets []string, args ...string) *Daemon {
 	t.Helper()
 	d := &Daemon{t: t, Log: &Buffer{}, done: make(chan error, 1)}
@@ -36,14 +35,9 @@ func StartDaemon(t testing.TB, bin string, env, secrets []string, args ...string
 			<-d.done
 		}
 		out := d.Log.String()
-		for _, s := range secrets {
-			if strings.Contains(out, s) {
-				t.Errorf("a secret reached the daemon's output:\n%s", out)
-				break
-			}
-		}
+		AssertNoSecrets(t, out, secrets...)
 		if t.Failed() {
-			t.Logf("daemon output:\n%s", out)
+			t.Logf("daemon output:\n%s", Redact(out, secrets...))
 		}
 	})
 	return d

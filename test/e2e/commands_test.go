@@ -31,10 +31,10 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	e.lapi.Cscli(t, "decisions", "add", "-i", listed, "-d", "1h", "-R", "manual")
 
 	r := e.run("status")
-	if r.code != 0 {
-		t.Fatalf("status exited %d: %s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("status exited %d: %s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	wantLines(t, "status", r.stdout,
+	wantLines(t, "status", r.Stdout,
 		`^cursor\s+`+e.sim.LastID()+`$`,
 		fmt.Sprintf(`^active \(state\)\s+%d decisions$`, len(want)),
 		`^last full sync\s+\d{4}-.*ago\)$`,
@@ -44,10 +44,10 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	)
 
 	r = e.run("check", listed)
-	if r.code != 0 {
-		t.Fatalf("check exited %d: %s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("check exited %d: %s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	wantLines(t, "check listed", r.stdout,
+	wantLines(t, "check listed", r.Stdout,
 		`^APIBAN\s+listed \(set sip\)$`,
 		`^allowlisted\s+no$`,
 		`ban by origin apiban \(apiban/sip-blocklist, Ip `+regexp.QuoteMeta(listed)+`, 16[78]h`,
@@ -56,23 +56,23 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 		`^kernel set\s+n/a`,
 	)
 	r = e.run("check", "198.51.100.20")
-	wantLines(t, "check allowlisted", r.stdout,
+	wantLines(t, "check allowlisted", r.Stdout,
 		`^APIBAN\s+listed`,
 		`^allowlisted\s+yes: config \(198\.51\.100\.0/24\): never pushed$`,
 		`^LAPI decisions\s+none active$`,
 		`^bridge state\s+not pushed by this bridge$`,
 	)
 	r = e.run("check", "203.0.113.77")
-	wantLines(t, "check unlisted", r.stdout, `^APIBAN\s+not listed$`, `^LAPI decisions\s+none active$`)
-	if r := e.run("check", "not-an-ip"); r.code == 0 {
-		t.Errorf("check of a non-address succeeded: %s", r.stdout)
+	wantLines(t, "check unlisted", r.Stdout, `^APIBAN\s+not listed$`, `^LAPI decisions\s+none active$`)
+	if r := e.run("check", "not-an-ip"); r.Code == 0 {
+		t.Errorf("check of a non-address succeeded: %s", r.Stdout)
 	}
 
 	r = e.run("flush")
-	if r.code != 0 {
-		t.Fatalf("flush exited %d: %s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("flush exited %d: %s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	wantLines(t, "flush", r.stdout, fmt.Sprintf(`^LAPI\s+expired %d decisions of origin apiban$`, len(want)))
+	wantLines(t, "flush", r.Stdout, fmt.Sprintf(`^LAPI\s+expired %d decisions of origin apiban$`, len(want)))
 	if n := len(e.decisions()); n != 0 {
 		t.Fatalf("%d apiban decisions left after flush", n)
 	}
@@ -84,18 +84,18 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	}
 
 	r = e.run("sync", "--full")
-	if r.code != 0 {
-		t.Fatalf("sync --full exited %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("sync --full exited %d: %s", r.Code, r.Stderr)
 	}
 	e.assertExactly(want)
 
 	e.lapi.Stop()
 	r = e.run("status")
-	if r.code == 0 {
-		t.Fatalf("status with LAPI down exited 0:\n%s", r.stdout)
+	if r.Code == 0 {
+		t.Fatalf("status with LAPI down exited 0:\n%s", r.Stdout)
 	}
-	wantLines(t, "status, LAPI down", r.stdout, `^LAPI\s+.* unreachable: `)
-	if r := e.run("bogus"); r.code != 2 || !strings.Contains(r.stderr, `unexpected argument "bogus"`) {
+	wantLines(t, "status, LAPI down", r.Stdout, `^LAPI\s+.* unreachable: `)
+	if r := e.run("bogus"); r.Code != 2 || !strings.Contains(r.Stderr, `unexpected argument "bogus"`) {
 		t.Errorf("unknown command: %+v", r)
 	}
 }
@@ -115,9 +115,9 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
 	r := e.run("status")
-	wantLines(t, "status", r.stdout, `^daemon\s+running, ok \(HTTP 200\)$`, `^last success\s+\d{4}-`, `^next run\s+about `)
+	wantLines(t, "status", r.Stdout, `^daemon\s+running, ok \(HTTP 200\)$`, `^last success\s+\d{4}-`, `^next run\s+about `)
 	r = e.run("flush")
-	if r.code == 0 || !strings.Contains(r.stdout, "refused: the daemon is running") {
+	if r.Code == 0 || !strings.Contains(r.Stdout, "refused: the daemon is running") {
 		t.Fatalf("flush with the daemon running: %+v", r)
 	}
 	e.assertExactly(want)

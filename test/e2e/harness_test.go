@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -72,47 +68,28 @@ func withV1AndCredentialsFile(e *env, c *bridgetest.Config) {
 	c.CrowdSec.Password, c.CrowdSec.CredentialsFile = "", creds
 }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
 // run starts the bridge with args and waits up to a minute for it.
-func (e *env) run(args ...string) result {
+func (e *env) run(args ...string) bridgetest.Result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bridgeBin, append([]string{"-c", e.config}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if err != nil {
-		exitErr, ok := err.(*exec.ExitError)
-		if !ok {
-			e.t.Fatalf("running the bridge: %v", err)
-		}
-		r.code = exitErr.ExitCode()
-	}
-	assertNoSecrets(e.t, r.stdout+r.stderr)
+	r := bridgetest.Run(e.t, time.Minute, bridgeBin, append([]string{"-c", e.config}, args...)...)
+	assertNoSecrets(e.t, r.Stdout+r.Stderr)
 	return r
 }
 
-func (e *env) mustSync(args ...string) result {
+func (e *env) mustSync(args ...string) bridgetest.Result {
 	e.t.Helper()
 	r := e.run(append([]string{"--once"}, args...)...)
-	if r.code != 0 {
-		e.t.Fatalf("bridge --once exited %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		e.t.Fatalf("bridge --once exited %d\n%s", r.Code, r.Stderr)
 	}
 	return r
 }
 
+// assertNoSecrets stops the test if out holds apiKey or password.
 func assertNoSecrets(t *testing.T, out string) {
 	t.Helper()
-	for _, s := range []string{apiKey, password} {
-		if strings.Contains(out, s) {
-			t.Fatalf("a secret reached the output:\n%s", out)
-		}
+	if !bridgetest.AssertNoSecrets(t, out, apiKey, password) {
+		t.FailNow()
 	}
 }
 
@@ -150,15 +127,8 @@ func (e *env) assertExactly(want []string) {
 	sort.Strings(missing)
 	sort.Strings(extra)
 	if len(missing)+len(extra) > 0 {
-		e.t.Fatalf("LAPI decisions differ: %d missing %v, %d unexpected %v", len(missing), head(missing), len(extra), head(extra))
+		e.t.Fatalf("LAPI decisions differ: %d missing %v, %d unexpected %v", len(missing), bridgetest.Head(missing, 10), len(extra), bridgetest.Head(extra, 10))
 	}
-}
-
-func head(s []string) []string {
-	if len(s) > 10 {
-		return s[:10]
-	}
-	return s
 }
 
 func (e *env) savedState() *state.State {

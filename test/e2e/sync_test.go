@@ -39,8 +39,8 @@ func TestFullSyncThenIncremental(t *testing.T) {
 		}
 	}
 	for _, field := range []string{"fetched=605", "invalid=1", "allowlisted=4", "pushed=601", "requests=3"} {
-		if !strings.Contains(r.stderr, field) {
-			t.Errorf("sync log lacks %q:\n%s", field, r.stderr)
+		if !strings.Contains(r.Stderr, field) {
+			t.Errorf("sync log lacks %q:\n%s", field, r.Stderr)
 		}
 	}
 
@@ -52,8 +52,8 @@ func TestFullSyncThenIncremental(t *testing.T) {
 	if got := e.sim.Requests(); got != 1 {
 		t.Errorf("incremental sync used %d APIBAN requests, want 1", got)
 	}
-	if !strings.Contains(r.stderr, "pushed=10 ") {
-		t.Errorf("incremental sync log:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "pushed=10 ") {
+		t.Errorf("incremental sync log:\n%s", r.Stderr)
 	}
 }
 
@@ -65,8 +65,8 @@ func TestV1WithCredentialsFileAndLAPIAllowlist(t *testing.T) {
 	e.sim.Add("203.0.113.40")
 	r := e.mustSync()
 	e.assertExactly(want)
-	if !strings.Contains(r.stderr, "203.0.113.40/32") || !strings.Contains(r.stderr, "trunks") {
-		t.Errorf("the LAPI-allowlisted address is not logged with its allowlist:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "203.0.113.40/32") || !strings.Contains(r.Stderr, "trunks") {
+		t.Errorf("the LAPI-allowlisted address is not logged with its allowlist:\n%s", r.Stderr)
 	}
 }
 
@@ -81,8 +81,8 @@ func TestRestartAndLostStateFile(t *testing.T) {
 
 	// restart: nothing new, nothing pushed
 	r := e.mustSync()
-	if !strings.Contains(r.stderr, "pushed=0 ") {
-		t.Fatalf("a sync with nothing new pushed something:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "pushed=0 ") {
+		t.Fatalf("a sync with nothing new pushed something:\n%s", r.Stderr)
 	}
 
 	// lost state file: rebuilt from LAPI, only the new address pushed
@@ -91,8 +91,8 @@ func TestRestartAndLostStateFile(t *testing.T) {
 	}
 	e.sim.Add("192.0.2.77")
 	r = e.mustSync()
-	if !strings.Contains(r.stderr, "pushed=1 ") || !strings.Contains(r.stderr, "already_active=261") {
-		t.Fatalf("after losing the state file:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "pushed=1 ") || !strings.Contains(r.Stderr, "already_active=261") {
+		t.Fatalf("after losing the state file:\n%s", r.Stderr)
 	}
 	e.assertExactly(append(want, "192.0.2.77"))
 }
@@ -107,11 +107,11 @@ func TestLAPIDownKeepsCursorAndLosesNothing(t *testing.T) {
 	more := apibansim.PublicIPv4s(30, 6)
 	e.sim.Add(more...)
 	r := e.run("--once")
-	if r.code == 0 {
-		t.Fatalf("--once succeeded while LAPI was down:\n%s", r.stderr)
+	if r.Code == 0 {
+		t.Fatalf("--once succeeded while LAPI was down:\n%s", r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "sync failed") {
-		t.Errorf("no clear failure in the log:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "sync failed") {
+		t.Errorf("no clear failure in the log:\n%s", r.Stderr)
 	}
 	if got := e.savedState().Cursor; got != before {
 		t.Fatalf("cursor moved from %q to %q while LAPI was down", before, got)
@@ -128,11 +128,11 @@ func TestDryRunWritesNothing(t *testing.T) {
 	// another documentation range.
 	e.sim.Add("203.0.113.1", "203.0.113.2", "10.0.0.1")
 	r := e.run("--dry-run")
-	if r.code != 0 {
-		t.Fatalf("dry run exited %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("dry run exited %d:\n%s", r.Code, r.Stderr)
 	}
-	if r.stdout != "203.0.113.1/32\n203.0.113.2/32\n" {
-		t.Fatalf("dry run printed %q", r.stdout)
+	if r.Stdout != "203.0.113.1/32\n203.0.113.2/32\n" {
+		t.Fatalf("dry run printed %q", r.Stdout)
 	}
 	if len(e.decisions()) != 0 {
 		t.Fatal("dry run pushed decisions")
@@ -148,25 +148,25 @@ func TestBadKeyFailsClearlyWithoutLeakingIt(t *testing.T) {
 	// the simulator knows apiKey; this one is refused (and must not leak)
 	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.APIKey = "Other-" + apiKey[:6] + "zz" })
 	r := e.run("--once")
-	if r.code == 0 || !strings.Contains(strings.ToLower(r.stderr), "unauthorized") {
-		t.Fatalf("exit %d, want a clear unauthorized error:\n%s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "unauthorized") {
+		t.Fatalf("exit %d, want a clear unauthorized error:\n%s", r.Code, r.Stderr)
 	}
-	if strings.Contains(r.stderr, "Other-") {
-		t.Fatalf("the refused key leaked:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, "Other-") {
+		t.Fatalf("the refused key leaked:\n%s", r.Stderr)
 	}
 }
 
 func TestConfigTestFlagAndVersion(t *testing.T) {
 	e := newEnv(t)
-	if r := e.run("-t"); r.code != 0 || !strings.Contains(r.stdout, "configuration OK") {
+	if r := e.run("-t"); r.Code != 0 || !strings.Contains(r.Stdout, "configuration OK") {
 		t.Fatalf("-t on a good config: %+v", r)
 	}
 	os.WriteFile(e.config, []byte("apiban:\n  api_verison: v2\n"), 0o600)
 	r := e.run("-t")
-	if r.code == 0 || !strings.Contains(r.stderr, `unknown key "apiban.api_verison"`) {
+	if r.Code == 0 || !strings.Contains(r.Stderr, `unknown key "apiban.api_verison"`) {
 		t.Fatalf("-t on a bad config: %+v", r)
 	}
-	if r := e.run("-V"); r.code != 0 || !strings.HasPrefix(r.stdout, "crowdsec-apiban-bridge ") {
+	if r := e.run("-V"); r.Code != 0 || !strings.HasPrefix(r.Stdout, "crowdsec-apiban-bridge ") {
 		t.Fatalf("-V: %+v", r)
 	}
 }

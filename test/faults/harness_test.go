@@ -1,10 +1,8 @@
 package faults
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -116,14 +114,11 @@ func stop(t *testing.T, d *bridgetest.Daemon) string {
 	return out
 }
 
+// assertNoSecrets fails the test, and lets it go on, if out holds apiKey
+// or password.
 func assertNoSecrets(t *testing.T, out string) {
 	t.Helper()
-	for _, s := range []string{apiKey, password} {
-		if strings.Contains(out, s) {
-			t.Errorf("a secret reached the log:\n%s", out)
-			return
-		}
-	}
+	bridgetest.AssertNoSecrets(t, out, apiKey, password)
 }
 
 // decisions returns this bridge's active decisions by value; it fails on
@@ -186,17 +181,10 @@ func (r *rig) waitConverged(d *bridgetest.Daemon, limit time.Duration) {
 				log = d.Log.String()
 			}
 			r.t.Fatalf("not converged within %s: %d missing %v, %d unexpected %v\n%s",
-				limit, len(missing), head(missing), len(extra), head(extra), log)
+				limit, len(missing), bridgetest.Head(missing, 10), len(extra), bridgetest.Head(extra, 10), log)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-func head(s []string) []string {
-	if len(s) > 10 {
-		return s[:10]
-	}
-	return s
 }
 
 func (r *rig) savedState() *state.State {
@@ -211,18 +199,10 @@ func (r *rig) savedState() *state.State {
 // once runs `--once` and returns its exit code and log.
 func (r *rig) once(args ...string) (int, string) {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bridgeBin, append([]string{"-c", r.config, "--once"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	assertNoSecrets(r.t, string(out))
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), string(out)
-		}
-		r.t.Fatal(err)
-	}
-	return 0, string(out)
+	res := bridgetest.Run(r.t, 2*time.Minute, bridgeBin, append([]string{"-c", r.config, "--once"}, args...)...)
+	out := res.Combined()
+	assertNoSecrets(r.t, out)
+	return res.Code, out
 }
 
 // setConfig changes the config and writes the file again.

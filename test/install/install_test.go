@@ -106,8 +106,8 @@ func (b *box) script(script string, extraEnv ...string) (string, error) {
 	cmd.Env = append(append([]string{}, b.env...), extraEnv...)
 	cmd.Stdin = nil
 	out, err := cmd.CombinedOutput()
-	if strings.Contains(string(out), apiKey) {
-		b.t.Fatalf("%s printed the API key:\n%s", script, out)
+	if !bridgetest.AssertNoSecrets(b.t, string(out), apiKey) {
+		b.t.Fatalf("%s printed the API key", script)
 	}
 	return string(out), err
 }

@@ -145,9 +145,5 @@ func TestBinaryInNamespace(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	for _, secret := range []string{bouncerKey, password, apibanKey} {
-		if strings.Contains(log, secret) {
-			t.Errorf("log shows a secret")
-		}
-	}
+	bridgetest.AssertNoSecrets(t, log, bouncerKey, password, apibanKey)
 }

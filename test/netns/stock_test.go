@@ -248,10 +248,13 @@ func testStock(t *testing.T, pkg StockPackage, bin, stockMode, ourMode string) {
 		t.Errorf("our log lacks the removal")
 	}
 	for _, o := range procs {
-		for _, s := range secrets {
-			if strings.Contains(o.log.String(), s) && !(o == stock && s == stockKey) {
-				t.Errorf("%s's output shows a secret", o.name)
-			}
+		own := secrets
+		if o == stock { // the stock bouncer may show its own key; "" is never checked
+			own = slices.Clone(secrets)
+			own[slices.Index(own, stockKey)] = ""
+		}
+		if !bridgetest.AssertNoSecrets(t, o.log.String(), own...) {
+			t.Logf("the secret is in %s's output", o.name)
 		}
 	}
 

@@ -1,10 +1,7 @@
 package tlstest
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,16 +19,10 @@ const (
 	password  = "Pw-tls-8a9b0c1d2e"
 )
 
-// bridgeRun is one `--once` run of the real binary.
-type bridgeRun struct {
-	code   int
-	output string // stdout and stderr
-}
-
 // syncOnce writes a config whose crowdsec section is auth with lapi_url
 // l.URL, runs `--once` against an APIBAN simulator listing ips, and checks
 // that no secret reached the output.
-func syncOnce(t *testing.T, l *lapitest.LAPI, auth bridgetest.CrowdSec, ips []string) bridgeRun {
+func syncOnce(t *testing.T, l *lapitest.LAPI, auth bridgetest.CrowdSec, ips []string) bridgetest.Result {
 	t.Helper()
 	bin := bridgeBinary(t)
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited})
@@ -47,30 +38,9 @@ func syncOnce(t *testing.T, l *lapitest.LAPI, auth bridgetest.CrowdSec, ips []st
 		LogLevel:   "info",
 		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
 	}.Write(t, dir)
-	r := runBridge(t, bin, "-c", cfg, "--once")
-	for _, s := range append(secretsOf(t, l), apibanKey, password) {
-		if strings.Contains(r.output, s) {
-			t.Fatalf("a secret reached the bridge's output:\n%s", r.output)
-		}
-	}
-	return r
-}
-
-func runBridge(t *testing.T, bin string, args ...string) bridgeRun {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	r := bridgeRun{output: out.String()}
-	if err != nil {
-		exitErr, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running the bridge: %v", err)
-		}
-		r.code = exitErr.ExitCode()
+	r := bridgetest.Run(t, time.Minute, bin, "-c", cfg, "--once")
+	if !bridgetest.AssertNoSecrets(t, r.Combined(), append(secretsOf(t, l), apibanKey, password)...) {
+		t.FailNow()
 	}
 	return r
 }
@@ -99,11 +69,9 @@ func assertPushed(t *testing.T, l *lapitest.LAPI, ips []string) {
 	slices.Sort(got)
 	want := slices.Sorted(slices.Values(ips))
 	if !slices.Equal(got, want) {
-		t.Fatalf("LAPI holds %d apiban decisions %v, want %d", len(got), head(got), len(want))
+		t.Fatalf("LAPI holds %d apiban decisions %v, want %d", len(got), bridgetest.Head(got, 5), len(want))
 	}
 }
-
-func head(s []string) []string { return s[:min(len(s), 5)] }
 
 // The machine login over HTTPS: with a password, with a client
 // certificate and no password, and with insecure_skip_verify instead of
@@ -123,8 +91,8 @@ func TestBridgeMachineLoginOverTLS(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ips := apibansim.PublicIPv4s(40, uint64(i+1))
 			r := syncOnce(t, l, c.auth, ips)
-			if r.code != 0 {
-				t.Fatalf("--once exited %d:\n%s", r.code, r.output)
+			if r.Code != 0 {
+				t.Fatalf("--once exited %d:\n%s", r.Code, r.Combined())
 			}
 			assertPushed(t, l, ips)
 			l.Cscli(t, "decisions", "delete", "--origin", "apiban")
@@ -153,12 +121,12 @@ func TestBridgeWrongCA(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
 			r := syncOnce(t, l, c.auth, apibansim.PublicIPv4s(20, 9))
-			if r.code == 0 {
-				t.Fatalf("--once succeeded with a wrong CA:\n%s", r.output)
+			if r.Code == 0 {
+				t.Fatalf("--once succeeded with a wrong CA:\n%s", r.Combined())
 			}
 			const why = "x509: certificate signed by unknown authority"
-			if !strings.Contains(r.output, why) {
-				t.Fatalf("the error does not say %q:\n%s", why, r.output)
+			if !strings.Contains(r.Combined(), why) {
+				t.Fatalf("the error does not say %q:\n%s", why, r.Combined())
 			}
 			if took := time.Since(start); took > 30*time.Second {
 				t.Errorf("failing took %s", took)
