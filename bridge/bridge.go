@@ -1,7 +1,9 @@
-// Package bridge is the sync engine: it pages through a feed, drops what is
-// allowlisted or already active, pushes the rest to CrowdSec's LAPI and only
-// then records the feed cursor and what was pushed. Crash or error at any
-// step, and the next sync neither loses an address nor pushes one twice.
+// Package bridge is the sync engine: it checks that LAPI still holds what
+// the state file says was pushed (repairing what LAPI lost), pages through
+// a feed, drops what is allowlisted or already active, pushes the rest to
+// CrowdSec's LAPI and only then records the feed cursor and what was
+// pushed. Crash or error at any step, and the next sync neither loses an
+// address nor pushes one twice. The why is in docs/reliability.md.
 package bridge
 
 import (
@@ -22,8 +24,9 @@ import (
 
 // LAPI is what the engine needs from CrowdSec (implemented by lapi.Client).
 type LAPI interface {
-	Push(ctx context.Context, prefixes []netip.Prefix, now time.Time) error
-	Active(ctx context.Context, now time.Time) (map[netip.Prefix]time.Time, error)
+	Push(ctx context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error)
+	Active(ctx context.Context, now time.Time) (lapi.Holdings, error)
+	Edge(ctx context.Context, newest bool) (id int64, found bool, err error)
 	Allowlists(ctx context.Context, now time.Time) ([]allowlist.Entry, error)
 }
 
@@ -52,9 +55,12 @@ type Options struct {
 	// MinPrefixV4 and MinPrefixV6 refuse feed prefixes wider than this
 	// (fewer bits); 0 means no limit.
 	MinPrefixV4, MinPrefixV6 int
-	// MaxNewPerSync caps the new decisions one sync may push (0: no cap);
-	// crossing it stops the sync with ErrFlood.
-	MaxNewPerSync int
+	// MaxNewPerSync caps the new decisions one sync may push, and
+	// MaxAddressesPerSync the addresses they cover (IPv4 addresses plus
+	// IPv6 /64s); 0 means no cap. Crossing one stops the sync with
+	// ErrFlood.
+	MaxNewPerSync       int
+	MaxAddressesPerSync uint64
 	// DryRun fetches and filters but writes nothing, neither to LAPI nor
 	// to the state file.
 	DryRun bool
@@ -68,8 +74,13 @@ type Engine struct {
 	lapi LAPI
 	opts Options
 	st   *state.State // nil until the first sync loads it
-	// reconcile: LAPI may hold decisions the state does not know about.
-	reconcile bool
+	// readBack, when set, says why the next sync must read this origin's
+	// decisions back from LAPI before anything else: LAPI may hold
+	// decisions the state does not know about, or have lost some.
+	readBack string
+	// checkNewest alternates the per-sync check between LAPI's newest
+	// and oldest alert of this origin.
+	checkNewest bool
 	// warnedAllowlists avoids repeating the old-LAPI warning every sync.
 	warnedAllowlists bool
 	// flood is the ErrFlood that tripped the cap; once set, every sync
@@ -101,6 +112,10 @@ type Report struct {
 	Pushed        int
 	TooWide       int // prefixes wider than the configured minimum, refused
 	Self          int // entries naming this host or the LAPI host, refused
+	// Repaired counts decisions LAPI had lost that this sync pushed again.
+	Repaired int
+	// ReadBack says why this sync read LAPI back ("" when it did not).
+	ReadBack      string
 	Flood         bool
 	Requests      int // feed requests, when the source counts them
 	Duration      time.Duration
@@ -114,7 +129,7 @@ func (r Report) Fields() logrus.Fields {
 	return logrus.Fields{
 		"full": r.Full, "fetched": r.Fetched, "invalid": r.Invalid,
 		"allowlisted": r.Allowlisted, "already_active": r.AlreadyActive,
-		"pushed": r.Pushed, "too_wide": r.TooWide, "self": r.Self, "flood": r.Flood,
+		"pushed": r.Pushed, "repaired": r.Repaired, "too_wide": r.TooWide, "self": r.Self, "flood": r.Flood,
 		"requests": r.Requests,
 		"duration": r.Duration.Round(time.Millisecond).String(),
 	}
@@ -156,14 +171,14 @@ func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
 	// Once per sync, not per save: a full sync saves after every push, and
 	// walking 100,000 entries each time showed in the profile.
 	e.st.Prune(e.opts.Now())
-	if err := e.reconcileIfNeeded(ctx); err != nil {
-		return err
-	}
 	allow, err := e.allowlist(ctx)
 	if err != nil {
 		return err
 	}
 	rep.Full = full || e.st.Cursor == "" || e.fullDue()
+	if err := e.verify(ctx, allow, rep); err != nil {
+		return err
+	}
 	run := &pass{e: e, allow: allow, rep: rep, seen: make(map[netip.Prefix]bool)}
 	if !rep.Full {
 		run.cursor = e.st.Cursor
@@ -195,22 +210,21 @@ func (e *Engine) loadState() error {
 	case err == nil:
 		e.st = st
 	case errors.Is(err, state.ErrNotExist):
-		e.opts.Log.WithField("state_file", e.opts.StatePath).Info("no state file: reading this bridge's active decisions back from LAPI")
-		e.st, e.reconcile = state.New(), true
+		e.st, e.readBack = state.New(), "no state file"
 	default:
 		if moveErr := e.moveAside(); moveErr != nil {
 			return fmt.Errorf("%w (and %w)", err, moveErr)
 		}
-		e.opts.Log.WithError(err).Warn("state file unreadable: moved aside, reading active decisions back from LAPI")
-		e.st, e.reconcile = state.New(), true
+		e.opts.Log.WithError(err).Warn("state file unreadable: moved aside")
+		e.st, e.readBack = state.New(), "state file unreadable"
 	}
+	e.st.Clamp(e.opts.Now().Add(e.opts.Duration))
 	interrupted, err := state.PushInterrupted(e.opts.StatePath)
 	if err != nil {
 		return err
 	}
 	if interrupted {
-		e.opts.Log.Warn("a push to LAPI was not confirmed before the last stop: reading active decisions back from LAPI")
-		e.reconcile = true
+		e.readBack = "a push to LAPI was not confirmed before the last stop"
 	}
 	return nil
 }
@@ -223,30 +237,6 @@ func (e *Engine) moveAside() error {
 	if err := os.Rename(e.opts.StatePath, aside); err != nil {
 		return fmt.Errorf("moving unreadable state file aside: %w", err)
 	}
-	return nil
-}
-
-// reconcileIfNeeded replaces what the state believes is active with what
-// LAPI holds for this bridge's origin.
-func (e *Engine) reconcileIfNeeded(ctx context.Context) error {
-	if !e.reconcile {
-		return nil
-	}
-	active, err := e.lapi.Active(ctx, e.opts.Now())
-	if err != nil {
-		return err
-	}
-	e.st.Active = active
-	e.opts.Log.WithField("active", len(active)).Info("read this bridge's active decisions back from LAPI")
-	if err := e.save(); err != nil {
-		return err
-	}
-	if !e.opts.DryRun {
-		if err := state.EndPush(e.opts.StatePath); err != nil {
-			return err
-		}
-	}
-	e.reconcile = false
 	return nil
 }
 

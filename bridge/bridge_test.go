@@ -55,39 +55,102 @@ func (f *feed) add(n int) {
 	}
 }
 
-// fakeLAPI stores what was pushed like LAPI would, one row per decision.
+// fakeLAPI stores what was pushed like LAPI would, one row per decision,
+// one alert per push, and answers Edge and Active from them.
 type fakeLAPI struct {
 	rows      []netip.Prefix
 	until     map[netip.Prefix]time.Time
+	alerts    map[int64][]netip.Prefix // alert ID -> its decisions
+	nextID    int64
 	pushes    int
+	edges     int // Edge calls
+	reads     int // Active calls
 	failPush  error
 	storeFail bool // the failing push still stores its rows (lost answer)
 	allow     []allowlist.Entry
 	allowErr  error
 }
 
-func newFakeLAPI() *fakeLAPI { return &fakeLAPI{until: map[netip.Prefix]time.Time{}} }
-
-func (l *fakeLAPI) Push(_ context.Context, ps []netip.Prefix, now time.Time) error {
-	if l.failPush != nil && !l.storeFail {
-		return l.failPush
-	}
-	l.pushes++
-	for _, p := range ps {
-		l.rows = append(l.rows, p)
-		l.until[p] = now.Add(168 * time.Hour)
-	}
-	return l.failPush
+func newFakeLAPI() *fakeLAPI {
+	return &fakeLAPI{until: map[netip.Prefix]time.Time{}, alerts: map[int64][]netip.Prefix{}, nextID: 1}
 }
 
-func (l *fakeLAPI) Active(_ context.Context, now time.Time) (map[netip.Prefix]time.Time, error) {
-	out := map[netip.Prefix]time.Time{}
+func (l *fakeLAPI) Push(_ context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error) {
+	if l.failPush != nil && !l.storeFail {
+		return nil, l.failPush
+	}
+	l.pushes++
+	id := l.nextID
+	l.nextID++
+	var last time.Time
+	for _, d := range ds {
+		l.rows = append(l.rows, d.Prefix)
+		until := now.Add(d.Duration)
+		if until.After(l.until[d.Prefix]) {
+			l.until[d.Prefix] = until
+		}
+		if until.After(last) {
+			last = until
+		}
+		l.alerts[id] = append(l.alerts[id], d.Prefix)
+	}
+	return map[int64]time.Time{id: last}, l.failPush
+}
+
+func (l *fakeLAPI) Active(_ context.Context, now time.Time) (lapi.Holdings, error) {
+	l.reads++
+	out := lapi.Holdings{Active: map[netip.Prefix]time.Time{}, Alerts: map[int64]time.Time{}}
 	for p, u := range l.until {
 		if u.After(now) {
-			out[p] = u
+			out.Active[p] = u
+		}
+	}
+	for id, ps := range l.alerts {
+		for _, p := range ps {
+			if u, ok := out.Active[p]; ok && u.After(out.Alerts[id]) {
+				out.Alerts[id] = u
+			}
 		}
 	}
 	return out, nil
+}
+
+func (l *fakeLAPI) Edge(_ context.Context, newest bool) (int64, bool, error) {
+	l.edges++
+	var id int64
+	found := false
+	for a, ps := range l.alerts {
+		active := false
+		for _, p := range ps {
+			active = active || l.until[p] != (time.Time{})
+		}
+		if active && (!found || (newest && a > id) || (!newest && a < id)) {
+			id, found = a, true
+		}
+	}
+	return id, found, nil
+}
+
+// dropAlert deletes an alert with its decisions, as LAPI's flush does.
+func (l *fakeLAPI) dropAlert(id int64) {
+	gone := map[netip.Prefix]bool{}
+	for _, p := range l.alerts[id] {
+		delete(l.until, p)
+		gone[p] = true
+	}
+	delete(l.alerts, id)
+	kept := l.rows[:0]
+	for _, p := range l.rows {
+		if !gone[p] {
+			kept = append(kept, p)
+		}
+	}
+	l.rows = kept
+}
+
+// reset is a new, empty database; IDs start again at 1.
+func (l *fakeLAPI) reset() {
+	l.until, l.alerts, l.nextID, l.rows = map[netip.Prefix]time.Time{}, map[int64][]netip.Prefix{}, 1, nil
 }
 
 func (l *fakeLAPI) Allowlists(context.Context, time.Time) ([]allowlist.Entry, error) {

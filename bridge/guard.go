@@ -35,6 +35,35 @@ func floodError(pushed, pending, limit int) error {
 		ErrFlood, pushed, pending, limit)
 }
 
+// addressFloodError is floodError for MaxAddressesPerSync.
+func addressFloodError(covered, limit uint64) error {
+	return fmt.Errorf("%w: the decisions of this sync would cover %d addresses, more than decisions.max_addresses_per_sync (%d); "+
+		"nothing more is pushed until the bridge is restarted (check the feed, or raise the cap)",
+		ErrFlood, covered, limit)
+}
+
+// addresses is how many addresses p covers, for MaxAddressesPerSync: IPv4
+// addresses, and IPv6 /64s (one host's usual share), so that a /48 counts
+// 65,536 and a single IPv6 address one.
+func addresses(p netip.Prefix) uint64 {
+	host := 32 - p.Bits()
+	if p.Addr().Is6() {
+		host = max(0, 64-p.Bits())
+	}
+	if host >= 63 {
+		return 1 << 63
+	}
+	return 1 << host
+}
+
+// satAdd adds without wrapping around.
+func satAdd(a, b uint64) uint64 {
+	if a+b < a {
+		return ^uint64(0)
+	}
+	return a + b
+}
+
 // Resolver is the part of net.Resolver SelfPrefixes needs.
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)

@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
@@ -24,6 +25,7 @@ type pass struct {
 	committed    string // cursor saved in the state file
 	pending      []netip.Prefix
 	pendingSince time.Time
+	covered      uint64 // addresses pushed in this pass (see addresses)
 }
 
 func (p *pass) pages(ctx context.Context) error {
@@ -32,7 +34,7 @@ func (p *pass) pages(ctx context.Context) error {
 		b, err := p.e.src.Next(ctx, p.cursor)
 		if err != nil {
 			// Keep what earlier pages gathered: push it and save its cursor.
-			if ferr := p.flush(ctx); ferr != nil {
+			if ferr := p.commit(ctx); ferr != nil {
 				p.e.opts.Log.WithError(ferr).Error("push of gathered decisions failed")
 			}
 			return err
@@ -40,7 +42,7 @@ func (p *pass) pages(ctx context.Context) error {
 		p.take(b)
 		if b.Last || len(p.pending) >= p.e.opts.PushSize ||
 			(len(p.pending) > 0 && p.e.opts.Now().Sub(p.pendingSince) >= p.e.opts.MaxPendingAge) {
-			if err := p.flush(ctx); err != nil {
+			if err := p.commit(ctx); err != nil {
 				return err
 			}
 		}
@@ -101,10 +103,21 @@ func (p *pass) refused(pfx netip.Prefix) bool {
 	return false
 }
 
-// flush pushes pending and then records it with the cursor that covers it.
-// The marker written before the push makes the next run read LAPI back if
-// the answer is lost, so a retry never doubles a decision.
-func (p *pass) flush(ctx context.Context) error {
+// neverBan reports whether p overlaps this host's or the LAPI host's
+// addresses.
+func (e *Engine) neverBan(p netip.Prefix) bool {
+	for _, self := range e.opts.NeverBan {
+		if self.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// commit pushes pending and then records it with the cursor that covers
+// it. The marker written before the push makes the next run read LAPI back
+// if the answer is lost, so a retry never doubles a decision.
+func (p *pass) commit(ctx context.Context) error {
 	e := p.e
 	if e.opts.DryRun {
 		p.rep.WouldPush = append(p.rep.WouldPush, p.pending...)
@@ -116,9 +129,10 @@ func (p *pass) flush(ctx context.Context) error {
 		return err
 	}
 	if len(p.pending) > 0 {
-		if err := p.push(ctx); err != nil {
+		if err := e.push(ctx, p.decisions()); err != nil {
 			return err
 		}
+		p.rep.Pushed += len(p.pending)
 	}
 	if p.cursor == p.committed && len(p.pending) == 0 {
 		return nil
@@ -133,33 +147,56 @@ func (p *pass) flush(ctx context.Context) error {
 }
 
 // checkCap trips the flood guard before a push that would take this sync
-// past MaxNewPerSync: that push is not made and the cursor stays put.
+// past MaxNewPerSync or MaxAddressesPerSync: that push is not made and the
+// cursor stays put.
 func (p *pass) checkCap() error {
-	limit := p.e.opts.MaxNewPerSync
-	if limit <= 0 || p.rep.Pushed+len(p.pending) <= limit {
+	o := &p.e.opts
+	covered := p.covered
+	for _, pfx := range p.pending {
+		covered = satAdd(covered, addresses(pfx))
+	}
+	var err error
+	switch {
+	case o.MaxNewPerSync > 0 && p.rep.Pushed+len(p.pending) > o.MaxNewPerSync:
+		err = floodError(p.rep.Pushed, len(p.pending), o.MaxNewPerSync)
+	case o.MaxAddressesPerSync > 0 && covered > o.MaxAddressesPerSync:
+		err = addressFloodError(covered, o.MaxAddressesPerSync)
+	default:
+		p.covered = covered
 		return nil
 	}
-	err := floodError(p.rep.Pushed, len(p.pending), limit)
 	p.e.flood = err
 	p.rep.Flood = true
 	p.pending = p.pending[:0]
 	return err
 }
 
-func (p *pass) push(ctx context.Context) error {
-	e := p.e
+// decisions gives every pending prefix the configured duration.
+func (p *pass) decisions() []lapi.Decision {
+	ds := make([]lapi.Decision, len(p.pending))
+	for i, pfx := range p.pending {
+		ds[i] = lapi.Decision{Prefix: pfx, Duration: p.e.opts.Duration}
+	}
+	return ds
+}
+
+// push sends ds to LAPI between a push marker and the state's record of
+// it: the decisions' ends and the alerts that carry them.
+func (e *Engine) push(ctx context.Context, ds []lapi.Decision) error {
 	if err := state.BeginPush(e.opts.StatePath); err != nil {
 		return err
 	}
 	now := e.opts.Now()
-	if err := e.lapi.Push(ctx, p.pending, now); err != nil {
-		e.reconcile = true // the outcome is unknown: read LAPI back next time
+	alerts, err := e.lapi.Push(ctx, ds, now)
+	if err != nil {
+		e.readBack = "the outcome of a push is unknown" // read LAPI back next time
 		return err
 	}
-	until := now.Add(e.opts.Duration)
-	for _, pfx := range p.pending {
-		e.st.Active[pfx] = until
+	for _, d := range ds {
+		e.st.Active[d.Prefix] = now.Add(d.Duration)
 	}
-	p.rep.Pushed += len(p.pending)
+	for id, until := range alerts {
+		e.st.Alerts[id] = until
+	}
 	return nil
 }

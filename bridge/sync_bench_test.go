@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
@@ -47,16 +48,30 @@ func (f *benchFeed) Next(_ context.Context, cursor string) (source.Batch, error)
 
 func (f *benchFeed) Requests() int { return f.requests }
 
-// benchLAPI accepts every push and counts what it received.
-type benchLAPI struct{ pushed int }
-
-func (l *benchLAPI) Push(_ context.Context, ps []netip.Prefix, _ time.Time) error {
-	l.pushed += len(ps)
-	return nil
+// benchLAPI accepts every push and counts what it received. Its alerts
+// are IDs first..last; Edge answers from them as a LAPI that lost nothing.
+type benchLAPI struct {
+	pushed, edges, reads int
+	first, last          int64
 }
 
-func (l *benchLAPI) Active(context.Context, time.Time) (map[netip.Prefix]time.Time, error) {
-	return map[netip.Prefix]time.Time{}, nil
+func (l *benchLAPI) Push(_ context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error) {
+	l.pushed += len(ds)
+	l.last++
+	return map[int64]time.Time{l.last: now.Add(168 * time.Hour)}, nil
+}
+
+func (l *benchLAPI) Active(context.Context, time.Time) (lapi.Holdings, error) {
+	l.reads++
+	return lapi.Holdings{Active: map[netip.Prefix]time.Time{}, Alerts: map[int64]time.Time{}}, nil
+}
+
+func (l *benchLAPI) Edge(_ context.Context, newest bool) (int64, bool, error) {
+	l.edges++
+	if newest {
+		return l.last, true, nil
+	}
+	return l.first, true, nil
 }
 
 func (l *benchLAPI) Allowlists(context.Context, time.Time) ([]allowlist.Entry, error) {
@@ -96,17 +111,28 @@ func benchAllowlist() []netip.Prefix {
 // request, filter, push 10, save. A fresh Engine per iteration, as a
 // fresh process would have.
 func BenchmarkSyncIncremental100k(b *testing.B) {
-	benchIncremental(b, false)
+	benchIncremental(b, false, 100_000)
+}
+
+// BenchmarkSyncIncremental10k is the same with 10,000 known: with the one
+// check request against LAPI, the cost must follow the list's size only
+// through the state file.
+func BenchmarkSyncIncremental10k(b *testing.B) {
+	benchIncremental(b, false, 10_000)
 }
 
 // BenchmarkSyncIncremental100kDaemon is the same sync in the daemon,
 // whose Engine keeps the state in memory between syncs: no load.
 func BenchmarkSyncIncremental100kDaemon(b *testing.B) {
-	benchIncremental(b, true)
+	benchIncremental(b, true, 100_000)
 }
 
-func benchIncremental(b *testing.B, daemon bool) {
-	const known, added = 100_000, 10
+// benchIncremental measures one incremental sync with known addresses in
+// the state, carried by one alert per 1,000 as a full sync leaves them.
+// LAPI has lost nothing: the sync must cost one check request and no read
+// back.
+func benchIncremental(b *testing.B, daemon bool, known int) {
+	const added = 10
 	now := time.Unix(1_800_000_000, 0)
 	all := benchPrefixes(known + added)
 	st := state.New()
@@ -114,6 +140,10 @@ func benchIncremental(b *testing.B, daemon bool) {
 	st.LastFullSync = now
 	for _, p := range all[:known] {
 		st.Active[p] = now.Add(168 * time.Hour)
+	}
+	alerts := int64(known / 1000)
+	for id := int64(1); id <= alerts; id++ {
+		st.Alerts[id] = now.Add(168 * time.Hour)
 	}
 	saved, err := st.Encode()
 	if err != nil {
@@ -125,7 +155,7 @@ func benchIncremental(b *testing.B, daemon bool) {
 		if err := os.WriteFile(opts.StatePath, saved, 0o600); err != nil {
 			b.Fatal(err)
 		}
-		e := New(feed, &benchLAPI{}, opts)
+		e := New(feed, &benchLAPI{first: 1, last: alerts}, opts)
 		if daemon {
 			if err := e.loadState(); err != nil {
 				b.Fatal(err)
@@ -151,6 +181,9 @@ func benchIncremental(b *testing.B, daemon bool) {
 		}
 		if rep.Requests != 1 || rep.Pushed != added || l.pushed != added || rep.AlreadyActive != 0 {
 			b.Fatalf("requests %d pushed %d (LAPI got %d), want 1 and %d", rep.Requests, rep.Pushed, l.pushed, added)
+		}
+		if l.edges != 1 || l.reads != 0 || rep.ReadBack != "" {
+			b.Fatalf("the check cost %d requests and %d read-backs (%q), want 1 and 0", l.edges, l.reads, rep.ReadBack)
 		}
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")

@@ -61,3 +61,44 @@ func gunzip(body io.ReadCloser) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// maxAnswer caps what is read of one LAPI answer. Reading back 100,000
+// decisions is about 25 MiB of JSON; anything near the cap is not a LAPI.
+var maxAnswer int64 = 256 << 20 // a variable for the test of the cap
+
+// capAnswers makes every answer body fail once it passes maxAnswer, so a
+// broken or hostile peer cannot make the bridge read without end.
+func capAnswers(api *apiclient.ApiClient) {
+	if jwt, ok := api.GetClient().Transport.(*apiclient.JWTTransport); ok && jwt.Transport != nil {
+		jwt.Transport = capBodies{next: jwt.Transport}
+	}
+}
+
+type capBodies struct{ next http.RoundTripper }
+
+func (c capBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err == nil && resp.Body != nil {
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxAnswer}
+	}
+	return resp, err
+}
+
+// cappedBody errors, rather than ends quietly, past its limit: a cut JSON
+// answer must not parse as a shorter valid one.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("LAPI answer larger than %d bytes", maxAnswer)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}

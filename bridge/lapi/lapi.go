@@ -1,7 +1,9 @@
 // Package lapi is the bridge's side of the CrowdSec Local API: it logs in as
 // a machine (pkg/apiclient handles the JWT and its refresh), pushes
 // decisions carried by a few large alerts, reads back the decisions of its
-// own origin, and reads CrowdSec's allowlists.
+// own origin (whole, or just the oldest or newest alert, to verify the
+// state file: docs/reliability.md), and reads CrowdSec's allowlists. Every
+// call has a deadline and every answer a size cap.
 package lapi
 
 import (
@@ -14,7 +16,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/crowdsecurity/crowdsec/pkg/apiclient"
@@ -25,7 +30,8 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
 )
 
-// Options configure the client. Decision* fields shape what Push sends.
+// Options configure the client. Origin, Scenario, Type, PerAlert and
+// Message shape what Push sends; each decision carries its own duration.
 type Options struct {
 	URL       string
 	Login     string
@@ -35,10 +41,12 @@ type Options struct {
 	CertPath, KeyPath, CACertPath string
 	InsecureSkipVerify            bool
 
+	// Timeout bounds each call, login included (crowdsec.timeout).
+	Timeout time.Duration
+
 	Origin   string
 	Scenario string
 	Type     string
-	Duration time.Duration
 	// PerAlert is how many decisions one alert carries.
 	PerAlert int
 	// Message describes the alerts in `cscli alerts list`.
@@ -49,6 +57,9 @@ type Options struct {
 type Client struct {
 	api  *apiclient.ApiClient
 	opts Options
+	// edgeWithDecisions: this LAPI refused with_decisions=false (before
+	// 1.5), so Edge asks without it.
+	edgeWithDecisions atomic.Bool
 }
 
 // New prepares a client; it logs in lazily on the first call.
@@ -65,6 +76,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.PerAlert <= 0 {
 		return nil, fmt.Errorf("decisions per alert must be positive, got %d", opts.PerAlert)
+	}
+	if opts.Timeout <= 0 {
+		return nil, fmt.Errorf("crowdsec.timeout must be positive, got %s", opts.Timeout)
 	}
 	tlsConf, err := tlsConfig(opts)
 	if err != nil {
@@ -86,6 +100,7 @@ func New(opts Options) (*Client, error) {
 		return nil, err
 	}
 	plainRequestBodies(api)
+	capAnswers(api)
 	return &Client{api: api, opts: opts}, nil
 }
 
@@ -134,26 +149,58 @@ func setTLS(api *apiclient.ApiClient, conf *tls.Config) error {
 	return nil
 }
 
-// Push sends one decision per prefix, PerAlert decisions to an alert, all
-// alerts in one request. It is not idempotent: callers must not retry it
+// Decision is one ban to push: what, and for how long from the push.
+type Decision struct {
+	Prefix   netip.Prefix
+	Duration time.Duration
+}
+
+// deadline bounds one call by Options.Timeout: a LAPI that accepts the
+// connection and never answers must fail the sync, not hang it.
+func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.Timeout)
+}
+
+// Push sends the decisions, PerAlert to an alert, all alerts in one
+// request, and returns the IDs LAPI gave the alerts, each with the end of
+// its longest decision. It is not idempotent: callers must not retry it
 // blindly after an error whose outcome is unknown.
-func (c *Client) Push(ctx context.Context, prefixes []netip.Prefix, now time.Time) error {
-	if len(prefixes) == 0 {
-		return nil
+func (c *Client) Push(ctx context.Context, ds []Decision, now time.Time) (map[int64]time.Time, error) {
+	if len(ds) == 0 {
+		return nil, nil
 	}
-	req := make(models.AddAlertsRequest, 0, len(prefixes)/c.opts.PerAlert+1)
-	for start := 0; start < len(prefixes); start += c.opts.PerAlert {
-		end := min(start+c.opts.PerAlert, len(prefixes))
-		req = append(req, c.alert(prefixes[start:end], now))
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	req := make(models.AddAlertsRequest, 0, len(ds)/c.opts.PerAlert+1)
+	var ends []time.Time
+	for chunk := range slices.Chunk(ds, c.opts.PerAlert) {
+		req = append(req, c.alert(chunk, now))
+		ends = append(ends, lastEnd(chunk, now))
 	}
 	ids, _, err := c.api.Alerts.Add(ctx, req)
 	if err != nil {
-		return fmt.Errorf("pushing %d decisions in %d alerts: %w", len(prefixes), len(req), cleanErr(err))
+		return nil, fmt.Errorf("pushing %d decisions in %d alerts: %w", len(ds), len(req), cleanErr(err))
 	}
 	if ids == nil || len(*ids) != len(req) {
-		return fmt.Errorf("pushing %d alerts: LAPI acknowledged %d", len(req), lenIDs(ids))
+		return nil, fmt.Errorf("pushing %d alerts: LAPI acknowledged %d", len(req), lenIDs(ids))
 	}
-	return nil
+	out := make(map[int64]time.Time, len(*ids))
+	for i, id := range *ids {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("pushing %d alerts: LAPI answered the alert ID %q", len(req), id)
+		}
+		out[n] = ends[i]
+	}
+	return out, nil
+}
+
+func lastEnd(ds []Decision, now time.Time) time.Time {
+	var last time.Duration
+	for _, d := range ds {
+		last = max(last, d.Duration)
+	}
+	return now.Add(last)
 }
 
 func lenIDs(ids *models.AddAlertsResponse) int {
@@ -163,12 +210,14 @@ func lenIDs(ids *models.AddAlertsResponse) int {
 	return len(*ids)
 }
 
-func (c *Client) alert(prefixes []netip.Prefix, now time.Time) *models.Alert {
+func (c *Client) alert(ds []Decision, now time.Time) *models.Alert {
 	stamp := now.UTC().Format(time.RFC3339)
-	duration := c.opts.Duration.String()
-	decisions := make([]*models.Decision, len(prefixes))
-	for i, p := range prefixes {
-		scope, value := ScopeValue(p)
+	decisions := make([]*models.Decision, len(ds))
+	for i, d := range ds {
+		scope, value := ScopeValue(d.Prefix)
+		// Whole seconds: LAPI parses Go durations, and a repair pushes
+		// what is left of a decision, not a round number.
+		duration := d.Duration.Round(time.Second).String()
 		decisions[i] = &models.Decision{
 			Duration: &duration,
 			Origin:   &c.opts.Origin,
@@ -178,14 +227,14 @@ func (c *Client) alert(prefixes []netip.Prefix, now time.Time) *models.Alert {
 			Value:    &value,
 		}
 	}
-	count := int32(len(prefixes))
+	count := int32(len(ds))
 	return &models.Alert{
 		Capacity:        new(int32(0)),
 		Decisions:       decisions,
 		Events:          []*models.Event{},
 		EventsCount:     &count,
 		Leakspeed:       new(""),
-		Message:         new(fmt.Sprintf("%s: %d addresses", c.opts.Message, len(prefixes))),
+		Message:         new(fmt.Sprintf("%s: %d addresses", c.opts.Message, len(ds))),
 		Scenario:        &c.opts.Scenario,
 		ScenarioHash:    new(""),
 		ScenarioVersion: new(""),
@@ -204,9 +253,21 @@ func ScopeValue(p netip.Prefix) (scope, value string) {
 	return "Range", p.String()
 }
 
-// Active returns the end time of every active decision of this origin.
-// Where one value has several decisions the longest wins.
-func (c *Client) Active(ctx context.Context, now time.Time) (map[netip.Prefix]time.Time, error) {
+// Holdings is what LAPI holds for this bridge's origin.
+type Holdings struct {
+	// Active maps every prefix with an active decision to the end of its
+	// longest one.
+	Active map[netip.Prefix]time.Time
+	// Alerts maps the ID of every alert carrying such a decision to the
+	// end of its longest one.
+	Alerts map[int64]time.Time
+}
+
+// Active reads back every active decision of this origin, and the alerts
+// that carry them.
+func (c *Client) Active(ctx context.Context, now time.Time) (Holdings, error) {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
 	active, unlimited := true, 0
 	alerts, _, err := c.api.Alerts.List(ctx, apiclient.AlertsListOpts{
 		OriginEquals:         c.opts.Origin,
@@ -214,26 +275,31 @@ func (c *Client) Active(ctx context.Context, now time.Time) (map[netip.Prefix]ti
 		Limit:                &unlimited,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading active decisions of origin %q: %w", c.opts.Origin, cleanErr(err))
+		return Holdings{}, fmt.Errorf("reading active decisions of origin %q: %w", c.opts.Origin, cleanErr(err))
 	}
-	out := make(map[netip.Prefix]time.Time)
+	out := Holdings{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
 	for _, a := range *alerts {
 		for _, d := range a.Decisions {
-			addActive(out, d, c.opts.Origin, now)
+			if until, ok := c.addActive(out.Active, d, now); ok && until.After(out.Alerts[a.ID]) {
+				out.Alerts[a.ID] = until
+			}
 		}
 	}
 	return out, nil
 }
 
-func addActive(out map[netip.Prefix]time.Time, d *models.Decision, origin string, now time.Time) {
+// addActive records d in out when it is an active decision of this
+// origin, and returns its end.
+func (c *Client) addActive(out map[netip.Prefix]time.Time, d *models.Decision, now time.Time) (time.Time, bool) {
 	p, left, ok := activeDecision(d)
-	if !ok || d.Origin == nil || *d.Origin != origin {
-		return
+	if !ok || d.Origin == nil || *d.Origin != c.opts.Origin {
+		return time.Time{}, false
 	}
 	until := now.Add(left)
 	if until.After(out[p]) {
 		out[p] = until
 	}
+	return until, true
 }
 
 // activeDecision is what a decision from LAPI bans and for how long; ok is
@@ -267,6 +333,8 @@ var ErrAllowlistsUnsupported = errors.New("this LAPI has no allowlists endpoint"
 
 // Allowlists returns every unexpired entry of CrowdSec's allowlists.
 func (c *Client) Allowlists(ctx context.Context, now time.Time) ([]allowlist.Entry, error) {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
 	lists, resp, err := c.api.Allowlists.List(ctx, apiclient.AllowlistListOpts{WithContent: true})
 	if resp != nil && resp.Response != nil && resp.Response.StatusCode == http.StatusNotFound {
 		return nil, ErrAllowlistsUnsupported

@@ -14,11 +14,20 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
+// week gives each prefix a 168h decision.
+func week(ps ...netip.Prefix) []lapi.Decision {
+	out := make([]lapi.Decision, len(ps))
+	for i, p := range ps {
+		out[i] = lapi.Decision{Prefix: p, Duration: 168 * time.Hour}
+	}
+	return out
+}
+
 func newClient(t *testing.T, l *lapitest.LAPI, password string) *lapi.Client {
 	t.Helper()
 	c, err := lapi.New(lapi.Options{
 		URL: l.URL, Login: "bridge-test", Password: password, UserAgent: "crowdsec-apiban-bridge/test",
-		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Duration: 168 * time.Hour,
+		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Timeout: 30 * time.Second,
 		PerAlert: 2, Message: "APIBAN sip",
 	})
 	if err != nil {
@@ -41,7 +50,7 @@ func TestPushAndReadBackAgainstRealLAPI(t *testing.T) {
 		netip.MustParsePrefix("2001:db8:5::/48"),
 	}
 	now := time.Now()
-	if err := c.Push(ctx, want, now); err != nil {
+	if _, err := c.Push(ctx, week(want...), now); err != nil {
 		t.Fatal(err)
 	}
 	// a cscli decision of another origin must not be read back as ours
@@ -72,10 +81,11 @@ func TestPushAndReadBackAgainstRealLAPI(t *testing.T) {
 		t.Fatalf("cscli shows %v, want %v", values, wantValues)
 	}
 
-	active, err := c.Active(ctx, time.Now())
+	held, err := c.Active(ctx, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	active := held.Active
 	if len(active) != len(want) {
 		t.Fatalf("Active returned %d prefixes, want %d: %v", len(active), len(want), active)
 	}
@@ -116,7 +126,7 @@ func TestWrongPasswordFailsWithoutLeakingIt(t *testing.T) {
 	l := lapitest.Start(t)
 	l.AddMachine(t, "bridge-test", "right-password")
 	c := newClient(t, l, "WRONG-pass-4711")
-	err := c.Push(context.Background(), []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}, time.Now())
+	_, err := c.Push(context.Background(), week(netip.MustParsePrefix("192.0.2.1/32")), time.Now())
 	if err == nil {
 		t.Fatal("push with a wrong password must fail")
 	}
@@ -150,7 +160,7 @@ func TestCAFileWithoutCertificateRefused(t *testing.T) {
 	}
 	_, err := lapi.New(lapi.Options{
 		URL: "https://127.0.0.1:1/", Login: "bridge-test", Password: "x", UserAgent: "crowdsec-apiban-bridge/test",
-		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Duration: time.Hour, PerAlert: 2,
+		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Timeout: time.Second, PerAlert: 2,
 		CACertPath: ca,
 	})
 	if err == nil || !strings.Contains(err.Error(), ca+": no certificate found") {

@@ -23,6 +23,8 @@ type Found struct {
 // Lookup lists the active decisions of every origin that cover addr (an
 // Ip decision for it, or a Range holding it), for `check`.
 func (c *Client) Lookup(ctx context.Context, addr netip.Addr) ([]Found, error) {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
 	active, contains, unlimited := true, true, 0
 	alerts, _, err := c.api.Alerts.List(ctx, apiclient.AlertsListOpts{
 		IPEquals: addr.String(), Contains: &contains, ActiveDecisionEquals: &active, Limit: &unlimited,
@@ -50,6 +52,8 @@ func (c *Client) Lookup(ctx context.Context, addr netip.Addr) ([]Found, error) {
 // /v1/decisions?origin=...); bouncers see them as deleted. Alerts are left
 // for LAPI's own flush: deleting them would hide the expiry from bouncers.
 func (c *Client) Flush(ctx context.Context) (int, error) {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
 	resp, _, err := c.api.Decisions.Delete(ctx, apiclient.DecisionsDeleteOpts{OriginEquals: c.opts.Origin})
 	if err != nil {
 		return 0, fmt.Errorf("expiring the decisions of origin %q: %w", c.opts.Origin, cleanErr(err))

@@ -31,6 +31,14 @@ type State struct {
 	LastFullSync time.Time
 	// Active maps every prefix pushed to the end of its decision.
 	Active map[netip.Prefix]time.Time
+	// Alerts maps the ID of every LAPI alert known to carry this
+	// bridge's decisions to the end of its longest one: what the
+	// per-sync check compares with LAPI (docs/reliability.md).
+	Alerts map[int64]time.Time
+	// LastRepair is when decisions LAPI had lost were last pushed
+	// again, and LastRepaired how many.
+	LastRepair   time.Time
+	LastRepaired int
 
 	// scratch is reused by every Save: a full sync saves after each push,
 	// and fresh buffers each time (7 MB at 100,000 entries) were much of
@@ -43,7 +51,7 @@ type State struct {
 
 // New returns an empty state.
 func New() *State {
-	return &State{Active: make(map[netip.Prefix]time.Time)}
+	return &State{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
 }
 
 // ActiveAt reports whether p has a decision that lasts past t.
@@ -52,11 +60,32 @@ func (s *State) ActiveAt(p netip.Prefix, t time.Time) bool {
 	return ok && until.After(t)
 }
 
-// Prune forgets decisions that ended before now.
+// Prune forgets decisions, and alerts, that ended before now.
 func (s *State) Prune(now time.Time) {
 	for p, until := range s.Active {
 		if !until.After(now) {
 			delete(s.Active, p)
+		}
+	}
+	for id, until := range s.Alerts {
+		if !until.After(now) {
+			delete(s.Alerts, id)
+		}
+	}
+}
+
+// Clamp believes no end time later than limit: the file may have been
+// written by someone else, and an entry "active until 2100" would keep an
+// address from ever being pushed again.
+func (s *State) Clamp(limit time.Time) {
+	for p, until := range s.Active {
+		if until.After(limit) {
+			s.Active[p] = limit
+		}
+	}
+	for id, until := range s.Alerts {
+		if until.After(limit) {
+			s.Alerts[id] = limit
 		}
 	}
 }
@@ -67,7 +96,15 @@ type fileFormat struct {
 	Version      int           `json:"version"`
 	Cursor       string        `json:"cursor"`
 	LastFullSync int64         `json:"last_full_sync,omitempty"`
+	LastRepair   int64         `json:"last_repair,omitempty"`
+	LastRepaired int           `json:"last_repaired,omitempty"`
+	Alerts       []alertEntry  `json:"alerts,omitempty"`
 	Active       []activeEntry `json:"active"`
+}
+
+type alertEntry struct {
+	ID    int64 `json:"id"`
+	Until int64 `json:"u"`
 }
 
 type activeEntry struct {
@@ -112,9 +149,8 @@ func decodeJSON(data []byte) (*State, error) {
 		return nil, fmt.Errorf("version %d is not supported (want %d)", f.Version, formatVersion)
 	}
 	s := New()
-	s.Cursor = f.Cursor
-	if f.LastFullSync != 0 {
-		s.LastFullSync = time.Unix(f.LastFullSync, 0).UTC()
+	if err := s.setHead(&f); err != nil {
+		return nil, err
 	}
 	for i, e := range f.Active {
 		p, err := netip.ParsePrefix(e.Prefix)
@@ -124,6 +160,25 @@ func decodeJSON(data []byte) (*State, error) {
 		s.Active[p] = time.Unix(e.Until, 0).UTC()
 	}
 	return s, nil
+}
+
+// setHead copies what precedes the active list.
+func (s *State) setHead(f *fileFormat) error {
+	s.Cursor = f.Cursor
+	if f.LastFullSync != 0 {
+		s.LastFullSync = time.Unix(f.LastFullSync, 0).UTC()
+	}
+	if f.LastRepair != 0 {
+		s.LastRepair = time.Unix(f.LastRepair, 0).UTC()
+	}
+	s.LastRepaired = f.LastRepaired
+	for i, a := range f.Alerts {
+		if a.ID <= 0 {
+			return fmt.Errorf("alerts[%d]: ID %d is not an alert ID", i, a.ID)
+		}
+		s.Alerts[a.ID] = time.Unix(a.Until, 0).UTC()
+	}
+	return nil
 }
 
 // activeKey starts the list of entries in what Encode writes. Inside a
@@ -144,9 +199,9 @@ func decodeFast(data []byte) (*State, bool) {
 		return nil, false
 	}
 	rest := data[i+len(activeKey):]
-	s := &State{Cursor: head.Cursor, Active: make(map[netip.Prefix]time.Time, bytes.Count(rest, []byte(`{"p":"`)))}
-	if head.LastFullSync != 0 {
-		s.LastFullSync = time.Unix(head.LastFullSync, 0).UTC()
+	s := &State{Active: make(map[netip.Prefix]time.Time, bytes.Count(rest, []byte(`{"p":"`))), Alerts: make(map[int64]time.Time)}
+	if s.setHead(&head) != nil {
+		return nil, false
 	}
 	for len(rest) > 0 && rest[0] != ']' {
 		var ok bool
@@ -360,6 +415,7 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 		buf = append(buf, `,"last_full_sync":`...)
 		buf = strconv.AppendInt(buf, s.LastFullSync.Unix(), 10)
 	}
+	buf = s.appendRepairAndAlerts(buf)
 	buf = append(buf, `,"active":[`...)
 	first := true
 	entry := func(p netip.Prefix, until int64) {
@@ -385,6 +441,39 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 	buf = append(buf, "]}"...)
 	flush(true)
 	return buf, werr
+}
+
+// appendRepairAndAlerts writes the fields between last_full_sync and
+// active, as json.Marshal(fileFormat) would, alerts sorted by ID.
+func (s *State) appendRepairAndAlerts(buf []byte) []byte {
+	if !s.LastRepair.IsZero() {
+		buf = append(buf, `,"last_repair":`...)
+		buf = strconv.AppendInt(buf, s.LastRepair.Unix(), 10)
+	}
+	if s.LastRepaired != 0 {
+		buf = append(buf, `,"last_repaired":`...)
+		buf = strconv.AppendInt(buf, int64(s.LastRepaired), 10)
+	}
+	if len(s.Alerts) == 0 {
+		return buf
+	}
+	ids := make([]int64, 0, len(s.Alerts))
+	for id := range s.Alerts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	buf = append(buf, `,"alerts":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"id":`...)
+		buf = strconv.AppendInt(buf, id, 10)
+		buf = append(buf, `,"u":`...)
+		buf = strconv.AppendInt(buf, s.Alerts[id].Unix(), 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
 }
 
 // Save writes s to path atomically, creating the directory if needed.
