@@ -70,6 +70,9 @@ type CrowdSec struct {
 	KeyPath            string `mapstructure:"key_path"`
 	CACertPath         string `mapstructure:"ca_cert_path"`
 	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+	// Timeout bounds each LAPI call: a LAPI that accepts connections and
+	// never answers fails the sync, and /healthz with it.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Decisions shapes what is pushed to LAPI.
@@ -90,6 +93,9 @@ type Decisions struct {
 	// MaxNewPerSync stops a sync that would push more new decisions than
 	// this (0: no cap), so that a flooded feed is looked at first.
 	MaxNewPerSync int `mapstructure:"max_new_per_sync"`
+	// MaxAddressesPerSync does the same for the addresses those
+	// decisions cover (IPv4 addresses plus IPv6 /64s; 0: no cap).
+	MaxAddressesPerSync int `mapstructure:"max_addresses_per_sync"`
 }
 
 // Allowlist lists what is never pushed.
@@ -162,6 +168,7 @@ func Default() *Config {
 		CrowdSec: CrowdSec{
 			LAPIURL: "http://127.0.0.1:8080/",
 			Login:   "crowdsec-apiban-bridge",
+			Timeout: 30 * time.Second,
 		},
 		Decisions: Decisions{
 			// Hours, not days: LAPI before 1.7.0 does not parse "7d".
@@ -173,7 +180,11 @@ func Default() *Config {
 			RefreshBefore: 24 * time.Hour,
 			MinPrefixV4:   24,
 			MinPrefixV6:   48,
-			MaxNewPerSync: 0,
+			// APIBAN lists a few thousand addresses (those seen in the
+			// last seven days); a first sync pushes them all. Sized in
+			// docs/configuration.md.
+			MaxNewPerSync:       25_000,
+			MaxAddressesPerSync: 1 << 20,
 		},
 		Allowlist: Allowlist{
 			CIDRs:          []string{},

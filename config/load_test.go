@@ -113,6 +113,9 @@ func TestDefaultsApplied(t *testing.T) {
 		{"apiban.max_retries", d.APIBAN.MaxRetries, 5},
 		{"crowdsec.lapi_url", d.CrowdSec.LAPIURL, "http://127.0.0.1:8080/"},
 		{"crowdsec.login", d.CrowdSec.Login, "crowdsec-apiban-bridge"},
+		{"crowdsec.timeout", d.CrowdSec.Timeout, 30 * time.Second},
+		{"decisions.max_new_per_sync", d.Decisions.MaxNewPerSync, 25_000},
+		{"decisions.max_addresses_per_sync", d.Decisions.MaxAddressesPerSync, 1 << 20},
 		{"decisions.duration", d.Decisions.Duration, 168 * time.Hour},
 		{"decisions.type", d.Decisions.Type, "ban"},
 		{"decisions.origin", d.Decisions.Origin, "apiban"},
@@ -582,7 +585,7 @@ func TestFormattingNeverLeaks(t *testing.T) {
 		}
 	}
 	want := "{lapi_url: 'http://127.0.0.1:8080/', login: crowdsec-apiban-bridge, password: <redacted>, credentials_file: \"\", " +
-		"cert_path: \"\", key_path: \"\", ca_cert_path: \"\", insecure_skip_verify: false}"
+		"cert_path: \"\", key_path: \"\", ca_cert_path: \"\", insecure_skip_verify: false, timeout: 30s}"
 	if got := c.CrowdSec.String(); got != want {
 		t.Errorf("CrowdSec.String() = %s\nwant %s", got, want)
 	}

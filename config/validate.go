@@ -130,6 +130,9 @@ func (cs *CrowdSec) validate() []error {
 	if cs.Login == "" {
 		add(invalid("crowdsec.login", "required"))
 	}
+	if cs.Timeout <= 0 || cs.Timeout > 10*time.Minute {
+		add(invalid("crowdsec.timeout", "must be more than 0 and at most 10m, got %s", formatDuration(cs.Timeout)))
+	}
 	tlsAuth := cs.CertPath != "" && cs.KeyPath != ""
 	// With a credentials file, its own errors already say what is missing.
 	if cs.Password == "" && !tlsAuth && cs.CredentialsFile == "" {
@@ -184,6 +187,9 @@ func (d *Decisions) validate() []error {
 	}
 	if d.MaxNewPerSync < 0 {
 		add(invalid("decisions.max_new_per_sync", "must be 0 (no cap) or more, got %d", d.MaxNewPerSync))
+	}
+	if d.MaxAddressesPerSync < 0 {
+		add(invalid("decisions.max_addresses_per_sync", "must be 0 (no cap) or more, got %d", d.MaxAddressesPerSync))
 	}
 	return errs
 }

@@ -61,6 +61,8 @@ type Metrics struct {
 	syncs       *prometheus.CounterVec
 	fetched     prometheus.Counter
 	pushed      prometheus.Counter
+	repaired    prometheus.Counter
+	readBacks   prometheus.Counter
 	skipped     *prometheus.CounterVec
 	errs        *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
@@ -104,6 +106,8 @@ func New(opts Options) *Metrics {
 		Help: "Syncs finished, by outcome (success, failure)."}, []string{"outcome"})
 	m.fetched = counter("fetched_total", "Valid entries received from APIBAN.")
 	m.pushed = counter("pushed_total", "Decisions pushed to LAPI.")
+	m.repaired = counter("repaired_total", "Decisions LAPI had lost (flush, deletes, a new database) that were pushed again.")
+	m.readBacks = counter("read_backs_total", "Syncs that read this origin's decisions back from LAPI (a loss found, a full sync, no state).")
 	m.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "skipped_total",
 		Help: "Entries not pushed, by reason (allowlisted, already_active, invalid, too_wide, self)."}, []string{"reason"})
 	m.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "errors_total",
@@ -126,7 +130,7 @@ func New(opts Options) *Metrics {
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the version is a label.", ConstLabels: prometheus.Labels{"version": opts.Version}})
 	info.Set(1)
-	m.reg.MustRegister(m.syncs, m.fetched, m.pushed, m.skipped, m.errs,
+	m.reg.MustRegister(m.syncs, m.fetched, m.pushed, m.repaired, m.readBacks, m.skipped, m.errs,
 		m.lastSuccess, m.lastSync, m.duration, m.active, info,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -150,6 +154,10 @@ func (m *Metrics) Observe(rep bridge.Report, err error, active int) {
 	now := m.opts.Now()
 	m.fetched.Add(float64(rep.Fetched))
 	m.pushed.Add(float64(rep.Pushed))
+	m.repaired.Add(float64(rep.Repaired))
+	if rep.ReadBack != "" {
+		m.readBacks.Inc()
+	}
 	m.skipped.WithLabelValues("allowlisted").Add(float64(rep.Allowlisted))
 	m.skipped.WithLabelValues("already_active").Add(float64(rep.AlreadyActive))
 	m.skipped.WithLabelValues("invalid").Add(float64(rep.Invalid))

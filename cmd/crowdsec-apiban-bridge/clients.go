@@ -25,8 +25,11 @@ func newLAPI(cfg *config.Config) (*lapi.Client, error) {
 	return lapi.New(lapi.Options{
 		URL: cs.LAPIURL, Login: cs.Login, Password: cs.Password, UserAgent: name + "/" + version,
 		CertPath: cs.CertPath, KeyPath: cs.KeyPath, CACertPath: cs.CACertPath, InsecureSkipVerify: cs.InsecureSkipVerify,
-		Origin: cfg.Decisions.Origin, Scenario: cfg.Decisions.Scenario, Type: cfg.Decisions.Type,
-		Duration: cfg.Decisions.Duration, PerAlert: cfg.Decisions.BatchSize,
-		Message: "APIBAN " + cfg.APIBAN.Set + " blocklist",
+		Timeout:  cs.Timeout,
+		Origin:   cfg.Decisions.Origin,
+		Scenario: cfg.Decisions.Scenario,
+		Type:     cfg.Decisions.Type,
+		PerAlert: cfg.Decisions.BatchSize,
+		Message:  "APIBAN " + cfg.APIBAN.Set + " blocklist",
 	})
 }

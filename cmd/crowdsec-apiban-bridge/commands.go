@@ -119,7 +119,12 @@ func status(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Write
 		st.Prune(now)
 		row(w, "cursor", "%s", orNone(st.Cursor))
 		row(w, "last full sync", "%s", ago(st.LastFullSync, now))
-		row(w, "active (state)", "%d decisions", len(st.Active))
+		row(w, "active (state)", "%d decisions in %d alerts", len(st.Active), len(st.Alerts))
+		if st.LastRepair.IsZero() {
+			row(w, "last repair", "never (LAPI has lost nothing this bridge noticed)")
+		} else {
+			row(w, "last repair", "%s: %d decisions LAPI had lost pushed again", ago(st.LastRepair, now), st.LastRepaired)
+		}
 		if next := nextFull(st.LastFullSync, cfg.APIBAN.FullResyncInterval); !next.IsZero() {
 			row(w, "next full sync", "due %s", next.UTC().Format(time.RFC3339))
 		}
@@ -128,12 +133,12 @@ func status(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Write
 		row(w, "unconfirmed push", "yes: the next sync reads this bridge's decisions back from LAPI first")
 	}
 	daemonRows(ctx, cfg, w, now)
-	active, err := lc.Active(ctx, now)
+	held, err := lc.Active(ctx, now)
 	if err != nil {
-		row(w, "LAPI", "%s unreachable: %v", cfg.CrowdSec.LAPIURL, err)
+		row(w, "LAPI", "%s unreachable: %q", cfg.CrowdSec.LAPIURL, err.Error())
 		ok = false
 	} else {
-		row(w, "LAPI", "%s reachable: %d active decisions of origin %s", cfg.CrowdSec.LAPIURL, len(active), cfg.Decisions.Origin)
+		row(w, "LAPI", "%s reachable: %d active decisions of origin %s in %d alerts", cfg.CrowdSec.LAPIURL, len(held.Active), cfg.Decisions.Origin, len(held.Alerts))
 	}
 	bouncerRow(ctx, cfg, w)
 	return ok
@@ -222,26 +227,38 @@ func nextFull(last time.Time, every time.Duration) time.Time {
 	return last.Add(every)
 }
 
-// daemonRows asks the running daemon's /healthz how its syncs go: the
-// state file alone cannot tell whether anything is running.
+// daemonRows says whether a daemon runs, from the state file's lock (the
+// metrics port could be anyone's), and how its syncs go, from its /healthz.
 func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.Time) {
+	pid, held, err := state.Holder(cfg.StateFile)
+	switch {
+	case err != nil:
+		row(w, "daemon", "unknown: %v", err)
+		return
+	case !held:
+		row(w, "daemon", "not running (nothing holds %s)", state.LockPath(cfg.StateFile))
+		return
+	}
+	row(w, "daemon", "running: PID %s holds %s", pid, state.LockPath(cfg.StateFile))
 	if !cfg.Prometheus.Enabled {
-		row(w, "daemon", "unknown (prometheus.enabled is false, so it has no /healthz)")
+		row(w, "health", "unknown (prometheus.enabled is false, so it has no /healthz)")
 		return
 	}
 	addr := cfg.Prometheus.Addr()
 	h, code, err := health(ctx, addr)
 	if err != nil {
-		row(w, "daemon", "not answering on %s: stopped, or still starting", addr)
+		row(w, "health", "no answer on %s: still starting, or the port is taken by another process", addr)
 		return
 	}
-	row(w, "daemon", "running, %s (HTTP %d)%s", h.Status, code, reason(h.Reason))
+	// Quoted: whatever answers on the port reaches root's terminal
+	// only as printable text.
+	row(w, "health", "%q (HTTP %d)%s", h.Status, code, reason(h.Reason))
 	last, _ := time.Parse(time.RFC3339, h.LastSync)
 	success, _ := time.Parse(time.RFC3339, h.LastSuccess)
 	row(w, "last sync", "%s", ago(last, now))
 	row(w, "last success", "%s", ago(success, now))
 	if h.LastError != "" {
-		row(w, "last error", "%s: %s", h.LastErrorKind, h.LastError)
+		row(w, "last error", "%q: %q", h.LastErrorKind, h.LastError)
 	}
 	if !last.IsZero() {
 		if h.LastError != "" {
@@ -256,7 +273,7 @@ func reason(r string) string {
 	if r == "" {
 		return ""
 	}
-	return ": " + r
+	return fmt.Sprintf(": %q", r)
 }
 
 func health(ctx context.Context, addr string) (metrics.Health, int, error) {
@@ -300,19 +317,22 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 	}
 
 	single := netip.PrefixFrom(addr, addr.BitLen())
+	allowed := false
 	if allow, _, err := bridge.Allowlist(ctx, lc, cfg.Allowlist.Prefixes, cfg.Allowlist.LAPIAllowlists, now); err != nil {
 		row(w, "allowlisted", "unknown: %v", err)
 		ok = false
 	} else if why, detail, hit := allow.Match(single); hit {
-		row(w, "allowlisted", "yes: %s (%s): never pushed", why, detail)
+		allowed = true
+		row(w, "allowlisted", "yes: %s (%s): never pushed, nor pushed again by a repair", why, detail)
 	} else {
 		row(w, "allowlisted", "no")
 	}
 
-	found, err := lc.Lookup(ctx, addr)
+	found, lookupErr := lc.Lookup(ctx, addr)
+	ours := false
 	switch {
-	case err != nil:
-		row(w, "LAPI decisions", "unknown: %v", err)
+	case lookupErr != nil:
+		row(w, "LAPI decisions", "unknown: %v", lookupErr)
 		ok = false
 	case len(found) == 0:
 		row(w, "LAPI decisions", "none active")
@@ -322,15 +342,24 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 			if i == 0 {
 				key = "LAPI decisions"
 			}
-			row(w, key, "%s by origin %s (%s, %s %s, %s left)", d.Type, d.Origin, d.Scenario, d.Scope, d.Value, d.Left.Round(time.Second))
+			ours = ours || d.Origin == cfg.Decisions.Origin
+			// Quoted: origins and scenarios are whatever LAPI's writers
+			// sent.
+			row(w, key, "%q by origin %q (%q, %s %q, %s left)", d.Type, d.Origin, d.Scenario, d.Scope, d.Value, d.Left.Round(time.Second))
 		}
 	}
 
 	if st, err := state.Load(cfg.StateFile); err == nil {
-		if st.ActiveAt(single, now) {
-			row(w, "bridge state", "pushed, decision until %s", st.Active[single].UTC().Format(time.RFC3339))
-		} else {
+		switch {
+		case !st.ActiveAt(single, now):
 			row(w, "bridge state", "not pushed by this bridge")
+		case lookupErr == nil && !ours && !allowed:
+			// docs/operations.md: the operator-delete contract.
+			row(w, "bridge state", "pushed until %s, but LAPI no longer holds it (lost, or `cscli decisions delete`): "+
+				"the next repair pushes it again; to keep it out, add it to `cscli allowlists` or allowlist.cidrs",
+				st.Active[single].UTC().Format(time.RFC3339))
+		default:
+			row(w, "bridge state", "pushed, decision until %s", st.Active[single].UTC().Format(time.RFC3339))
 		}
 	}
 	kernelRows(ctx, cfg.Bouncer, addr, w, newBackend)
@@ -390,16 +419,15 @@ func kernelRows(ctx context.Context, bc config.Bouncer, addr netip.Addr, w io.Wr
 
 // flush expires this bridge's decisions in LAPI and then resets the state
 // file, so that the next sync pulls the whole list and pushes it again.
-// A running daemon would keep its own idea of what is active, so flush
-// refuses while the daemon's /healthz answers.
+// It takes the state file's lock, so it refuses while a daemon or a sync
+// runs: they would keep their own idea of what is active.
 func flush(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Writer) bool {
-	if cfg.Prometheus.Enabled {
-		addr := cfg.Prometheus.Addr()
-		if _, _, err := health(ctx, addr); err == nil {
-			row(w, "flush", "refused: the daemon is running (its /healthz answers on %s); stop it first", addr)
-			return false
-		}
+	lock, err := state.Acquire(cfg.StateFile)
+	if err != nil {
+		row(w, "flush", "refused: %v", err)
+		return false
 	}
+	defer lock.Release()
 	n, err := lc.Flush(ctx)
 	if err != nil {
 		row(w, "flush", "failed: %v", err)

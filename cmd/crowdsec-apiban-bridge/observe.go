@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/metrics"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 )
@@ -117,13 +117,19 @@ func logFile(cfg *config.Config) *lumberjack.Logger {
 // them from state-file errors; errors.Is still sees what they wrap.
 type kindLAPI struct{ bridge.LAPI }
 
-func (k kindLAPI) Push(ctx context.Context, p []netip.Prefix, now time.Time) error {
-	return markLAPI(k.LAPI.Push(ctx, p, now))
+func (k kindLAPI) Push(ctx context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error) {
+	a, err := k.LAPI.Push(ctx, ds, now)
+	return a, markLAPI(err)
 }
 
-func (k kindLAPI) Active(ctx context.Context, now time.Time) (map[netip.Prefix]time.Time, error) {
-	a, err := k.LAPI.Active(ctx, now)
-	return a, markLAPI(err)
+func (k kindLAPI) Active(ctx context.Context, now time.Time) (lapi.Holdings, error) {
+	h, err := k.LAPI.Active(ctx, now)
+	return h, markLAPI(err)
+}
+
+func (k kindLAPI) Edge(ctx context.Context, newest bool) (int64, bool, error) {
+	id, found, err := k.LAPI.Edge(ctx, newest)
+	return id, found, markLAPI(err)
 }
 
 func (k kindLAPI) Allowlists(ctx context.Context, now time.Time) ([]allowlist.Entry, error) {

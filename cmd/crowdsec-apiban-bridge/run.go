@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 )
 
@@ -91,6 +92,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f.command != "" && f.command != cmdSync {
 		return runCommand(ctx, f, cfg, stdout, log)
 	}
+	if !f.dryRun {
+		// One engine per state file; a dry run writes nothing, so it may
+		// run beside the daemon.
+		lock, err := state.Acquire(cfg.StateFile)
+		if err != nil {
+			log.WithError(err).Error("cannot start")
+			return 1
+		}
+		defer lock.Release()
+	}
 	engine, err := wire(ctx, cfg, f.dryRun, log)
 	if err != nil {
 		log.WithError(err).Error("cannot start")
@@ -108,13 +119,11 @@ func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
 	log.SetOutput(out)
 	log.SetLevel(cfg.Level)
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
-	// pkg/apiclient logs through logrus' global logger and, at debug,
-	// dumps whole LAPI answers (JWTs included): it only gets trace.
-	global := logrus.InfoLevel
-	if cfg.Level == logrus.TraceLevel {
-		global = logrus.TraceLevel
-	}
-	logrus.SetLevel(global)
+	// pkg/apiclient and go-cs-bouncer log through logrus' global logger:
+	// at debug they print the JWT, at trace whole requests (the machine
+	// password, the bouncer key). The global logger never goes past info,
+	// whatever log_level says; log_level raises only the bridge's own.
+	logrus.SetLevel(min(cfg.Level, logrus.InfoLevel))
 	logrus.SetOutput(out)
 	return log
 }
@@ -129,13 +138,20 @@ func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logg
 		return nil, err
 	}
 	return bridge.New(src, kindLAPI{lc}, bridge.Options{
-		StatePath: cfg.StateFile, Duration: cfg.Decisions.Duration, RefreshBefore: cfg.Decisions.RefreshBefore,
-		PushSize: cfg.Decisions.BatchSize, FullResyncInterval: cfg.APIBAN.FullResyncInterval,
-		Allowlist: cfg.Allowlist.Prefixes, LAPIAllowlists: cfg.Allowlist.LAPIAllowlists,
-		NeverBan:    selfPrefixes(ctx, cfg.CrowdSec.LAPIURL, log),
-		MinPrefixV4: cfg.Decisions.MinPrefixV4, MinPrefixV6: cfg.Decisions.MinPrefixV6,
-		MaxNewPerSync: cfg.Decisions.MaxNewPerSync,
-		DryRun:        dryRun, Log: log.WithField("component", "bridge"),
+		StatePath:           cfg.StateFile,
+		Duration:            cfg.Decisions.Duration,
+		RefreshBefore:       cfg.Decisions.RefreshBefore,
+		PushSize:            cfg.Decisions.BatchSize,
+		FullResyncInterval:  cfg.APIBAN.FullResyncInterval,
+		Allowlist:           cfg.Allowlist.Prefixes,
+		LAPIAllowlists:      cfg.Allowlist.LAPIAllowlists,
+		NeverBan:            selfPrefixes(ctx, cfg.CrowdSec.LAPIURL, log),
+		MinPrefixV4:         cfg.Decisions.MinPrefixV4,
+		MinPrefixV6:         cfg.Decisions.MinPrefixV6,
+		MaxNewPerSync:       cfg.Decisions.MaxNewPerSync,
+		MaxAddressesPerSync: uint64(cfg.Decisions.MaxAddressesPerSync),
+		DryRun:              dryRun,
+		Log:                 log.WithField("component", "bridge"),
 	}), nil
 }
 

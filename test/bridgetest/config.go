@@ -49,14 +49,15 @@ type APIBAN struct {
 
 // CrowdSec is the crowdsec section: the machine login to LAPI.
 type CrowdSec struct {
-	LAPIURL            string `yaml:"lapi_url,omitempty"`
-	Login              string `yaml:"login,omitempty"`
-	Password           string `yaml:"password,omitempty"`
-	CredentialsFile    string `yaml:"credentials_file,omitempty"`
-	CertPath           string `yaml:"cert_path,omitempty"`
-	KeyPath            string `yaml:"key_path,omitempty"`
-	CACertPath         string `yaml:"ca_cert_path,omitempty"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty"`
+	LAPIURL            string        `yaml:"lapi_url,omitempty"`
+	Login              string        `yaml:"login,omitempty"`
+	Password           string        `yaml:"password,omitempty"`
+	CredentialsFile    string        `yaml:"credentials_file,omitempty"`
+	CertPath           string        `yaml:"cert_path,omitempty"`
+	KeyPath            string        `yaml:"key_path,omitempty"`
+	CACertPath         string        `yaml:"ca_cert_path,omitempty"`
+	InsecureSkipVerify bool          `yaml:"insecure_skip_verify,omitempty"`
+	Timeout            time.Duration `yaml:"timeout,omitempty"`
 }
 
 // Decisions is the decisions section.
@@ -65,7 +66,9 @@ type Decisions struct {
 	Origin        string        `yaml:"origin,omitempty"`
 	BatchSize     int           `yaml:"batch_size,omitempty"`
 	RefreshBefore time.Duration `yaml:"refresh_before,omitempty"`
-	MaxNewPerSync int           `yaml:"max_new_per_sync,omitempty"`
+	// MaxNewPerSync is written even when 0 (no cap): tests push lists
+	// larger than the default cap unless they set one.
+	MaxNewPerSync int `yaml:"max_new_per_sync"`
 }
 
 // Allowlist is the allowlist section.

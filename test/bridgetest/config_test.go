@@ -46,7 +46,7 @@ func TestConfigLoads(t *testing.T) {
 			PollInterval: time.Hour, MaxRequests: 0, RateWindow: time.Second, FullResyncInterval: 2 * time.Hour,
 			Timeout: 2 * time.Second, MaxRetries: 0}},
 		{"crowdsec", c.CrowdSec, config.CrowdSec{LAPIURL: "https://127.0.0.1:2/", Login: "m", Password: "p'w\": #x",
-			InsecureSkipVerify: true}},
+			InsecureSkipVerify: true, Timeout: 30 * time.Second}},
 		{"decisions", [6]any{c.Decisions.Duration, c.Decisions.Origin, c.Decisions.BatchSize, c.Decisions.RefreshBefore, c.Decisions.MaxNewPerSync},
 			[6]any{3 * time.Hour, "o", 7, time.Hour, 9}},
 		{"allowlist", [2]any{c.Allowlist.CIDRs, c.Allowlist.LAPIAllowlists}, [2]any{[]string{"198.51.100.0/24"}, false}},
