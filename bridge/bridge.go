@@ -115,11 +115,11 @@ type Report struct {
 	// Repaired counts decisions LAPI had lost that this sync pushed again.
 	Repaired int
 	// ReadBack says why this sync read LAPI back ("" when it did not).
-	ReadBack      string
-	Flood         bool
-	Requests      int // feed requests, when the source counts them
-	Duration      time.Duration
-	Cursor        string
+	ReadBack string
+	Flood    bool
+	Requests int // feed requests, when the source counts them
+	Duration time.Duration
+	Cursor   string
 	// WouldPush lists, in a dry run, what would have been pushed.
 	WouldPush []netip.Prefix
 }

@@ -82,7 +82,6 @@ func slicesSorted(m map[int64]time.Time) []int64 {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-
 // A LAPI that accepts the connection and never answers fails each call
 // once crowdsec.timeout has passed, instead of hanging the sync.
 func TestHungLAPIFailsWithinTheTimeout(t *testing.T) {
