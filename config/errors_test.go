@@ -139,6 +139,9 @@ func TestBadConfigs(t *testing.T) {
 		{"min prefix v6 too long", "decisions:\n  min_prefix_v6: 129\n", `config: decisions.min_prefix_v6: must be between 1 and 128, got 129`},
 		{"min prefix not a number", "decisions:\n  min_prefix_v4: /24\n", `config: decisions.min_prefix_v4: want an integer, got "/24"`},
 		{"max new per sync negative", "decisions:\n  max_new_per_sync: -1\n", `config: decisions.max_new_per_sync: must be 0 (no cap) or more, got -1`},
+		{"max addresses per sync negative", "decisions:\n  max_addresses_per_sync: -1\n", `config: decisions.max_addresses_per_sync: must be 0 (no cap) or more, got -1`},
+		{"lapi timeout zero", "crowdsec:\n  timeout: 0s\n", `config: crowdsec.timeout: must be more than 0 and at most 10m, got 0s`},
+		{"lapi timeout too long", "crowdsec:\n  timeout: 1h\n", `config: crowdsec.timeout: must be more than 0 and at most 10m, got 1h`},
 		{"refresh before duration", "decisions:\n  duration: 24h\n", `config: decisions.refresh_before: must be 0 or more and less than decisions.duration (24h), got 24h`},
 
 		// allowlist, state_file, log_level.
@@ -206,6 +209,8 @@ func TestGoodEdgeCases(t *testing.T) {
 		{"single addresses only", "decisions:\n  min_prefix_v4: 32\n  min_prefix_v6: 128\n"},
 		{"widest prefixes", "decisions:\n  min_prefix_v4: 1\n  min_prefix_v6: 1\n"},
 		{"flood cap", "decisions:\n  max_new_per_sync: 20000\n"},
+		{"no caps", "decisions:\n  max_new_per_sync: 0\n  max_addresses_per_sync: 0\n"},
+		{"short lapi timeout", "crowdsec:\n  timeout: 1s\n"},
 		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/exists.pem\n  ca_cert_path: {dir}/exists.pem\n  lapi_url: https://lapi:8080/\n"},
 		{"null keeps the default", "apiban:\n  url:\ndecisions: ~\n"},
 		{"log level warning", "log_level: warning\n"},
