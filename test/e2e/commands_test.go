@@ -36,10 +36,11 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	}
 	wantLines(t, "status", r.Stdout,
 		`^cursor\s+`+e.sim.LastID()+`$`,
-		fmt.Sprintf(`^active \(state\)\s+%d decisions$`, len(want)),
+		fmt.Sprintf(`^active \(state\)\s+%d decisions in 1 alerts$`, len(want)),
+		`^last repair\s+never`,
 		`^last full sync\s+\d{4}-.*ago\)$`,
-		`^daemon\s+not answering`,
-		fmt.Sprintf(`^LAPI\s+%s reachable: %d active decisions of origin apiban$`, regexp.QuoteMeta(e.lapi.URL), len(want)),
+		`^daemon\s+not running \(nothing holds .*state\.json\.lock\)$`,
+		fmt.Sprintf(`^LAPI\s+%s reachable: %d active decisions of origin apiban in 1 alerts$`, regexp.QuoteMeta(e.lapi.URL), len(want)),
 		`^bouncer sets\s+n/a \(bouncer\.enabled is false\)$`,
 	)
 
@@ -50,15 +51,15 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	wantLines(t, "check listed", r.Stdout,
 		`^APIBAN\s+listed \(set sip\)$`,
 		`^allowlisted\s+no$`,
-		`ban by origin apiban \(apiban/sip-blocklist, Ip `+regexp.QuoteMeta(listed)+`, 16[78]h`,
-		`ban by origin cscli \(manual, Ip `+regexp.QuoteMeta(listed),
+		`"ban" by origin "apiban" \("apiban/sip-blocklist", Ip "`+regexp.QuoteMeta(listed)+`", 16[78]h`,
+		`"ban" by origin "cscli" \("manual", Ip "`+regexp.QuoteMeta(listed),
 		`^bridge state\s+pushed, decision until `,
 		`^kernel set\s+n/a`,
 	)
 	r = e.run("check", "198.51.100.20")
 	wantLines(t, "check allowlisted", r.Stdout,
 		`^APIBAN\s+listed`,
-		`^allowlisted\s+yes: config \(198\.51\.100\.0/24\): never pushed$`,
+		`^allowlisted\s+yes: config \(198\.51\.100\.0/24\): never pushed, nor pushed again by a repair$`,
 		`^LAPI decisions\s+none active$`,
 		`^bridge state\s+not pushed by this bridge$`,
 	)
@@ -100,8 +101,9 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	}
 }
 
-// With the daemon running, status reports it from /healthz and flush
-// refuses to pull decisions from under it.
+// With the daemon running, status reports it from the state file's lock
+// and its health from /healthz, and flush refuses to pull decisions from
+// under it.
 func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 	port := freePort(t)
 	e := newEnv(t, withObservability(port))
@@ -115,9 +117,10 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
 	r := e.run("status")
-	wantLines(t, "status", r.Stdout, `^daemon\s+running, ok \(HTTP 200\)$`, `^last success\s+\d{4}-`, `^next run\s+about `)
+	wantLines(t, "status", r.Stdout, `^daemon\s+running: PID \d+ holds .*state\.json\.lock$`,
+		`^health\s+"ok" \(HTTP 200\)$`, `^last success\s+\d{4}-`, `^next run\s+about `)
 	r = e.run("flush")
-	if r.Code == 0 || !strings.Contains(r.Stdout, "refused: the daemon is running") {
+	if r.Code == 0 || !strings.Contains(r.Stdout, "refused: state file in use: "+e.state+".lock is held by PID") {
 		t.Fatalf("flush with the daemon running: %+v", r)
 	}
 	e.assertExactly(want)

@@ -37,7 +37,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	}
 	lc, err := lapi.New(lapi.Options{URL: r.lapi.URL, Login: "crowdsec-apiban-bridge", Password: password,
 		UserAgent: "crowdsec-apiban-bridge/test", Origin: origin, Scenario: "apiban/sip-blocklist", Type: "ban",
-		Duration: 168 * time.Hour, PerAlert: 250, Message: "leak test"})
+		Timeout: 30 * time.Second, PerAlert: 250, Message: "leak test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,8 @@ type LAPI struct {
 	TLS *TLSFiles
 	// health is the client of the readiness probe (trusts TLS.CA).
 	health *http.Client
+	// flushMaxItems, when set, is db_config.flush.max_items.
+	flushMaxItems int
 }
 
 // Start builds (if needed) and starts a LAPI that is stopped at test end.
@@ -42,6 +44,24 @@ func Start(t testing.TB) *LAPI {
 	return l
 }
 
+// StartFlushing is Start with LAPI's alert flush keeping only the newest
+// maxItems alerts (db_config.flush.max_items; 5,000 by default). The flush
+// runs about once a minute and, up to v1.7.8, deletes the older alerts
+// with their decisions, active or not.
+func StartFlushing(t testing.TB, maxItems int) *LAPI {
+	t.Helper()
+	l, err := prepare(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.flushMaxItems = maxItems
+	if err := l.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	return l
+}
+
 // Launch prepares a LAPI in dir (config, database, a machine for cscli)
 // and starts it on a free loopback port. Stop it with Stop.
 func Launch(dir string) (*LAPI, error) {
@@ -49,6 +69,15 @@ func Launch(dir string) (*LAPI, error) {
 }
 
 func launch(dir string, withTLS bool) (*LAPI, error) {
+	l, err := prepare(dir, withTLS)
+	if err != nil {
+		return nil, err
+	}
+	return l, l.start()
+}
+
+// prepare builds the binaries if needed and picks an address.
+func prepare(dir string, withTLS bool) (*LAPI, error) {
 	bins, err := EnsureBinaries()
 	if err != nil {
 		return nil, fmt.Errorf("crowdsec binaries: %w", err)
@@ -63,14 +92,38 @@ func launch(dir string, withTLS bool) (*LAPI, error) {
 			return nil, err
 		}
 	}
+	return l, nil
+}
+
+// start writes the configuration, registers cscli's machine and starts
+// LAPI.
+func (l *LAPI) start() error {
 	if err := l.writeConfig(); err != nil {
-		return nil, err
+		return err
 	}
 	// cscli talks to LAPI as this machine for `decisions list`.
 	if err := l.addCscliMachine(); err != nil {
-		return nil, err
+		return err
 	}
-	return l, l.Up()
+	return l.Up()
+}
+
+// NewDatabase stops LAPI, removes its database and starts it again on a
+// new, empty one at the same address, as a reinstall or a restore would
+// leave it. Machines live in the database: cscli's is added again, the
+// callers' must be too.
+func (l *LAPI) NewDatabase(t testing.TB) {
+	t.Helper()
+	l.Stop()
+	files, _ := filepath.Glob(l.path("data/crowdsec.db*"))
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (l *LAPI) path(name string) string { return filepath.Join(l.Dir, name) }
@@ -88,7 +141,7 @@ func (l *LAPI) writeConfig() error {
 		}
 	}
 	files := map[string]string{
-		"config.yaml":     fmt.Sprintf(configTemplate, l.Dir, l.addr) + l.tlsSection(),
+		"config.yaml":     fmt.Sprintf(configTemplate, l.Dir, l.addr, l.flushSection()) + l.tlsSection(),
 		"profiles.yaml":   profiles,
 		"simulation.yaml": "simulation: off\n",
 		"hub/.index.json": "{}\n",
@@ -116,13 +169,20 @@ db_config:
   type: sqlite
   db_path: %[1]s/data/crowdsec.db
   use_wal: true
-api:
+%[3]sapi:
   client:
     credentials_path: %[1]s/local_api_credentials.yaml
   server:
     listen_uri: %[2]s
     profiles_path: %[1]s/profiles.yaml
 `
+
+func (l *LAPI) flushSection() string {
+	if l.flushMaxItems == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  flush:\n    max_items: %d\n", l.flushMaxItems)
+}
 
 const profiles = `name: default_ip_remediation
 filters:
@@ -261,7 +321,9 @@ type Decision struct {
 	Duration string `json:"duration"`
 }
 
-// Decisions lists active decisions of one origin through cscli.
+// Decisions lists active decisions of one origin through cscli. cscli
+// lists every decision of an alert that still has an active one, the
+// deleted ones too (with a negative duration): those are left out.
 func (l *LAPI) Decisions(t testing.TB, origin string) []Decision {
 	t.Helper()
 	out := l.Cscli(t, "decisions", "list", "--origin", origin, "--limit", "0", "-o", "json")
@@ -273,7 +335,12 @@ func (l *LAPI) Decisions(t testing.TB, origin string) []Decision {
 	}
 	var ds []Decision
 	for _, a := range alerts {
-		ds = append(ds, a.Decisions...)
+		for _, d := range a.Decisions {
+			if left, err := time.ParseDuration(d.Duration); err == nil && left <= 0 {
+				continue
+			}
+			ds = append(ds, d)
+		}
 	}
 	return ds
 }

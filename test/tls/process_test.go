@@ -13,11 +13,16 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
+// hour is one decision of an hour for p.
+func hour(p netip.Prefix) []lapi.Decision {
+	return []lapi.Decision{{Prefix: p, Duration: time.Hour}}
+}
+
 // machine builds the bridge's LAPI client as cmd's newLAPI does.
 func machine(t *testing.T, l *lapitest.LAPI, o lapi.Options) *lapi.Client {
 	t.Helper()
 	o.URL, o.Login, o.UserAgent = l.URL, "crowdsec-apiban-bridge", "crowdsec-apiban-bridge/test"
-	o.Origin, o.Scenario, o.Type, o.Duration, o.PerAlert, o.Message = "apiban", "apiban/sip-blocklist", "ban", time.Hour, 100, "APIBAN sip"
+	o.Origin, o.Scenario, o.Type, o.Timeout, o.PerAlert, o.Message = "apiban", "apiban/sip-blocklist", "ban", 30*time.Second, 100, "APIBAN sip"
 	c, err := lapi.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -35,14 +40,14 @@ func TestMachineClientsDoNotShareTLS(t *testing.T) {
 	l, files := lapitest.StartTLS(t)
 	l.AddMachine(t, "crowdsec-apiban-bridge", password)
 	ctx := context.Background()
-	ip := []netip.Prefix{netip.MustParsePrefix("192.0.2.51/32")}
+	ip := hour(netip.MustParsePrefix("192.0.2.51/32"))
 
 	byCert := machine(t, l, lapi.Options{CertPath: files.AgentCert, KeyPath: files.AgentKey, CACertPath: files.CA})
-	if err := byCert.Push(ctx, ip, time.Now()); err != nil {
+	if _, err := byCert.Push(ctx, ip, time.Now()); err != nil {
 		t.Fatalf("certificate login: %v", err)
 	}
 	wrong := machine(t, l, lapi.Options{Password: "Wrong-pw-4711", CACertPath: files.CA})
-	err := wrong.Push(ctx, []netip.Prefix{netip.MustParsePrefix("192.0.2.52/32")}, time.Now())
+	_, err := wrong.Push(ctx, hour(netip.MustParsePrefix("192.0.2.52/32")), time.Now())
 	if err == nil {
 		t.Fatal("a machine client with a wrong password pushed: it logged in with another client's certificate")
 	}
@@ -80,7 +85,7 @@ func TestBridgeAndBouncerInOneProcess(t *testing.T) {
 			m := machine(t, l, lapi.Options{CertPath: files.AgentCert, KeyPath: files.AgentKey, CACertPath: files.CA})
 			r := startBouncer(t, l, c.opts(files))
 			p := netip.MustParsePrefix("192.0.2.61/32")
-			if err := m.Push(context.Background(), []netip.Prefix{p}, time.Now()); err != nil {
+			if _, err := m.Push(context.Background(), hour(p), time.Now()); err != nil {
 				t.Fatalf("machine push: %v", err)
 			}
 			if !waitFor(20*time.Second, func() bool { return r.rec.has(p) }) {
