@@ -602,3 +602,21 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainHTTPAPIBANURLWarns(t *testing.T) {
+	for url, want := range map[string][]string{
+		"https://apiban.org": nil,
+		"http://apiban.example:8080/base": {"apiban.url: http://apiban.example:8080/base is plain http: " +
+			"the API key crosses the network unencrypted; use https (APIBAN serves https://apiban.org)"},
+		"HTTP://user:secret-pw@127.0.0.1:9": {"apiban.url: http://user:xxxxx@127.0.0.1:9 is plain http: " +
+			"the API key crosses the network unencrypted; use https (APIBAN serves https://apiban.org)"},
+	} {
+		c, err := LoadBytes([]byte(strings.Replace(validBase, "apiban:\n", "apiban:\n  url: "+url+"\n", 1)), noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if !reflect.DeepEqual(c.Warnings, want) {
+			t.Errorf("%s: warnings %q, want %q", url, c.Warnings, want)
+		}
+	}
+}

@@ -40,6 +40,7 @@ func invalid(key, format string, args ...any) error {
 // values never enter a message.
 func (c *Config) validate() (errs []error, warnings []string) {
 	errs = append(errs, c.APIBAN.validate()...)
+	warnings = append(warnings, c.APIBAN.warnings()...)
 	errs = append(errs, c.CrowdSec.validate()...)
 	errs = append(errs, c.Decisions.validate()...)
 	alErrs, alWarnings := c.Allowlist.validate()
@@ -228,6 +229,18 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	addr = addr.Unmap()
 	return netip.PrefixFrom(addr, addr.BitLen()), nil
+}
+
+// warnings flag what works but should not: a plain http:// URL sends the
+// key unencrypted (in the path with api_version v1, in a header with v2),
+// and APIBAN itself serves only https.
+func (a *APIBAN) warnings() []string {
+	u, err := url.Parse(a.URL)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || u.Host == "" {
+		return nil
+	}
+	return []string{fmt.Sprintf("apiban.url: %s is plain http: the API key crosses the network unencrypted; use https (APIBAN serves %s)",
+		u.Redacted(), "https://apiban.org")}
 }
 
 // checkHTTPURL requires an absolute http or https URL. The value is shown

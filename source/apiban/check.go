@@ -43,6 +43,8 @@ func (c *Client) checkTarget(ip string) target {
 // of the usual classes.
 func checkOutcome(r response, addr netip.Addr) (bool, *failure) {
 	switch {
+	case r.location != "":
+		return false, redirected(r)
 	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
 		return false, newFailure(ErrUnauthorized, false, "status %d", r.status)
 	case r.status == http.StatusTooManyRequests:

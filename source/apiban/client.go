@@ -32,6 +32,8 @@ type Client struct {
 	// the pacer and the requests.
 	turn  chan struct{}
 	pacer *pacer
+	// pass bounds the walk through the feed that Next is part of.
+	pass passTracker
 	// secrets are the forms of the key that must never be shown.
 	secrets []string
 
@@ -75,12 +77,32 @@ func (c *Client) Requests() int { return int(c.requests.Load()) }
 func (c *Client) RateLimited() int { return int(c.rateLimited.Load()) }
 
 // Next fetches the batch after cursor ("" is the start of the list),
-// retrying as configured.
+// retrying as configured. Called with the cursor of the batch it returned
+// last, it continues a pass through the feed, which it bounds: a cursor
+// that comes back, or a pass longer than Config.MaxPages full pages, is an
+// ErrBadResponse and that page is not returned.
 func (c *Client) Next(ctx context.Context, cursor string) (source.Batch, error) {
 	if cursor == "" {
 		cursor = StartCursor
 	}
+	c.pass.begin(cursor)
 	t := c.target(cursor)
+	b, err := c.fetch(ctx, t, cursor)
+	if err == nil {
+		if f := c.pass.take(cursor, b, c.cfg.MaxPages); f != nil {
+			f.where = t.String()
+			err = scrub(f, c.secrets)
+		}
+	}
+	if err != nil {
+		c.pass.reset()
+		return source.Batch{}, err
+	}
+	return b, nil
+}
+
+// fetch is one page, retried as configured.
+func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Batch, error) {
 	attempts := c.cfg.MaxRetries + 1
 	for n := 1; ; n++ {
 		b, f := c.attempt(ctx, t, cursor, n)

@@ -23,6 +23,7 @@ const (
 	DefaultBackoffBase  = time.Second
 	DefaultBackoffMax   = 30 * time.Second
 	DefaultMaxBodyBytes = 8 << 20
+	// DefaultMaxPages is in pass.go, with its reasoning.
 )
 
 // Config is what the client needs. Zero fields get the defaults above,
@@ -51,6 +52,9 @@ type Config struct {
 	BackoffMax  time.Duration
 	// MaxBodyBytes caps a response body.
 	MaxBodyBytes int64
+	// MaxPages is the most full pages (of BatchSize entries) one pass
+	// through the feed may take; the next page must end the list.
+	MaxPages int
 	// HTTPClient sends the requests; nil means a plain http.Client.
 	HTTPClient *http.Client
 	// Logger gets a debug line per request and a warning per retry; nil
@@ -73,9 +77,14 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.BackoffBase, DefaultBackoffBase)
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&c.MaxPages, DefaultMaxPages)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
+	// A copy, so that the caller's client keeps its own policy.
+	hc := *c.HTTPClient
+	hc.CheckRedirect = noRedirects
+	c.HTTPClient = &hc
 	if c.Logger == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -108,6 +117,7 @@ func (c Config) validate() error {
 		{"BackoffBase", positive(c.BackoffBase)},
 		{"BackoffMax", atLeast(c.BackoffMax, c.BackoffBase, "BackoffBase")},
 		{"MaxBodyBytes", positive(c.MaxBodyBytes)},
+		{"MaxPages", notNegative(c.MaxPages)},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {

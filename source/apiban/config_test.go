@@ -35,6 +35,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"MaxRetries", func(c *apiban.Config) { c.MaxRetries = -1 }},
 		{"BackoffMax", func(c *apiban.Config) { c.BackoffBase, c.BackoffMax = time.Minute, time.Second }},
 		{"MaxBodyBytes", func(c *apiban.Config) { c.MaxBodyBytes = -1 }},
+		{"MaxPages", func(c *apiban.Config) { c.MaxPages = -1 }},
 	}
 	for _, tc := range cases {
 		cfg := apiban.Config{APIKey: "good-key"}

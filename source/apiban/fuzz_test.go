@@ -15,8 +15,9 @@ import (
 // testdata/fuzz/FuzzParseEntry.
 
 // FuzzClassify: any status and body yield a batch or a failure, never a
-// panic; a batch holds only canonical prefixes, a usable cursor, and a
-// full batch always moves the cursor (else the caller would loop).
+// panic; a batch holds only canonical prefixes, a usable cursor, at most
+// a page of entries, and a full batch always moves the cursor (else the
+// caller would loop).
 func FuzzClassify(f *testing.F) {
 	seeds := []struct {
 		status int
@@ -37,6 +38,8 @@ func FuzzClassify(f *testing.F) {
 		{200, `{"ipaddress":["0.0.0.0/0"],"ID":"../../x"}`},
 		{200, `[]`},
 		{200, `null`},
+		{200, `{"ipaddress":[` + strings.Repeat(`"192.0.2.1",`, BatchSize) + `"192.0.2.2"],"ID":"1700000001"}`},
+		{302, `{"ipaddress":["192.0.2.1"],"ID":"1700000001"}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.status, []byte(s.body), "100")
@@ -63,12 +66,16 @@ func FuzzClassify(f *testing.F) {
 		if !b.Last && b.Cursor == sent {
 			t.Fatalf("a batch that is not the last keeps cursor %q", sent)
 		}
+		if n := len(b.Prefixes) + b.Invalid; n > BatchSize {
+			t.Fatalf("a batch of %d entries, more than a page", n)
+		}
 	})
 }
 
 // FuzzClientResponse drives the whole client (HTTP, size cap, decoding,
-// error wording) with arbitrary bodies: never a panic, never the key in
-// an error, and only canonical prefixes out.
+// pass bounds, error wording) with arbitrary bodies: never a panic, never
+// the key in an error, only canonical prefixes out, never more than a
+// page, never a cursor that goes back, never a page from a 3xx.
 func FuzzClientResponse(f *testing.F) {
 	const key = "FuzzSecretKey-3c4d5e"
 	var mu sync.Mutex
@@ -85,10 +92,13 @@ func FuzzClientResponse(f *testing.F) {
 	for _, s := range []string{
 		`{"ipaddress":["192.0.2.1"],"ID":"1700000001"}`, `{"ipaddress":["no new bans"],"ID":"none"}`,
 		`{}`, ``, `<html>oops</html>`, `{"ipaddress":"` + key + `","ID":"` + key + `"}`,
+		`{"ipaddress":["192.0.2.1"],"ID":"99"}`, `{"ipaddress":["192.0.2.1"],"ID":"100"}`,
+		`{"ipaddress":[` + strings.Repeat(`"192.0.2.1",`, BatchSize) + `"192.0.2.2"],"ID":"1700000001"}`,
 	} {
 		f.Add(200, []byte(s), false)
 	}
 	f.Add(400, []byte(`{"ipaddress":["no new bans"],"ID":"none"}`), true)
+	f.Add(302, []byte(`{"ipaddress":["192.0.2.1"],"ID":"1700000001"}`), true)
 	f.Fuzz(func(t *testing.T, st int, b []byte, v1 bool) {
 		if st < 200 || st > 599 {
 			st = 200 + (st%400+400)%400 // net/http refuses other codes
@@ -114,6 +124,15 @@ func FuzzClientResponse(f *testing.F) {
 		}
 		if strings.Contains(batch.Cursor, key) {
 			t.Fatalf("the key came back as the cursor")
+		}
+		if n := len(batch.Prefixes) + batch.Invalid; n > BatchSize {
+			t.Fatalf("a batch of %d entries, more than a page", n)
+		}
+		if isNumber(batch.Cursor) && compareNumbers(batch.Cursor, "100") < 0 {
+			t.Fatalf("cursor %q went back from 100", batch.Cursor)
+		}
+		if st >= 300 && st < 400 && len(batch.Prefixes) > 0 {
+			t.Fatalf("a %d answer gave %d prefixes", st, len(batch.Prefixes))
 		}
 		for _, p := range batch.Prefixes {
 			if p != p.Masked() || p.Bits() == 0 || !netip.Prefix.IsValid(p) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
@@ -82,6 +83,9 @@ type response struct {
 	// it went past the cap.
 	readErr *failure
 	tooBig  bool
+	// location is a redirect's target as it may be shown: no key, no
+	// user info, no query; "" when the answer is not a redirect.
+	location string
 }
 
 // exchange sends one request and reads its body, within the timeout.
@@ -99,6 +103,9 @@ func (c *Client) exchange(ctx context.Context, t target) (response, *failure) {
 	}
 	defer resp.Body.Close()
 	r := response{status: resp.StatusCode}
+	if loc := resp.Header.Get("Location"); loc != "" && isRedirect(resp.StatusCode) {
+		r.location = shownLocation(loc, c.secrets)
+	}
 	r.body, r.tooBig, err = readCapped(resp.Body, c.cfg.MaxBodyBytes)
 	if err != nil {
 		r.readErr = c.transportFailure(ctx, err)
@@ -137,6 +144,8 @@ func (c *Client) outcome(r response, sent string) (source.Batch, *failure) {
 	decisive := r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
 		r.status == http.StatusTooManyRequests || r.status >= 500
 	switch {
+	case r.location != "":
+		return source.Batch{}, redirected(r)
 	case decisive:
 		// The status says it all; a body cut short does not matter.
 		return classify(r.status, nil, sent)
@@ -155,4 +164,51 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// noRedirects is the HTTP client's redirect policy: APIBAN needs none,
+// and following one would send the key (in the v1 path, or the v2 header
+// on a same-host hop) wherever the answer points. The 3xx comes back as
+// the response and outcome words it.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// redirected words a redirect that was not followed.
+func redirected(r response) *failure {
+	return newFailure(ErrBadResponse, false,
+		"APIBAN answered %d redirect to %s; redirects are not followed", r.status, r.location)
+}
+
+// maxShownLocation bounds a redirect target quoted in an error.
+const maxShownLocation = 200
+
+// shownLocation is a Location header fit for an error: scheme, host and
+// path only, the key replaced wherever it appears (the path is decoded
+// first, so every escaping of the key is caught), and cut to a length.
+func shownLocation(raw string, secrets []string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "an unreadable location"
+	}
+	hide := func(s string) string {
+		for _, sec := range secrets {
+			if sec != "" {
+				s = strings.ReplaceAll(s, sec, redactedKey)
+			}
+		}
+		return s
+	}
+	shown := hide((&url.URL{Scheme: u.Scheme, Host: hide(u.Host), Path: hide(u.Path)}).String())
+	if len(shown) > maxShownLocation {
+		shown = shown[:maxShownLocation] + "..."
+	}
+	return shown
 }

@@ -24,6 +24,9 @@ type reply struct {
 	isArray   bool
 	text      string // ipaddress when it is a string
 	id        string // "" when absent or null
+	// overLong is the length of an ipaddress array longer than BatchSize,
+	// whose elements were not decoded; 0 otherwise.
+	overLong int
 }
 
 type wireReply struct {
@@ -73,13 +76,19 @@ func (r *reply) decodeIPAddress(raw json.RawMessage) error {
 }
 
 // decodeEntries keeps string elements and counts the others, so that one
-// odd element costs one entry, not the batch.
+// odd element costs one entry, not the batch. A list longer than a page
+// is only counted: it will be refused whole, so its elements are not
+// decoded.
 func (r *reply) decodeEntries(raw json.RawMessage) error {
 	var elems []json.RawMessage
 	if err := json.Unmarshal(raw, &elems); err != nil {
 		return fmt.Errorf("ipaddress list: %w", err)
 	}
 	r.isArray = true
+	if len(elems) > BatchSize {
+		r.overLong = len(elems)
+		return nil
+	}
 	r.entries = make([]string, 0, len(elems))
 	for _, e := range elems {
 		var s string
@@ -143,6 +152,12 @@ func batchOf(r reply, sent string) (source.Batch, *failure) {
 	if !r.isArray {
 		return source.Batch{}, newFailure(ErrBadResponse, true, "status 200 without an ipaddress list")
 	}
+	if r.overLong > 0 {
+		// APIBAN never sends more than a page: a longer one is a broken
+		// or hostile feed, and none of it may reach LAPI.
+		return source.Batch{}, newFailure(ErrBadResponse, false,
+			"page of %d entries, more than APIBAN's %d per page: refused whole", r.overLong, BatchSize)
+	}
 	if !validCursor(r.id) {
 		return source.Batch{}, newFailure(ErrBadResponse, true, "status 200 with a missing or malformed ID")
 	}
@@ -159,7 +174,7 @@ func batchOf(r reply, sent string) (source.Batch, *failure) {
 	if !b.Last && r.id == sent {
 		// A full batch that does not move the cursor would make the
 		// caller ask for the same page forever.
-		return source.Batch{}, newFailure(ErrBadResponse, false, "full batch did not advance the cursor")
+		return source.Batch{}, newFailure(ErrBadResponse, false, "full page did not move past the requested cursor %s", sent)
 	}
 	return b, nil
 }

@@ -3,8 +3,11 @@ package apiban
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
 func TestClassify(t *testing.T) {
@@ -53,6 +56,8 @@ func TestClassify(t *testing.T) {
 		{"400 other body", 400, `{"ipaddress":"bad request","ID":"error"}`, "bad final"},
 		{"404 html", 404, `<html>not found</html>`, "bad final"},
 		{"302", 302, ``, "bad final"},
+		{"over-long page", 200, strings.Replace(full, `"ipaddress":[`, `"ipaddress":[7,`, 1), "bad final"},
+		{"over-long end of list", 400, `{"ipaddress":[` + strings.Repeat(`"x",`, BatchSize) + `"x"],"ID":"none"}`, "end"},
 	}
 	for _, tc := range cases {
 		b, f := classify(tc.status, []byte(tc.body), "sent")
@@ -103,5 +108,68 @@ func TestScrub(t *testing.T) {
 	clean := errors.New("clean")
 	if scrub(clean, []string{"k?ey"}) != clean {
 		t.Fatal("scrub changed a clean error")
+	}
+}
+
+func TestOverlongPageError(t *testing.T) {
+	body := `{"ipaddress":[` + strings.TrimSuffix(strings.Repeat(`"192.0.2.1",`, 450000), ",") + `],"ID":"1700000249"}`
+	_, f := classify(200, []byte(body), "100")
+	want := "apiban: bad response: page of 450000 entries, more than APIBAN's 250 per page: refused whole"
+	if f == nil || f.Error() != want || f.retry {
+		t.Fatalf("got %v, want the final error %q", f, want)
+	}
+}
+
+func TestCursorMoves(t *testing.T) {
+	page := func(cursor string, entries int, last bool) source.Batch {
+		return source.Batch{Cursor: cursor, Prefixes: make([]netip.Prefix, entries), Last: last}
+	}
+	cases := []struct {
+		sent string
+		b    source.Batch
+		want string // "" for no error
+	}{
+		{"100", page("1700000000", 250, false), ""},
+		{"100", page("1700000000", 3, true), ""},
+		{"1700000000", page("1700000001", 1, true), ""},
+		{"1700000000", page("01700000001", 1, true), ""}, // leading zeros: by value
+		{"999", page("99999999999999999999999999", 250, false), ""},
+		{"sent", page("7", 250, false), ""}, // not numeric: opaque
+		{"100", page("abc", 250, false), ""},
+		{"2000", page("2000", 0, true), ""}, // empty page, nothing new
+		{"2000", page("2000", 2, true), "page ID 2000 does not move past the requested cursor 2000"},
+		{"2000", page("1999", 2, true), "page ID 1999 is lower than the requested cursor 2000: the feed went back"},
+		{"2000", page("1000", 250, false), "page ID 1000 is lower than the requested cursor 2000: the feed went back"},
+		{"100", page("99", 0, true), "page ID 99 is lower than the requested cursor 100: the feed went back"},
+		{"100", page("0100", 1, true), "page ID 0100 does not move past the requested cursor 100"},
+	}
+	for _, tc := range cases {
+		f := cursorMoves(tc.sent, tc.b)
+		got := ""
+		if f != nil {
+			got = f.detail
+			if f.class != ErrBadResponse || f.retry {
+				t.Errorf("%s after %s: class %v retry %v, want a final bad response", tc.b.Cursor, tc.sent, f.class, f.retry)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s after %s: got %q, want %q", tc.b.Cursor, tc.sent, got, tc.want)
+		}
+	}
+}
+
+func TestShownLocation(t *testing.T) {
+	secrets := []string{"Sek/r3t", "Sek%2Fr3t"}
+	cases := []struct{ raw, want string }{
+		{"/moved/api/Sek%2Fr3t/banned/100", "/moved/api/REDACTED/banned/100"},
+		{"https://u:pw@evil.example:8443/api/Sek%2fr3t/x?key=Sek/r3t#frag", "https://evil.example:8443/api/REDACTED/x"},
+		{"https://evil.example/api/%53ek%2Fr3t", "https://evil.example/api/REDACTED"},
+		{"http://[::1", "an unreadable location"},
+		{"https://evil.example/" + strings.Repeat("a", 300), "https://evil.example/" + strings.Repeat("a", 200-len("https://evil.example/")) + "..."},
+	}
+	for _, tc := range cases {
+		if got := shownLocation(tc.raw, secrets); got != tc.want {
+			t.Errorf("shownLocation(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
 	}
 }

@@ -36,12 +36,39 @@ const (
 	FaultMalformed
 	// Fault429 is the rate-limit answer, whatever the real count.
 	Fault429
+
+	// The hostile kinds below are well-formed answers that a client must
+	// refuse rather than retry; they are not in Faults. Their pages list
+	// fresh addresses, HostileEntries(k, n) for the k-th hostile page the
+	// Sim served, so a test can tell what came from them.
+
+	// FaultCursorCycle is a full page whose ID alternates: 1000 for the
+	// first one served, 2000 for the second, 1000, 2000, ...
+	FaultCursorCycle
+	// FaultCursorBack is a full page whose ID goes down: 3000 for the
+	// first one served, then 2000, 1000, and 1 from then on.
+	FaultCursorBack
+	// FaultOverlong is one page of Options.OverlongEntries entries, more
+	// than a page holds, with an ID above every listed one.
+	FaultOverlong
+	// Fault302 redirects to the same path under /moved on the Sim, where
+	// a client that follows it is counted as EndpointOther.
+	Fault302
+
+	// NoFault, queued, lets one request through to its normal answer, so
+	// that good pages can come before a fault.
+	NoFault
 )
 
-// Faults lists every kind, for table tests.
+// Faults lists every kind a retry can get past, for table tests.
 func Faults() []Fault {
 	return []Fault{Fault500, Fault502, Fault503, FaultReset, FaultHang, FaultTruncated,
 		FaultEmpty, FaultEmptyObject, FaultOversized, FaultMalformed, Fault429}
+}
+
+// HostileFaults lists the kinds a client must refuse without retrying.
+func HostileFaults() []Fault {
+	return []Fault{FaultCursorCycle, FaultCursorBack, FaultOverlong, Fault302}
 }
 
 func (f Fault) String() string {
@@ -50,6 +77,8 @@ func (f Fault) String() string {
 		FaultHang: "hang", FaultTruncated: "truncated", FaultEmpty: "empty",
 		FaultEmptyObject: "empty-object", FaultOversized: "oversized",
 		FaultMalformed: "malformed", Fault429: "429",
+		FaultCursorCycle: "cursor-cycle", FaultCursorBack: "cursor-back",
+		FaultOverlong: "overlong", Fault302: "302", NoFault: "no-fault",
 	}
 	if n, ok := names[f]; ok {
 		return n
@@ -102,6 +131,11 @@ func (s *Sim) serveFault(w http.ResponseWriter, r *http.Request, f Fault) {
 		writeRaw(w, http.StatusOK, `{"ipaddress": [192.0.2.1], ID: none`)
 	case Fault429:
 		writeRateLimited(w)
+	case FaultCursorCycle, FaultCursorBack, FaultOverlong:
+		s.writeHostile(w, f)
+	case Fault302:
+		w.Header().Set("Location", "/moved"+r.URL.EscapedPath())
+		writeRaw(w, http.StatusFound, "")
 	default:
 		panic(fmt.Sprintf("apibansim: unknown fault %d", int(f)))
 	}

@@ -29,7 +29,7 @@ func (s *Sim) admit(w http.ResponseWriter, r *http.Request, ep Endpoint, key str
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.ByEndpoint[ep]++
-	if f, ok := s.popFault(); ok {
+	if f, ok := s.popFault(); ok && f != NoFault {
 		s.stats.Faults++
 		if f == Fault429 {
 			s.stats.RateLimited++
@@ -102,7 +102,7 @@ func (s *Sim) other(w http.ResponseWriter, r *http.Request) {
 	s.stats.ByEndpoint[EndpointOther]++
 	f, faulted := s.popFault()
 	s.mu.Unlock()
-	if faulted {
+	if faulted && f != NoFault {
 		s.serveFault(w, r, f)
 		return
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	MaxHang time.Duration
 	// OversizeBytes is the body size of FaultOversized; 0 means 10 MiB.
 	OversizeBytes int
+	// OverlongEntries is the length of the page of FaultOverlong; 0
+	// means DefaultOverlongEntries.
+	OverlongEntries int
 	// Listener, when set, is served instead of a fresh 127.0.0.1 port.
 	// The Sim owns it from then on.
 	Listener net.Listener
@@ -78,6 +81,9 @@ func (o Options) withDefaults() Options {
 	if o.OversizeBytes <= 0 {
 		o.OversizeBytes = DefaultOversizeBytes
 	}
+	if o.OverlongEntries <= 0 {
+		o.OverlongEntries = DefaultOverlongEntries
+	}
 	return o
 }
 
@@ -87,6 +93,7 @@ type Sim struct {
 	batchSize int
 	maxHang   time.Duration
 	oversize  int
+	overlong  int
 	srv       *httptest.Server
 	mux       *http.ServeMux
 	// closing releases hanging requests so Close does not wait on them.
@@ -98,6 +105,7 @@ type Sim struct {
 	endForm EndForm
 	limiter *limiter
 	faults  []Fault
+	hostile hostile
 	stats   Stats
 }
 
@@ -110,6 +118,7 @@ func New(opts Options) *Sim {
 		batchSize: opts.BatchSize,
 		maxHang:   opts.MaxHang,
 		oversize:  opts.OversizeBytes,
+		overlong:  opts.OverlongEntries,
 		closing:   make(chan struct{}),
 		list:      newList(opts.StartID),
 		endForm:   opts.EndForm,

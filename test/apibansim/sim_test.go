@@ -257,3 +257,65 @@ func TestPublicIPv4s(t *testing.T) {
 		}
 	}
 }
+
+func TestHostilePages(t *testing.T) {
+	s := newTestSim(t, Options{BatchSize: 3, OverlongEntries: 7})
+	s.Add("192.0.2.10", "192.0.2.11")
+	s.FailNext(FaultCursorCycle, FaultCursorCycle, FaultCursorCycle, FaultCursorBack, FaultCursorBack,
+		FaultCursorBack, FaultCursorBack, FaultOverlong, NoFault)
+	want := []struct {
+		id string
+		n  int
+	}{{"1000", 3}, {"2000", 3}, {"1000", 3}, {"3000", 3}, {"2000", 3}, {"1000", 3}, {"1", 3}, {"1701000002", 7}}
+	for k, w := range want {
+		st, r := get(t, s, "GET", "/api/sim-key/banned/100", "", "")
+		if st != 200 || r.ID != w.id || !slices.Equal(toStrings(r.IPAddress), HostileEntries(k, w.n)) {
+			t.Errorf("hostile page %d: %d ID %q %v, want 200 ID %q with HostileEntries(%d, %d)", k, st, r.ID, r.IPAddress, w.id, k, w.n)
+		}
+	}
+	// NoFault: the normal answer, not counted as a fault.
+	if st, r := get(t, s, "GET", "/api/sim-key/banned/100", "", ""); st != 200 || len(toStrings(r.IPAddress)) != 2 {
+		t.Errorf("after NoFault: %d %+v, want the real list", st, r)
+	}
+	if st := s.Stats(); st.Faults != len(want) || s.PendingFaults() != 0 {
+		t.Errorf("faults served %d, pending %d; want %d and 0", st.Faults, s.PendingFaults(), len(want))
+	}
+}
+
+func TestHostileEntriesAreDistinctDocumentationAddresses(t *testing.T) {
+	doc := netip.MustParsePrefix("2001:db8::/32")
+	seen := map[string]bool{}
+	for k := range 3 {
+		for _, e := range HostileEntries(k, 300) {
+			a, err := netip.ParseAddr(e)
+			if err != nil || !doc.Contains(a) || a.String() != e || seen[e] {
+				t.Fatalf("entry %q: not a canonical, new documentation address (%v)", e, err)
+			}
+			seen[e] = true
+		}
+	}
+}
+
+func TestRedirectFault(t *testing.T) {
+	s := newTestSim(t, Options{})
+	s.FailNext(Fault302)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(s.URL() + "/api/sim-key/banned/100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/moved/api/sim-key/banned/100" {
+		t.Fatalf("got %d to %q, want 302 to /moved/api/sim-key/banned/100", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Where the redirect points is counted, so a test can see a client follow it.
+	s.FailNext(Fault302)
+	resp, err = http.Get(s.URL() + "/api/sim-key/banned/100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || s.Stats().ByEndpoint[EndpointOther] != 1 {
+		t.Fatalf("followed: %d, other %d; want 404 and 1", resp.StatusCode, s.Stats().ByEndpoint[EndpointOther])
+	}
+}
