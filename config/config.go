@@ -58,6 +58,8 @@ type APIBAN struct {
 	FullResyncInterval time.Duration `mapstructure:"full_resync_interval"`
 	Timeout            time.Duration `mapstructure:"timeout"`
 	MaxRetries         int           `mapstructure:"max_retries"`
+	// MaxPages bounds one pass through the feed (full pages of 250).
+	MaxPages int `mapstructure:"max_pages"`
 }
 
 // CrowdSec configures the machine login to the Local API.
@@ -164,6 +166,7 @@ func Default() *Config {
 			FullResyncInterval: 168 * time.Hour,
 			Timeout:            30 * time.Second,
 			MaxRetries:         5,
+			MaxPages:           400,
 		},
 		CrowdSec: CrowdSec{
 			LAPIURL: "http://127.0.0.1:8080/",

@@ -140,6 +140,7 @@ func TestBadConfigs(t *testing.T) {
 		{"min prefix not a number", "decisions:\n  min_prefix_v4: /24\n", `config: decisions.min_prefix_v4: want an integer, got "/24"`},
 		{"max new per sync negative", "decisions:\n  max_new_per_sync: -1\n", `config: decisions.max_new_per_sync: must be 0 (no cap) or more, got -1`},
 		{"max addresses per sync negative", "decisions:\n  max_addresses_per_sync: -1\n", `config: decisions.max_addresses_per_sync: must be 0 (no cap) or more, got -1`},
+		{"max pages zero", "apiban:\n  max_pages: 0\n", `config: apiban.max_pages: must be 1 or more, got 0`},
 		{"lapi timeout zero", "crowdsec:\n  timeout: 0s\n", `config: crowdsec.timeout: must be more than 0 and at most 10m, got 0s`},
 		{"lapi timeout too long", "crowdsec:\n  timeout: 1h\n", `config: crowdsec.timeout: must be more than 0 and at most 10m, got 1h`},
 		{"refresh before duration", "decisions:\n  duration: 24h\n", `config: decisions.refresh_before: must be 0 or more and less than decisions.duration (24h), got 24h`},

@@ -111,6 +111,7 @@ func TestDefaultsApplied(t *testing.T) {
 		{"apiban.full_resync_interval", d.APIBAN.FullResyncInterval, 168 * time.Hour},
 		{"apiban.timeout", d.APIBAN.Timeout, 30 * time.Second},
 		{"apiban.max_retries", d.APIBAN.MaxRetries, 5},
+		{"apiban.max_pages", d.APIBAN.MaxPages, 400},
 		{"crowdsec.lapi_url", d.CrowdSec.LAPIURL, "http://127.0.0.1:8080/"},
 		{"crowdsec.login", d.CrowdSec.Login, "crowdsec-apiban-bridge"},
 		{"crowdsec.timeout", d.CrowdSec.Timeout, 30 * time.Second},

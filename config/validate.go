@@ -115,6 +115,9 @@ func (a *APIBAN) validate() []error {
 	if a.Timeout <= 0 {
 		add(invalid("apiban.timeout", "must be positive, got %s", formatDuration(a.Timeout)))
 	}
+	if a.MaxPages < 1 {
+		add(invalid("apiban.max_pages", "must be 1 or more, got %d", a.MaxPages))
+	}
 	if a.MaxRetries < 0 {
 		add(invalid("apiban.max_retries", "must be 0 or more, got %d", a.MaxRetries))
 	}

@@ -15,7 +15,8 @@ func newFeed(cfg *config.Config, log *logrus.Logger) (*apiban.Client, error) {
 		BaseURL: cfg.APIBAN.URL, APIKey: cfg.APIBAN.APIKey, Version: cfg.APIBAN.APIVersion,
 		Set: cfg.APIBAN.Set, MaxRequests: cfg.APIBAN.MaxRequests, RateWindow: cfg.APIBAN.RateWindow,
 		Timeout: cfg.APIBAN.Timeout, MaxRetries: cfg.APIBAN.MaxRetries,
-		Logger: log.WithField("component", "apiban"),
+		MaxPages: cfg.APIBAN.MaxPages,
+		Logger:   log.WithField("component", "apiban"),
 	})
 }
 

@@ -45,6 +45,7 @@ type APIBAN struct {
 	FullResyncInterval time.Duration `yaml:"full_resync_interval,omitempty"`
 	Timeout            time.Duration `yaml:"timeout,omitempty"`
 	MaxRetries         *int          `yaml:"max_retries,omitempty"`
+	MaxPages           int           `yaml:"max_pages,omitempty"`
 }
 
 // CrowdSec is the crowdsec section: the machine login to LAPI.

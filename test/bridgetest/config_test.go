@@ -44,7 +44,7 @@ func TestConfigLoads(t *testing.T) {
 	}{
 		{"apiban", c.APIBAN, config.APIBAN{APIKey: "-k#1:", URL: "http://127.0.0.1:1", APIVersion: "v1", Set: "sip",
 			PollInterval: time.Hour, MaxRequests: 0, RateWindow: time.Second, FullResyncInterval: 2 * time.Hour,
-			Timeout: 2 * time.Second, MaxRetries: 0}},
+			Timeout: 2 * time.Second, MaxRetries: 0, MaxPages: 400}},
 		{"crowdsec", c.CrowdSec, config.CrowdSec{LAPIURL: "https://127.0.0.1:2/", Login: "m", Password: "p'w\": #x",
 			InsecureSkipVerify: true, Timeout: 30 * time.Second}},
 		{"decisions", [6]any{c.Decisions.Duration, c.Decisions.Origin, c.Decisions.BatchSize, c.Decisions.RefreshBefore, c.Decisions.MaxNewPerSync},
