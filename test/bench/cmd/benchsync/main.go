@@ -407,7 +407,7 @@ func runtimeFree(env []string) []string {
 // bridgeConfig: pacing off (max_requests 0), everything else default.
 func bridgeConfig(apibanURL, lapiURL, password, statePath string) []byte {
 	return bridgetest.Config{
-		APIBAN:    bridgetest.APIBAN{APIKey: apiKey, URL: apibanURL, MaxRequests: new(0),
+		APIBAN: bridgetest.APIBAN{APIKey: apiKey, URL: apibanURL, MaxRequests: new(0),
 			// Lists larger than APIBAN's are the point here.
 			MaxPages: 1 << 20},
 		CrowdSec:  bridgetest.CrowdSec{LAPIURL: lapiURL, Login: "crowdsec-apiban-bridge", Password: password},
