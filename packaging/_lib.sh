@@ -135,10 +135,13 @@ bouncer_dropin() {
 
 # set_key SECTION KEY VALUE FILE: replace KEY's value inside the top-level
 # SECTION (SECTION "" means a top-level key), keeping its comment. VALUE is
-# written YAML single-quoted, so any character is safe.
+# written YAML single-quoted, so any character is safe. VALUE (a secret,
+# often) reaches awk through a pipe from the printf builtin: never through
+# a process's arguments or environment.
 set_key() {
   local tmp; tmp=$(mktemp "$4.XXXXXX")
-  SECTION=$1 KEY=$2 VALUE=$3 awk '
+  printf '%s\n' "$3" | SECTION=$1 KEY=$2 awk '
+    BEGIN { getline value <"-" }
     function quote(s) { gsub(/\047/, "\047\047", s); return "\047" s "\047" }
     /^[A-Za-z_]+:/ { split($0, a, ":"); section = a[1] }
     {
@@ -148,7 +151,7 @@ set_key() {
         indent = ENVIRON["SECTION"] == "" ? "" : "  "
         comment = ""
         if (match($0, /[ \t]+#.*$/)) comment = substr($0, RSTART)
-        print indent ENVIRON["KEY"] ": " quote(ENVIRON["VALUE"]) comment
+        print indent ENVIRON["KEY"] ": " quote(value) comment
         done = 1
         next
       }
