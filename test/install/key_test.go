@@ -166,7 +166,7 @@ func TestInstallKeyNeverOnCommandLine(t *testing.T) {
 
 	for _, c := range []struct {
 		name, stdin, want string
-		args             []string
+		args              []string
 	}{
 		{"missing file", "", "--api-key-file: cannot read /nonexistent/key", []string{"--api-key-file", "/nonexistent/key"}},
 		{"no path", "", "--api-key-file needs a path", []string{"--api-key-file"}},
