@@ -163,6 +163,16 @@ set_key() {
   mv -f "$tmp" "$4"
 }
 
+# first_line: the first line of standard input, without a trailing CR or
+# surrounding blanks (a key pasted from a Windows file or with a space).
+first_line() {
+  local line=
+  IFS= read -r line || true
+  line=${line%$'\r'}
+  line=${line#"${line%%[![:space:]]*}"}
+  printf '%s' "${line%"${line##*[![:space:]]}"}"
+}
+
 # get_key SECTION KEY FILE: the value, unquoted.
 get_key() {
   SECTION=$1 KEY=$2 awk '

@@ -62,16 +62,6 @@ key_from_client_config() {
   sed -n 's/.*"APIKEY"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$1" | head -n 1
 }
 
-# first_line: the first line of standard input, without a trailing CR or
-# surrounding blanks (a key pasted from a Windows file or with a space).
-first_line() {
-  local line=
-  IFS= read -r line || true
-  line=${line%$'\r'}
-  line=${line#"${line%%[![:space:]]*}"}
-  printf '%s' "${line%"${line##*[![:space:]]}"}"
-}
-
 ask_key() {
   if [ -n "$KEY_FILE" ]; then
     [ -f "$KEY_FILE" ] && [ -r "$KEY_FILE" ] || die "--api-key-file: cannot read $KEY_FILE"
