@@ -129,5 +129,6 @@ if use_systemd; then
   "$SYSTEMCTL" enable --now "$NAME"
   say "started $NAME: systemctl status $NAME; $NAME status"
 else
-  say "systemd not used: run '$BIN -c $CONFIG' under your supervisor"
+  say "systemd not used: run '$BIN -c $CONFIG' under your supervisor, as the user $SERVICE_USER"
+  say "  (the embedded bouncer also needs CAP_NET_ADMIN; see docs/operations.md#systemd)"
 fi
