@@ -6,7 +6,7 @@ BIN     := bin/crowdsec-apiban-bridge
 # Go test timeout: the first run builds crowdsec and cscli (minutes).
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build lapi test test-short lint demo bench clean package crash-test fuzz compat-146
+.PHONY: all build deps lapi test test-short lint demo bench clean package crash-test fuzz compat-146
 
 all: build
 
@@ -23,18 +23,25 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The Debian packages the tests need (kernel firewall tools, systemd-analyze):
+# installed when missing and run as root, else the command is printed.
+deps:
+	bash test/deps.sh
+
 # Everything, including the end-to-end tests against a real LAPI.
-test: lint lapi
+test: deps lint lapi
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Unit tests only (no LAPI, no kernel).
 test-short:
 	$(GO) test -race -count=1 -short ./...
 
-# One sync from a simulated APIBAN into a real local LAPI, then
-# `cscli decisions list --origin apiban`.
+# One sync from a simulated APIBAN into a real local LAPI, then the verdict
+# and the first DEMO_ROWS rows of `cscli decisions list --origin apiban`
+# (DEMO_ROWS=0: every row).
+DEMO_ROWS ?= 10
 demo: build lapi
-	$(GO) run ./test/cmd/demo -bridge $(BIN)
+	$(GO) run ./test/cmd/demo -bridge $(BIN) -rows $(DEMO_ROWS)
 
 # kill -9 at random points of a 20,000-address sync, 25 times, then check
 # that LAPI holds every address once (make test runs 5 kills).

@@ -212,7 +212,7 @@ func Default() *Config {
 			MetricsInterval: 15 * time.Minute,
 		},
 		LogMode:       "stdout",
-		LogDir:        "/var/log/",
+		LogDir:        "/var/log/crowdsec-apiban-bridge/",
 		LogMaxSize:    100,
 		LogMaxBackups: 3,
 		LogMaxAge:     30,

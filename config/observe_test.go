@@ -42,7 +42,7 @@ func TestObserveDefaults(t *testing.T) {
 	if !d.Prometheus.Enabled || d.Prometheus.ListenAddr != "127.0.0.1" || d.Prometheus.ListenPort != 60603 {
 		t.Errorf("prometheus defaults: %+v", d.Prometheus)
 	}
-	if d.LogMode != "stdout" || d.LogDir != "/var/log/" || d.LogMaxSize != 100 || d.LogMaxBackups != 3 || d.LogMaxAge != 30 || !d.LogCompress {
+	if d.LogMode != "stdout" || d.LogDir != "/var/log/crowdsec-apiban-bridge/" || d.LogMaxSize != 100 || d.LogMaxBackups != 3 || d.LogMaxAge != 30 || !d.LogCompress {
 		t.Errorf("log defaults: %+v", d)
 	}
 }

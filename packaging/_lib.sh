@@ -83,12 +83,65 @@ install_unit() {
   mv -f "$dst.new" "$dst"
 }
 
+# The unit runs as this system user with no capability; the embedded
+# bouncer's capabilities come from a drop-in (docs/operations.md#systemd).
+SERVICE_USER=$NAME
+DROPIN_DIR=/etc/systemd/system/$NAME.service.d
+DROPIN=$DROPIN_DIR/bouncer.conf
+
+# ensure_user: the service's system user and group, on the live system
+# only (a DESTDIR has no user database of its own).
+ensure_user() {
+  [ -z "$DESTDIR" ] || return 0
+  getent passwd "$SERVICE_USER" >/dev/null && return 0
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --comment "CrowdSec APIBAN bridge" "$SERVICE_USER" ||
+    die "cannot create the system user $SERVICE_USER"
+  say "created system user $SERVICE_USER"
+}
+
+# own_service_files CONFIG: the service user owns (and alone reads) its
+# configuration, its overlay and its state directory.
+own_service_files() {
+  [ -z "$DESTDIR" ] || return 0
+  local f
+  for f in "$1" "$1.local"; do
+    if [ -f "$f" ]; then chown "$SERVICE_USER:$SERVICE_USER" "$f" && chmod 0600 "$f"; fi
+  done
+  if [ -d "$STATE_DIR" ]; then chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"; fi
+}
+
+# bouncer_dropin CONFIG: with bouncer.enabled in CONFIG, the drop-in that
+# grants CAP_NET_ADMIN (nftables and ipset over netlink), plus CAP_NET_RAW
+# in ipset mode (iptables' set match asks ipset over a raw socket);
+# without it, no drop-in.
+bouncer_dropin() {
+  local dst; dst=$(root "$DROPIN")
+  if [ "$(get_key bouncer enabled "$1")" != true ]; then
+    rm -f "$dst"
+    rmdir "$(root "$DROPIN_DIR")" 2>/dev/null || true
+    return 0
+  fi
+  local caps=CAP_NET_ADMIN
+  if [ "$(get_key bouncer mode "$1")" = ipset ]; then caps="CAP_NET_ADMIN CAP_NET_RAW"; fi
+  mkdir -p "$(root "$DROPIN_DIR")"
+  printf '%s\n' "# Written by $NAME's installer: the embedded firewall bouncer's" \
+    "# capabilities (bouncer.enabled). Nothing else is granted." \
+    "[Service]" "AmbientCapabilities=$caps" "CapabilityBoundingSet=$caps" >"$dst.new"
+  chmod 0644 "$dst.new"
+  mv -f "$dst.new" "$dst"
+  say "granted the service $caps for the embedded bouncer ($DROPIN)"
+}
+
 # set_key SECTION KEY VALUE FILE: replace KEY's value inside the top-level
 # SECTION (SECTION "" means a top-level key), keeping its comment. VALUE is
-# written YAML single-quoted, so any character is safe.
+# written YAML single-quoted, so any character is safe. VALUE (a secret,
+# often) reaches awk through a pipe from the printf builtin: never through
+# a process's arguments or environment.
 set_key() {
   local tmp; tmp=$(mktemp "$4.XXXXXX")
-  SECTION=$1 KEY=$2 VALUE=$3 awk '
+  printf '%s\n' "$3" | SECTION=$1 KEY=$2 awk '
+    BEGIN { getline value <"-" }
     function quote(s) { gsub(/\047/, "\047\047", s); return "\047" s "\047" }
     /^[A-Za-z_]+:/ { split($0, a, ":"); section = a[1] }
     {
@@ -98,7 +151,7 @@ set_key() {
         indent = ENVIRON["SECTION"] == "" ? "" : "  "
         comment = ""
         if (match($0, /[ \t]+#.*$/)) comment = substr($0, RSTART)
-        print indent ENVIRON["KEY"] ": " quote(ENVIRON["VALUE"]) comment
+        print indent ENVIRON["KEY"] ": " quote(value) comment
         done = 1
         next
       }
@@ -108,6 +161,16 @@ set_key() {
   ' "$4" >"$tmp" || { rm -f "$tmp"; die "cannot set $1.$2 in $4"; }
   chmod 0600 "$tmp"
   mv -f "$tmp" "$4"
+}
+
+# first_line: the first line of standard input, without a trailing CR or
+# surrounding blanks (a key pasted from a Windows file or with a space).
+first_line() {
+  local line=
+  IFS= read -r line || true
+  line=${line%$'\r'}
+  line=${line#"${line%%[![:space:]]*}"}
+  printf '%s' "${line%"${line##*[![:space:]]}"}"
 }
 
 # get_key SECTION KEY FILE: the value, unquoted.

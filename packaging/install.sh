@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Install crowdsec-apiban-bridge the way CrowdSec's own remediation
-# components install: binary in /usr/local/bin, configuration (mode 0600)
-# in /etc/crowdsec/bouncers, a machine registered with cscli, a systemd
-# unit enabled and started.
+# components install: binary in /usr/local/bin, configuration (mode 0600,
+# owned by the service user) in /etc/crowdsec/bouncers, a machine
+# registered with cscli, a hardened systemd unit enabled and started.
 #
-# Non-interactive use (every prompt has a variable):
-#   APIBAN_API_KEY   the APIBAN key (else read from APIBAN_CLIENT_CONFIG, else
-#                    prompted on a terminal)
-#   APIBAN_CLIENT_CONFIG  an apiban-iptables-client config.json to take the
-#                    key from (its APIKEY); the cursor is deliberately not
-#                    taken: see docs/operations.md
+# The APIBAN key never goes on a command line. It is read from:
+#   --api-key-file PATH  the first line of PATH
+#   --api-key-stdin      the first line of standard input
+#                        (e.g. `pass apiban | install.sh --api-key-stdin`)
+#   a prompt             when standard input is a terminal (not echoed)
+#   APIBAN_CLIENT_CONFIG an apiban-iptables-client config.json (its APIKEY);
+#                        the cursor is deliberately not taken: see
+#                        docs/operations.md
+# (APIBAN_API_KEY in the environment still works, but sudo may log it and
+# the shell keeps it in its history: prefer the forms above.)
+#
+# Options and variables:
+#   --with-bouncer, WITH_BOUNCER=1  also register a bouncer key, enable the
+#                    embedded firewall bouncer and grant the unit
+#                    CAP_NET_ADMIN through a drop-in
+#   -y, NONINTERACTIVE=1  never prompt; fail when something is missing
+#   --force, FORCE=1 overwrite an existing configuration
 #   MACHINE_NAME     machine registered with cscli (crowdsec-apiban-bridge)
-#   WITH_BOUNCER=1   also register a bouncer key and enable the embedded
-#                    firewall bouncer
-#   NONINTERACTIVE=1 never prompt; fail when something is missing
-#   FORCE=1          overwrite an existing configuration
 #   DESTDIR, BINDIR, CONFIG_DIR, UNIT_DIR, STATE_DIR  where things go
 #   CSCLI            the cscli command (default cscli)
 #   SYSTEMD=auto|yes|no, SYSTEMCTL
@@ -24,14 +31,20 @@
 WITH_BOUNCER=${WITH_BOUNCER:-0}
 FORCE=${FORCE:-0}
 
-for arg in "$@"; do
-  case "$arg" in
+KEY_FILE=
+KEY_STDIN=0
+while [ $# -gt 0 ]; do
+  case "$1" in
     -y | --yes | --unattended) NONINTERACTIVE=1 ;;
     --with-bouncer) WITH_BOUNCER=1 ;;
     --force) FORCE=1 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
-    *) die "unknown argument $arg (see --help)" ;;
+    --api-key-stdin) KEY_STDIN=1 ;;
+    --api-key-file) [ $# -ge 2 ] || die "--api-key-file needs a path"; KEY_FILE=$2; shift ;;
+    --api-key-file=*) KEY_FILE=${1#--api-key-file=} ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
   esac
+  shift
 done
 
 require_root
@@ -50,6 +63,17 @@ key_from_client_config() {
 }
 
 ask_key() {
+  if [ -n "$KEY_FILE" ]; then
+    [ -f "$KEY_FILE" ] && [ -r "$KEY_FILE" ] || die "--api-key-file: cannot read $KEY_FILE"
+    APIBAN_API_KEY=$(first_line <"$KEY_FILE")
+    [ -n "$APIBAN_API_KEY" ] || die "--api-key-file: $KEY_FILE is empty"
+    return
+  fi
+  if [ "$KEY_STDIN" = 1 ]; then
+    APIBAN_API_KEY=$(first_line)
+    [ -n "$APIBAN_API_KEY" ] || die "--api-key-stdin: standard input held no key"
+    return
+  fi
   if [ -n "${APIBAN_API_KEY:-}" ]; then return; fi
   if [ -n "${APIBAN_CLIENT_CONFIG:-}" ]; then
     APIBAN_API_KEY=$(key_from_client_config "$APIBAN_CLIENT_CONFIG")
@@ -58,7 +82,7 @@ ask_key() {
     return
   fi
   if [ "$NONINTERACTIVE" = 1 ] || [ ! -t 0 ]; then
-    die "APIBAN_API_KEY is not set (get a key at https://apiban.org)"
+    die "no APIBAN key: give it with --api-key-file PATH or --api-key-stdin, or run on a terminal to be asked (get a key at https://apiban.org)"
   fi
   read -rsp "APIBAN API key: " APIBAN_API_KEY
   echo
@@ -88,9 +112,12 @@ fi
 
 mkdir -p "$(root "$STATE_DIR")"
 chmod 0700 "$(root "$STATE_DIR")"
+ensure_user
+own_service_files "$config"
 
 install_unit
 say "installed $(root "$UNIT")"
+bouncer_dropin "$config"
 
 # The installed binary checks the installed file.
 if ! "$(root "$BIN")" -c "$config" -t >/dev/null; then
@@ -102,5 +129,6 @@ if use_systemd; then
   "$SYSTEMCTL" enable --now "$NAME"
   say "started $NAME: systemctl status $NAME; $NAME status"
 else
-  say "systemd not used: run '$BIN -c $CONFIG' under your supervisor"
+  say "systemd not used: run '$BIN -c $CONFIG' under your supervisor, as the user $SERVICE_USER"
+  say "  (the embedded bouncer also needs CAP_NET_ADMIN; see docs/operations.md#systemd)"
 fi

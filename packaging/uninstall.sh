@@ -72,12 +72,14 @@ if [ -z "$DESTDIR" ] && [ -f "$config" ]; then
   fi
 fi
 
-rm -f "$(root "$UNIT")"
+rm -f "$(root "$UNIT")" "$(root "$DROPIN")"
+rmdir "$(root "$DROPIN_DIR")" 2>/dev/null || true
 if use_systemd; then "$SYSTEMCTL" daemon-reload || true; fi
 if [ "$KEEP_CONFIG" != 1 ]; then
   rm -f "$config" "$config.local" "$config.id"
 fi
 rm -rf "$(root "$STATE_DIR")"
 rm -f "$(root "$LOG_DIR")/$NAME.log" "$(root "$LOG_DIR")/$NAME"-*.log "$(root "$LOG_DIR")/$NAME"-*.log.gz
+rm -rf "$(root "$LOG_DIR")/$NAME"
 rm -f "$bin"
 say "removed $NAME"

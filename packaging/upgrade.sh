@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Upgrade crowdsec-apiban-bridge in place: the new binary must pass -t on
 # the installed configuration before it replaces the old one; the
-# configuration, the registrations and the state are kept; the unit file is
-# refreshed and a running service restarted.
+# configuration, the registrations and the state are kept; the unit file
+# and the bouncer's drop-in are refreshed, the service user created and
+# handed its files if an older install had none, and a running service
+# restarted.
 #
 # Variables as for install.sh (DESTDIR, BINDIR, CONFIG_DIR, UNIT_DIR,
 # SYSTEMD, SYSTEMCTL, BIN_SRC).
@@ -11,7 +13,7 @@
 for arg in "$@"; do
   case "$arg" in
     -y | --yes | --unattended) NONINTERACTIVE=1 ;;
-    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) die "unknown argument $arg (see --help)" ;;
   esac
 done
@@ -31,6 +33,11 @@ old=$("$(root "$BIN")" -V 2>/dev/null || echo unknown)
 install_binary "$src_bin"
 install_unit
 chmod 0600 "$config"
+# Installs from before the unit ran as its own user: create it, hand it
+# its files, grant the bouncer's capabilities if it is enabled.
+ensure_user
+own_service_files "$config"
+bouncer_dropin "$config"
 say "upgraded: $old -> $("$(root "$BIN")" -V)"
 
 if use_systemd; then

@@ -100,11 +100,20 @@ func writeExec(t *testing.T, path, body string) {
 // script runs a packaging script and returns its combined output.
 func (b *box) script(script string, extraEnv ...string) (string, error) {
 	b.t.Helper()
+	return b.run(script, "", nil, extraEnv...)
+}
+
+// run runs a packaging script with arguments and stdin (none if "") and
+// returns its combined output.
+func (b *box) run(script, stdin string, args []string, extraEnv ...string) (string, error) {
+	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(packaging, script))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(packaging, script)}, args...)...)
 	cmd.Env = append(append([]string{}, b.env...), extraEnv...)
-	cmd.Stdin = nil
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	out, err := cmd.CombinedOutput()
 	if !bridgetest.AssertNoSecrets(b.t, string(out), apiKey) {
 		b.t.Fatalf("%s printed the API key", script)
@@ -207,6 +216,10 @@ func TestInstallUpgradeUninstallWithoutSystemd(t *testing.T) {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
+	}
+	dropin, err := os.ReadFile(filepath.Join(b.root, "etc/systemd/system", name+".service.d/bouncer.conf"))
+	if err != nil || !strings.Contains(string(dropin), "\nAmbientCapabilities=CAP_NET_ADMIN\n") {
+		t.Errorf("--with-bouncer: no drop-in granting CAP_NET_ADMIN: %v\n%s", err, dropin)
 	}
 	if out, err := b.runBin("-t"); err != nil {
 		t.Fatalf("-t on the installed config: %v\n%s", err, out)
@@ -329,7 +342,7 @@ func TestSystemdCallsAndNoCscli(t *testing.T) {
 		t.Fatalf("install over an existing config: %v\n%s", err, out)
 	}
 	os.Remove(b.config)
-	if out, err := b.script("install.sh", "BIN_SRC="+v1); err == nil || !strings.Contains(out, "APIBAN_API_KEY is not set") {
+	if out, err := b.script("install.sh", "BIN_SRC="+v1); err == nil || !strings.Contains(out, "no APIBAN key: give it with --api-key-file PATH or --api-key-stdin") {
 		t.Fatalf("install without a key: %v\n%s", err, out)
 	}
 }
