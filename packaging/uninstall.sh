@@ -36,7 +36,9 @@ if [ "$PURGE_DECISIONS" != 1 ] && [ "$NONINTERACTIVE" != 1 ] && [ -t 0 ] && [ -f
 fi
 if [ "$PURGE_DECISIONS" = 1 ] && [ -x "$bin" ] && [ -f "$config" ]; then
   # The machine must still exist for this.
-  "$bin" -c "$config" flush || say "flush failed: remove them with cscli decisions delete --origin apiban"
+  # As the state's owner (the service user): see docs/operations.md.
+  owner=$(stat -c %U "$(root "$STATE_DIR")" 2>/dev/null || echo root)
+  runuser -u "$owner" -- "$bin" -c "$config" flush || say "flush failed: remove them with cscli decisions delete --origin apiban"
 fi
 
 if have_cscli && [ -f "$config" ]; then

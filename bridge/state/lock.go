@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -125,8 +126,14 @@ func CheckDir(statePath string) error {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("state_file directory %s belongs to uid %d, not to the running user (uid %d): refusing to trust it",
-			dir, st.Uid, os.Geteuid())
+		owner := strconv.Itoa(int(st.Uid))
+		if u, err := user.LookupId(owner); err == nil {
+			owner = u.Username
+		}
+		// Root too: files it wrote there would be root's, and the
+		// service, running as the owner, could no longer use them.
+		return fmt.Errorf("state_file directory %s belongs to %s, not to the running user (uid %d): refusing to use it; "+
+			"run this as its owner (sudo -u %s ...)", dir, owner, os.Geteuid(), owner)
 	}
 	return nil
 }
