@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,6 +23,9 @@ type Health struct {
 	LastErrorKind   string `json:"last_error_kind,omitempty"`
 	ActiveDecisions int    `json:"active_decisions"`
 	Cursor          string `json:"cursor,omitempty"`
+	// PID lets `status` tell the daemon from another process that took
+	// the port first: it must be the PID holding the state file's lock.
+	PID int `json:"pid"`
 }
 
 // Check gives the health verdict: healthy while the last successful sync
@@ -34,7 +38,7 @@ func (m *Metrics) Check() (Health, bool) {
 	m.mu.Unlock()
 	now := m.opts.Now()
 	limit := time.Duration(m.opts.HealthFactor) * m.opts.PollInterval
-	out := Health{Status: "ok", ActiveDecisions: h.active, Cursor: h.cursor, LastError: h.lastError, LastErrorKind: h.lastKind}
+	out := Health{Status: "ok", ActiveDecisions: h.active, Cursor: h.cursor, LastError: h.lastError, LastErrorKind: h.lastKind, PID: os.Getpid()}
 	if !h.lastSuccess.IsZero() {
 		out.LastSuccess = h.lastSuccess.UTC().Format(time.RFC3339)
 	}

@@ -250,6 +250,10 @@ func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.T
 		row(w, "health", "no answer on %s: still starting, or the port is taken by another process", addr)
 		return
 	}
+	if strconv.Itoa(h.PID) != pid {
+		row(w, "health", "unknown: PID %d answers on %s, not the daemon (PID %s): another process took the port", h.PID, addr, pid)
+		return
+	}
 	// Quoted: whatever answers on the port reaches root's terminal
 	// only as printable text.
 	row(w, "health", "%q (HTTP %d)%s", h.Status, code, reason(h.Reason))

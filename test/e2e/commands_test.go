@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -130,4 +131,36 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 	if _, err := state.Load(e.state); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Another process that takes the metrics port first and answers /healthz
+// itself: status does not take it for the daemon (the lock says who the
+// daemon is) and prints nothing of its answer raw.
+func TestStatusIsNotFooledByAPortSquatter(t *testing.T) {
+	port := freePort(t)
+	squatter := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"status":"ok\u001b[2J\u001b]0;owned\u0007","pid":1,"last_error":"\u001b[31mred"}`))
+	})}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = squatter.Serve(ln) }()
+	defer squatter.Close()
+	e := newEnv(t, withObservability(port))
+	feed(e, 20, 27)
+	d := e.daemon()
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(readFile(t, e.dir+"/crowdsec-apiban-bridge.log"), "sync finished") })
+	out := e.run("status").Stdout
+	wantLines(t, "status", out, `^daemon\s+running: PID \d+ holds`, `^health\s+unknown: PID 1 answers on 127\.0\.0\.1:\d+, not the daemon`)
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("status printed control characters from the network:\n%q", out)
+	}
+	d.Stop()
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
