@@ -35,7 +35,7 @@ func TestObserveCountsEveryOutcome(t *testing.T) {
 	m, c, f := newTest()
 	m.Observe(bridge.Report{Fetched: 10, Invalid: 1, Allowlisted: 2, AlreadyActive: 3, Pushed: 5}, nil, 5)
 	c.t = c.t.Add(time.Minute)
-	m.Observe(bridge.Report{Fetched: 4, Pushed: 4}, nil, 9)
+	m.Observe(bridge.Report{Fetched: 4, Pushed: 4, Repaired: 7, ReadBack: "LAPI lost the oldest alert"}, nil, 9)
 	m.Observe(bridge.Report{}, fmt.Errorf("page 2: %w", apiban.ErrRateLimited), 9)
 	m.Observe(bridge.Report{}, &LAPIError{errors.New("connection refused")}, 9)
 	f.req, f.limited = 17, 3
@@ -45,6 +45,8 @@ func TestObserveCountsEveryOutcome(t *testing.T) {
 		"syncs_total|failure":              2,
 		"fetched_total|":                   14,
 		"pushed_total|":                    9,
+		"repaired_total|":                  7,
+		"read_backs_total|":                1,
 		"skipped_total|allowlisted":        2,
 		"skipped_total|invalid":            1,
 		"errors_total|apiban_rate_limited": 1,
