@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"sync/atomic"
 
 	"github.com/crowdsecurity/crowdsec/pkg/apiclient"
 )
@@ -14,26 +16,78 @@ import (
 // refuses more than 50 MiB.
 const maxPlainBody = 64 << 20
 
-// plainRequestBodies makes the client send request bodies uncompressed.
-// pkg/apiclient 1.7 gzips every body over 5 KiB (Content-Encoding: gzip),
-// which LAPI before 1.5 (Debian bookworm's 1.4.6) does not understand: it
-// answers "invalid character '\x1f' looking for beginning of value" and
-// every push of more than a few dozen decisions fails. The bodies are
-// uncompressed again on their way out; on the loopback LAPI usually sits
-// on, compression gains nothing.
+// plainRequestBodies lets the client fall back to uncompressed request
+// bodies. pkg/apiclient 1.7 gzips every body over 5 KiB (Content-Encoding:
+// gzip), which LAPI before 1.5 (Debian bookworm's 1.4.6) does not
+// understand: it answers 400 "invalid character '\x1f' looking for
+// beginning of value" and stores nothing. A LAPI that answers so once is
+// sent plain bodies from then on, and the refused request is sent again
+// uncompressed (safe even for an alert POST: nothing was stored). Newer
+// LAPIs keep getting gzip.
 func plainRequestBodies(api *apiclient.ApiClient) {
 	if jwt, ok := api.GetClient().Transport.(*apiclient.JWTTransport); ok && jwt.Transport != nil {
-		jwt.Transport = gunzipBodies{next: jwt.Transport}
+		jwt.Transport = &gzipFallback{next: jwt.Transport}
 	}
 }
 
-// gunzipBodies undoes gzip Content-Encoding on request bodies.
-type gunzipBodies struct{ next http.RoundTripper }
+// gzipFallback undoes gzip Content-Encoding on request bodies once LAPI
+// has refused one.
+type gzipFallback struct {
+	next  http.RoundTripper
+	plain atomic.Bool // LAPI refused a gzip body: send plain ones
+}
 
-func (g gunzipBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+func (g *gzipFallback) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body == nil || req.Header.Get("Content-Encoding") != "gzip" {
 		return g.next.RoundTrip(req)
 	}
+	if g.plain.Load() {
+		out, err := uncompressed(req)
+		if err != nil {
+			return nil, err
+		}
+		return g.next.RoundTrip(out)
+	}
+	zipped, err := io.ReadAll(io.LimitReader(req.Body, maxPlainBody+1))
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading a LAPI request body: %w", err)
+	}
+	first := req.Clone(req.Context())
+	first.Body = io.NopCloser(bytes.NewReader(zipped))
+	resp, err := g.next.RoundTrip(first)
+	if err != nil || !refusedGzip(resp) {
+		return resp, err
+	}
+	g.plain.Store(true)
+	retry := req.Clone(req.Context())
+	retry.Body = io.NopCloser(bytes.NewReader(zipped))
+	out, err := uncompressed(retry)
+	if err != nil {
+		return nil, err
+	}
+	return g.next.RoundTrip(out)
+}
+
+// refusedGzip reports whether resp is LAPI refusing a gzip body it read as
+// JSON; it consumes resp when it is.
+func refusedGzip(resp *http.Response) bool {
+	if resp.StatusCode < 400 {
+		return false
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	// The first byte of gzip is 0x1f; the JSON escaping of the quote
+	// around it varies, the rest does not.
+	if strings.Contains(string(body), `x1f' looking for beginning of value`) {
+		return true
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return false
+}
+
+// uncompressed is req with its gzip body inflated.
+func uncompressed(req *http.Request) (*http.Request, error) {
 	plain, err := gunzip(req.Body)
 	if err != nil {
 		return nil, err
@@ -43,7 +97,7 @@ func (g gunzipBodies) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.Body = io.NopCloser(bytes.NewReader(plain))
 	out.ContentLength = int64(len(plain))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(plain)), nil }
-	return g.next.RoundTrip(out)
+	return out, nil
 }
 
 func gunzip(body io.ReadCloser) ([]byte, error) {

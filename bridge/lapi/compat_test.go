@@ -1,6 +1,7 @@
 package lapi
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,28 +14,40 @@ import (
 	"time"
 )
 
-// A push big enough for pkg/apiclient to gzip (over 5 KiB) reaches LAPI as
-// plain JSON, as LAPI 1.4.6 needs.
-func TestPushBodiesAreSentUncompressed(t *testing.T) {
+// fakeLAPI answers logins and alert POSTs; an old one reads every body as
+// plain JSON, as LAPI 1.4.6 does, and refuses a gzip one with its own
+// error. It records each push's Content-Encoding and how many alerts it
+// stored.
+func fakeLAPI(t *testing.T, old bool) (url string, pushes func() ([]string, int)) {
 	var mu sync.Mutex
 	var encodings []string
-	var decoded int
+	stored := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/watchers/login":
 			_ = json.NewEncoder(w).Encode(map[string]any{"code": 200, "token": "t", "expire": time.Now().Add(time.Hour).Format(time.RFC3339)})
 		case "/v1/alerts":
-			body, _ := io.ReadAll(r.Body)
+			var body io.Reader = r.Body
+			if !old && r.Header.Get("Content-Encoding") == "gzip" {
+				zr, err := gzip.NewReader(r.Body)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body = zr
+			}
+			raw, _ := io.ReadAll(body)
 			var alerts []json.RawMessage
-			err := json.Unmarshal(body, &alerts)
+			err := json.Unmarshal(raw, &alerts)
 			mu.Lock()
 			encodings = append(encodings, r.Header.Get("Content-Encoding"))
 			if err == nil {
-				decoded += len(alerts)
+				stored += len(alerts)
 			}
 			mu.Unlock()
 			if err != nil {
-				http.Error(w, `{"message":"`+err.Error()+`"}`, http.StatusInternalServerError)
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(map[string]string{"message": err.Error()})
 				return
 			}
 			_, _ = w.Write([]byte(`["1"]`))
@@ -42,12 +55,17 @@ func TestPushBodiesAreSentUncompressed(t *testing.T) {
 			http.NotFound(w, r)
 		}
 	}))
-	defer srv.Close()
-	c, err := New(Options{URL: srv.URL + "/", Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/", func() ([]string, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), encodings...), stored
 	}
+}
+
+// pushBig pushes a body big enough for pkg/apiclient to gzip (over 5 KiB).
+func pushBig(t *testing.T, c *Client) {
+	t.Helper()
 	var ds []Decision
 	for i := range 500 { // about 100 KiB of JSON
 		ds = append(ds, Decision{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{45, 0, byte(i >> 8), byte(i)}), 32), Duration: time.Hour})
@@ -55,10 +73,35 @@ func TestPushBodiesAreSentUncompressed(t *testing.T) {
 	if _, err := c.Push(context.Background(), ds, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(encodings) != 1 || encodings[0] != "" || decoded != 1 {
-		t.Fatalf("pushes with Content-Encoding %q, %d alerts decoded", encodings, decoded)
+}
+
+func TestOldLAPIGetsPlainBodiesAfterRefusingGzip(t *testing.T) {
+	url, pushes := fakeLAPI(t, true)
+	c, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushBig(t, c)
+	pushBig(t, c)
+	// The first push is refused gzip and sent again plain; the second is
+	// plain at once. Each is stored once.
+	if enc, stored := pushes(); strings.Join(enc, ",") != "gzip,," || stored != 2 {
+		t.Fatalf("pushes with Content-Encoding %q, %d alerts stored; want gzip then two plain, 2 stored", enc, stored)
+	}
+}
+
+func TestCurrentLAPIKeepsGzipBodies(t *testing.T) {
+	url, pushes := fakeLAPI(t, false)
+	c, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushBig(t, c)
+	pushBig(t, c)
+	if enc, stored := pushes(); strings.Join(enc, ",") != "gzip,gzip" || stored != 2 {
+		t.Fatalf("pushes with Content-Encoding %q, %d alerts stored; want gzip twice, 2 stored", enc, stored)
 	}
 }
 
