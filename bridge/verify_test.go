@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 )
 
 // A first sync of 2,600 addresses leaves three alerts (IDs 1, 2, 3) of
@@ -170,5 +172,27 @@ func TestPlantedEndsAreNotBelieved(t *testing.T) {
 	rep := r.sync(t, e, true)
 	if _, ok := r.lapi.until[planted]; !ok || rep.Repaired != 1 {
 		t.Fatalf("a full sync did not push the planted entry: %+v", rep)
+	}
+}
+
+func TestAnotherWritersNewerAlertIsLearnedOnce(t *testing.T) {
+	r, e := syncedRig(t)
+	// Another bridge of the same origin (or a push whose answer was lost)
+	// adds an alert the state does not know.
+	if _, err := r.lapi.Push(context.Background(), []lapi.Decision{{Prefix: netip.MustParsePrefix("203.0.113.9/32"), Duration: time.Hour}}, r.now); err != nil {
+		t.Fatal(err)
+	}
+	reads := 0
+	for range 4 {
+		rep := r.sync(t, e, false)
+		if rep.Repaired != 0 {
+			t.Fatalf("repaired %d: nothing was lost", rep.Repaired)
+		}
+		if rep.ReadBack != "" {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("%d read-backs in 4 syncs, want exactly 1 (to learn the new alert)", reads)
 	}
 }
