@@ -150,7 +150,9 @@ func TestStatusIsNotFooledByAPortSquatter(t *testing.T) {
 	e := newEnv(t, withObservability(port))
 	feed(e, 20, 27)
 	d := e.daemon()
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(readFile(t, e.dir+"/crowdsec-apiban-bridge.log"), "sync finished") })
+	waitFor(t, 30*time.Second, func() bool {
+		return strings.Contains(readFile(t, e.dir+"/crowdsec-apiban-bridge.log"), "sync finished")
+	})
 	out := e.run("status").Stdout
 	wantLines(t, "status", out, `^daemon\s+running: PID \d+ holds`, `^health\s+unknown: PID 1 answers on 127\.0\.0\.1:\d+, not the daemon`)
 	if strings.ContainsAny(out, "\x1b\x07") {
