@@ -49,10 +49,10 @@ type Option func(*Client)
 // WithClock replaces the wall clock, for tests.
 func WithClock(c Clock) Option { return func(cl *Client) { cl.clock = c } }
 
-// New checks cfg, fills its defaults and returns a client.
+// New returns a client of cfg, which it trusts (see Config).
 func New(cfg Config, opts ...Option) (*Client, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.prepared()
+	if err := cfg.checkTuning(); err != nil {
 		return nil, err
 	}
 	c := &Client{
@@ -112,7 +112,8 @@ func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Bat
 		if err := ctx.Err(); err != nil {
 			return source.Batch{}, c.canceled(t, err)
 		}
-		if !f.retry || n == attempts {
+		// >=: a negative MaxRetries still ends.
+		if !f.retry || n >= attempts {
 			return source.Batch{}, scrub(fmt.Errorf("%w (attempt %d of %d)", f, n, attempts), c.secrets)
 		}
 		wait := c.retryDelay(f, n)
