@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
 // Distinctive secrets: no error text may ever contain "TOPSECRET".
@@ -24,6 +26,17 @@ func noEnv(string) string { return "" }
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// withPKI writes certificates and keys that load; its Replace fills
+// {cert}, {key} and {ca} (a client pair and the CA that signed it).
+func withPKI(t *testing.T) *strings.Replacer {
+	t.Helper()
+	f, err := lapitest.WritePKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("{cert}", f.AgentCert, "{key}", f.AgentKey, "{ca}", f.CA)
 }
 
 func writeFile(t *testing.T, path, content string, mode os.FileMode) string {
@@ -126,6 +139,10 @@ func TestBadConfigs(t *testing.T) {
 		{"key without cert", "crowdsec:\n  key_path: {dir}/exists.pem\n", `config: crowdsec.cert_path: required when crowdsec.key_path is set`},
 		{"cert missing", "crowdsec:\n  cert_path: {dir}/missing.pem\n  key_path: {dir}/exists.pem\n", `config: crowdsec.cert_path: stat {dir}/missing.pem: no such file or directory`},
 		{"key missing", "crowdsec:\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/missing.pem\n", `config: crowdsec.key_path: stat {dir}/missing.pem: no such file or directory`},
+		// Loaded as the LAPI client loads them at start.
+		{"cert does not load", "crowdsec:\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/exists.pem\n",
+			`config: crowdsec.cert_path: does not load with crowdsec.key_path: tls: failed to find any PEM data in certificate input`},
+		{"ca without a certificate", "crowdsec:\n  ca_cert_path: {dir}/exists.pem\n", `config: crowdsec.ca_cert_path: no PEM certificate in "{dir}/exists.pem"`},
 		{"ca is a directory", "crowdsec:\n  ca_cert_path: {dir}/adir\n", `config: crowdsec.ca_cert_path: "{dir}/adir" is a directory`},
 		{"credentials file missing", "crowdsec:\n  credentials_file: {dir}/nope.yaml\n", `config: crowdsec.credentials_file: open {dir}/nope.yaml: no such file or directory`},
 
@@ -224,18 +241,19 @@ func TestGoodEdgeCases(t *testing.T) {
 		{"flood cap", "decisions:\n  max_new_per_sync: 20000\n"},
 		{"no caps", "decisions:\n  max_new_per_sync: 0\n  max_addresses_per_sync: 0\n"},
 		{"short lapi timeout", "crowdsec:\n  timeout: 1s\n"},
-		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/exists.pem\n  ca_cert_path: {dir}/exists.pem\n  lapi_url: https://lapi:8080/\n"},
+		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {cert}\n  key_path: {key}\n  ca_cert_path: {ca}\n  lapi_url: https://lapi:8080/\n"},
 		{"null keeps the default", "apiban:\n  url:\ndecisions: ~\n"},
 		{"log level warning", "log_level: warning\n"},
 		{"empty overlay", ""},
 		{"comment-only overlay", "# nothing\n"},
 	}
+	pki := withPKI(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeFile(t, filepath.Join(dir, "exists.pem"), "pem", 0o600)
 			path := writeFile(t, filepath.Join(dir, "c.yaml"), validBase, 0o600)
-			writeFile(t, path+LocalSuffix, strings.ReplaceAll(tc.overlay, "{dir}", dir), 0o600)
+			writeFile(t, path+LocalSuffix, pki.Replace(strings.ReplaceAll(tc.overlay, "{dir}", dir)), 0o600)
 			if _, err := LoadWith(path, noEnv); err != nil {
 				t.Fatal(err)
 			}

@@ -145,12 +145,24 @@ func (cs *CrowdSec) validate() []error {
 	case cs.KeyPath != "" && cs.CertPath == "":
 		add(invalid("crowdsec.cert_path", "required when crowdsec.key_path is set"))
 	}
+	filesOK := true
 	for _, f := range []struct{ key, path string }{
 		{"crowdsec.cert_path", cs.CertPath},
 		{"crowdsec.key_path", cs.KeyPath},
 		{"crowdsec.ca_cert_path", cs.CACertPath},
 	} {
 		if err := checkFile(f.key, f.path); err != nil {
+			add(err)
+			filesOK = false
+		}
+	}
+	if filesOK && tlsAuth {
+		if err := checkKeyPair("crowdsec.cert_path", "crowdsec.key_path", cs.CertPath, cs.KeyPath); err != nil {
+			add(err)
+		}
+	}
+	if filesOK && cs.CACertPath != "" {
+		if err := checkCAFile("crowdsec.ca_cert_path", cs.CACertPath); err != nil {
 			add(err)
 		}
 	}
