@@ -103,7 +103,9 @@ func (c *Client) Next(ctx context.Context, cursor string) (source.Batch, error) 
 
 // fetch is one page, retried as configured.
 func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Batch, error) {
-	attempts := c.cfg.MaxRetries + 1
+	// max: a negative MaxRetries (a caller's bug) is one attempt, not
+	// retries without end.
+	attempts := max(c.cfg.MaxRetries, 0) + 1
 	for n := 1; ; n++ {
 		b, f := c.attempt(ctx, t, cursor, n)
 		if f == nil {
@@ -112,8 +114,7 @@ func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Bat
 		if err := ctx.Err(); err != nil {
 			return source.Batch{}, c.canceled(t, err)
 		}
-		// >=: a negative MaxRetries still ends.
-		if !f.retry || n >= attempts {
+		if !f.retry || n == attempts {
 			return source.Batch{}, scrub(fmt.Errorf("%w (attempt %d of %d)", f, n, attempts), c.secrets)
 		}
 		wait := c.retryDelay(f, n)
