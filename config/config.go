@@ -58,7 +58,10 @@ type APIBAN struct {
 	FullResyncInterval time.Duration `mapstructure:"full_resync_interval"`
 	Timeout            time.Duration `mapstructure:"timeout"`
 	MaxRetries         int           `mapstructure:"max_retries"`
-	// MaxPages bounds one pass through the feed (full pages of 250).
+	// MaxPages bounds one pass through the feed (full pages of 250): the
+	// default 400 is 100,000 entries, ten times the largest APIBAN list
+	// this project designs for. A feed still going after that is broken
+	// or hostile, and a pass must end (docs/reliability.md).
 	MaxPages int `mapstructure:"max_pages"`
 }
 

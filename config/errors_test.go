@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
 // Distinctive secrets: no error text may ever contain "TOPSECRET".
@@ -24,6 +26,17 @@ func noEnv(string) string { return "" }
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// withPKI writes certificates and keys that load; its Replace fills
+// {cert}, {key} and {ca} (a client pair and the CA that signed it).
+func withPKI(t *testing.T) *strings.Replacer {
+	t.Helper()
+	f, err := lapitest.WritePKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("{cert}", f.AgentCert, "{key}", f.AgentKey, "{ca}", f.CA)
 }
 
 func writeFile(t *testing.T, path, content string, mode os.FileMode) string {
@@ -87,8 +100,11 @@ func TestBadConfigs(t *testing.T) {
 		// apiban.
 		{"api key empty", "apiban:\n  api_key: \"\"\n", `config: apiban.api_key: required (set it here or in APIBAN_API_KEY)`},
 		{"api key from unset variable", "apiban:\n  api_key: ${UNSET_VARIABLE}\n", `config: apiban.api_key: required (set it here or in APIBAN_API_KEY)`},
-		{"api key with whitespace", "apiban:\n  api_key: TOPSECRET with space\n", `config: apiban.api_key: must not contain whitespace`},
-		{"api key with tab", "apiban:\n  api_key: \"TOPSECRET\\tx\"\n", `config: apiban.api_key: must not contain whitespace`},
+		{"api key with whitespace", "apiban:\n  api_key: TOPSECRET with space\n", `config: apiban.api_key: must be printable ASCII without spaces or '/'`},
+		{"api key with tab", "apiban:\n  api_key: \"TOPSECRET\\tx\"\n", `config: apiban.api_key: must be printable ASCII without spaces or '/'`},
+		// Once accepted here and refused at start (issue 12).
+		{"api key with slash", "apiban:\n  api_key: TOPSECRET/def\n", `config: apiban.api_key: must be printable ASCII without spaces or '/'`},
+		{"api key not ASCII", "apiban:\n  api_key: TOPSECRET-clé\n", `config: apiban.api_key: must be printable ASCII without spaces or '/'`},
 		{"api key unexpanded", "apiban:\n  api_key: ${APIBAN-KEY}TOPSECRET\n", `config: apiban.api_key: holds an unexpanded ${...} reference`},
 		{"url scheme", "apiban:\n  url: ftp://apiban.org\n", `config: apiban.url: want an absolute http(s) URL, got "ftp://apiban.org"`},
 		{"url relative", "apiban:\n  url: apiban.org/v2\n", `config: apiban.url: want an absolute http(s) URL, got "apiban.org/v2"`},
@@ -96,13 +112,18 @@ func TestBadConfigs(t *testing.T) {
 		{"url unparsable", "apiban:\n  url: http://[::1\n", `config: apiban.url: want an absolute http(s) URL, got "http://[::1"`},
 		{"url password masked", "apiban:\n  url: ftp://u:TOPSECRET@apiban.org\n", `config: apiban.url: want an absolute http(s) URL, got "ftp://u:xxxxx@apiban.org"`},
 		{"url unparsable with userinfo", "apiban:\n  url: \"http://u:TOPSECRET@[::1\"\n", `config: apiban.url: want an absolute http(s) URL`},
+		{"url with query", "apiban:\n  url: https://apiban.org/?TOPSECRET=1\n", `config: apiban.url: want scheme://host[:port][/path] only, without userinfo, query or fragment`},
+		{"url with fragment", "apiban:\n  url: https://apiban.org/#x\n", `config: apiban.url: want scheme://host[:port][/path] only, without userinfo, query or fragment`},
+		{"url with userinfo", "apiban:\n  url: https://u:TOPSECRET@apiban.org\n", `config: apiban.url: want scheme://host[:port][/path] only, without userinfo, query or fragment`},
 		{"api version", "apiban:\n  api_version: v3\n", `config: apiban.api_version: want v1 or v2, got "v3"`},
 		{"set", "apiban:\n  set: ssh\n", `config: apiban.set: want sip, http or all, got "ssh"`},
-		{"set with v1", "apiban:\n  api_version: v1\n  set: all\n", `config: apiban.set: must be sip with apiban.api_version v1, got "all"`},
+		{"set with v1", "apiban:\n  api_version: v1\n  set: all\n", `config: apiban.set: must be sip with API version v1, got "all"`},
 		{"poll interval", "apiban:\n  poll_interval: 5s\n", `config: apiban.poll_interval: must be at least 10s, got 5s`},
 		{"max requests", "apiban:\n  max_requests: -1\n", `config: apiban.max_requests: must be 0 (no pacing) or more, got -1`},
-		{"rate window zero", "apiban:\n  rate_window: 0s\n", `config: apiban.rate_window: must be positive when apiban.max_requests is above 0, got 0s`},
-		{"rate window negative", "apiban:\n  rate_window: -1m\n", `config: apiban.rate_window: must be positive when apiban.max_requests is above 0, got -1m`},
+		{"rate window zero", "apiban:\n  rate_window: 0s\n", `config: apiban.rate_window: must be positive (the pacing window and the wait after a 429), got 0s`},
+		{"rate window negative", "apiban:\n  rate_window: -1m\n", `config: apiban.rate_window: must be positive (the pacing window and the wait after a 429), got -1m`},
+		// The wait after a 429 needs a window even without pacing.
+		{"rate window without pacing", "apiban:\n  max_requests: 0\n  rate_window: 0s\n", `config: apiban.rate_window: must be positive (the pacing window and the wait after a 429), got 0s`},
 		{"full resync below poll", "apiban:\n  full_resync_interval: 1m\n", `config: apiban.full_resync_interval: must be 0 (off) or at least apiban.poll_interval (5m), got 1m`},
 		{"full resync negative", "apiban:\n  poll_interval: 1h30m\n  full_resync_interval: -1h\n", `config: apiban.full_resync_interval: must be 0 (off) or at least apiban.poll_interval (1h30m), got -1h`},
 		{"timeout", "apiban:\n  timeout: 0s\n", `config: apiban.timeout: must be positive, got 0s`},
@@ -118,6 +139,10 @@ func TestBadConfigs(t *testing.T) {
 		{"key without cert", "crowdsec:\n  key_path: {dir}/exists.pem\n", `config: crowdsec.cert_path: required when crowdsec.key_path is set`},
 		{"cert missing", "crowdsec:\n  cert_path: {dir}/missing.pem\n  key_path: {dir}/exists.pem\n", `config: crowdsec.cert_path: stat {dir}/missing.pem: no such file or directory`},
 		{"key missing", "crowdsec:\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/missing.pem\n", `config: crowdsec.key_path: stat {dir}/missing.pem: no such file or directory`},
+		// Loaded as the LAPI client loads them at start.
+		{"cert does not load", "crowdsec:\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/exists.pem\n",
+			`config: crowdsec.cert_path: does not load with crowdsec.key_path: tls: failed to find any PEM data in certificate input`},
+		{"ca without a certificate", "crowdsec:\n  ca_cert_path: {dir}/exists.pem\n", `config: crowdsec.ca_cert_path: no PEM certificate in "{dir}/exists.pem"`},
 		{"ca is a directory", "crowdsec:\n  ca_cert_path: {dir}/adir\n", `config: crowdsec.ca_cert_path: "{dir}/adir" is a directory`},
 		{"credentials file missing", "crowdsec:\n  credentials_file: {dir}/nope.yaml\n", `config: crowdsec.credentials_file: open {dir}/nope.yaml: no such file or directory`},
 
@@ -141,6 +166,7 @@ func TestBadConfigs(t *testing.T) {
 		{"max new per sync negative", "decisions:\n  max_new_per_sync: -1\n", `config: decisions.max_new_per_sync: must be 0 (no cap) or more, got -1`},
 		{"max addresses per sync negative", "decisions:\n  max_addresses_per_sync: -1\n", `config: decisions.max_addresses_per_sync: must be 0 (no cap) or more, got -1`},
 		{"max pages zero", "apiban:\n  max_pages: 0\n", `config: apiban.max_pages: must be 1 or more, got 0`},
+		{"max pages negative", "apiban:\n  max_pages: -1\n", `config: apiban.max_pages: must be 1 or more, got -1`},
 		{"lapi timeout zero", "crowdsec:\n  timeout: 0s\n", `config: crowdsec.timeout: must be more than 0 and at most 10m, got 0s`},
 		{"lapi timeout too long", "crowdsec:\n  timeout: 1h\n", `config: crowdsec.timeout: must be more than 0 and at most 10m, got 1h`},
 		{"refresh before duration", "decisions:\n  duration: 24h\n", `config: decisions.refresh_before: must be 0 or more and less than decisions.duration (24h), got 24h`},
@@ -197,7 +223,10 @@ func TestBadConfigs(t *testing.T) {
 // TestGoodEdgeCases: values next to the limits that must pass.
 func TestGoodEdgeCases(t *testing.T) {
 	cases := []struct{ name, overlay string }{
-		{"no pacing needs no window", "apiban:\n  max_requests: 0\n  rate_window: 0s\n"},
+		{"no pacing", "apiban:\n  max_requests: 0\n"},
+		{"key of printable punctuation", "apiban:\n  api_key: \"a-B_9.~+=:!\"\n"},
+		{"url with path and trailing slash", "apiban:\n  url: https://apiban.example:8443/base/\n"},
+		{"one page per pass", "apiban:\n  max_pages: 1\n"},
 		{"full resync off", "apiban:\n  full_resync_interval: 0\n"},
 		{"full resync equal to poll", "apiban:\n  poll_interval: 10s\n  full_resync_interval: 10s\n"},
 		{"no retries", "apiban:\n  max_retries: 0\n"},
@@ -212,18 +241,19 @@ func TestGoodEdgeCases(t *testing.T) {
 		{"flood cap", "decisions:\n  max_new_per_sync: 20000\n"},
 		{"no caps", "decisions:\n  max_new_per_sync: 0\n  max_addresses_per_sync: 0\n"},
 		{"short lapi timeout", "crowdsec:\n  timeout: 1s\n"},
-		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {dir}/exists.pem\n  key_path: {dir}/exists.pem\n  ca_cert_path: {dir}/exists.pem\n  lapi_url: https://lapi:8080/\n"},
+		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {cert}\n  key_path: {key}\n  ca_cert_path: {ca}\n  lapi_url: https://lapi:8080/\n"},
 		{"null keeps the default", "apiban:\n  url:\ndecisions: ~\n"},
 		{"log level warning", "log_level: warning\n"},
 		{"empty overlay", ""},
 		{"comment-only overlay", "# nothing\n"},
 	}
+	pki := withPKI(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeFile(t, filepath.Join(dir, "exists.pem"), "pem", 0o600)
 			path := writeFile(t, filepath.Join(dir, "c.yaml"), validBase, 0o600)
-			writeFile(t, path+LocalSuffix, strings.ReplaceAll(tc.overlay, "{dir}", dir), 0o600)
+			writeFile(t, path+LocalSuffix, pki.Replace(strings.ReplaceAll(tc.overlay, "{dir}", dir)), 0o600)
 			if _, err := LoadWith(path, noEnv); err != nil {
 				t.Fatal(err)
 			}

@@ -609,7 +609,7 @@ func TestPlainHTTPAPIBANURLWarns(t *testing.T) {
 		"https://apiban.org": nil,
 		"http://apiban.example:8080/base": {"apiban.url: http://apiban.example:8080/base is plain http: " +
 			"the API key crosses the network unencrypted; use https (APIBAN serves https://apiban.org)"},
-		"HTTP://user:secret-pw@127.0.0.1:9": {"apiban.url: http://user:xxxxx@127.0.0.1:9 is plain http: " +
+		"HTTP://127.0.0.1:9": {"apiban.url: http://127.0.0.1:9 is plain http: " +
 			"the API key crosses the network unencrypted; use https (APIBAN serves https://apiban.org)"},
 	} {
 		c, err := LoadBytes([]byte(strings.Replace(validBase, "apiban:\n", "apiban:\n  url: "+url+"\n", 1)), noEnv)

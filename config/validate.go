@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 )
 
 // Limits the validation enforces.
@@ -66,60 +68,55 @@ func (c *Config) validate() (errs []error, warnings []string) {
 	return errs, warnings
 }
 
+// validate checks every field the feed client is given: the client trusts
+// its Config, so this is the only check. The rules that are APIBAN's (what
+// a key, a base URL, a version, a set and the page limit may be) are the
+// client's own exported checks; the limits an operator is held to are here.
 func (a *APIBAN) validate() []error {
 	var errs []error
-	add := func(err error) { errs = append(errs, err) }
+	add := func(key string, err error) {
+		if err != nil {
+			errs = append(errs, invalid(key, "%v", err))
+		}
+	}
 
 	switch {
 	case a.APIKey == "":
-		add(invalid("apiban.api_key", "required (set it here or in %s)", EnvAPIKey))
+		errs = append(errs, invalid("apiban.api_key", "required (set it here or in %s)", EnvAPIKey))
 	case strings.Contains(a.APIKey, "${"):
 		// An expansion that did not happen, such as ${APIBAN-KEY}.
-		add(invalid("apiban.api_key", "holds an unexpanded ${...} reference"))
-	case strings.ContainsFunc(a.APIKey, unicode.IsSpace):
-		add(invalid("apiban.api_key", "must not contain whitespace"))
+		errs = append(errs, invalid("apiban.api_key", "holds an unexpanded ${...} reference"))
+	default:
+		add("apiban.api_key", apiban.CheckKey(a.APIKey))
 	}
 	if err := checkHTTPURL("apiban.url", a.URL); err != nil {
-		add(err)
+		errs = append(errs, err)
+	} else {
+		add("apiban.url", apiban.CheckBaseURL(a.URL))
 	}
-
-	switch a.APIVersion {
-	case "v1", "v2":
-	default:
-		add(invalid("apiban.api_version", "want v1 or v2, got %q", a.APIVersion))
-	}
-	switch a.Set {
-	case "sip":
-	case "http", "all":
-		// v1 only serves the SIP list.
-		if a.APIVersion == "v1" {
-			add(invalid("apiban.set", "must be sip with apiban.api_version v1, got %q", a.Set))
-		}
-	default:
-		add(invalid("apiban.set", "want sip, http or all, got %q", a.Set))
-	}
+	add("apiban.api_version", apiban.CheckVersion(a.APIVersion))
+	add("apiban.set", apiban.CheckSet(a.APIVersion, a.Set))
 
 	if a.PollInterval < MinPollInterval {
-		add(invalid("apiban.poll_interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(a.PollInterval)))
+		errs = append(errs, invalid("apiban.poll_interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(a.PollInterval)))
 	}
 	if a.MaxRequests < 0 {
-		add(invalid("apiban.max_requests", "must be 0 (no pacing) or more, got %d", a.MaxRequests))
+		errs = append(errs, invalid("apiban.max_requests", "must be 0 (no pacing) or more, got %d", a.MaxRequests))
 	}
-	if a.MaxRequests > 0 && a.RateWindow <= 0 {
-		add(invalid("apiban.rate_window", "must be positive when apiban.max_requests is above 0, got %s", formatDuration(a.RateWindow)))
+	// Also the wait after a 429, so it counts even without pacing.
+	if a.RateWindow <= 0 {
+		errs = append(errs, invalid("apiban.rate_window", "must be positive (the pacing window and the wait after a 429), got %s", formatDuration(a.RateWindow)))
 	}
 	if a.FullResyncInterval != 0 && a.FullResyncInterval < a.PollInterval {
-		add(invalid("apiban.full_resync_interval", "must be 0 (off) or at least apiban.poll_interval (%s), got %s",
+		errs = append(errs, invalid("apiban.full_resync_interval", "must be 0 (off) or at least apiban.poll_interval (%s), got %s",
 			formatDuration(a.PollInterval), formatDuration(a.FullResyncInterval)))
 	}
 	if a.Timeout <= 0 {
-		add(invalid("apiban.timeout", "must be positive, got %s", formatDuration(a.Timeout)))
+		errs = append(errs, invalid("apiban.timeout", "must be positive, got %s", formatDuration(a.Timeout)))
 	}
-	if a.MaxPages < 1 {
-		add(invalid("apiban.max_pages", "must be 1 or more, got %d", a.MaxPages))
-	}
+	add("apiban.max_pages", apiban.CheckMaxPages(a.MaxPages))
 	if a.MaxRetries < 0 {
-		add(invalid("apiban.max_retries", "must be 0 or more, got %d", a.MaxRetries))
+		errs = append(errs, invalid("apiban.max_retries", "must be 0 or more, got %d", a.MaxRetries))
 	}
 	return errs
 }
@@ -148,12 +145,24 @@ func (cs *CrowdSec) validate() []error {
 	case cs.KeyPath != "" && cs.CertPath == "":
 		add(invalid("crowdsec.cert_path", "required when crowdsec.key_path is set"))
 	}
+	filesOK := true
 	for _, f := range []struct{ key, path string }{
 		{"crowdsec.cert_path", cs.CertPath},
 		{"crowdsec.key_path", cs.KeyPath},
 		{"crowdsec.ca_cert_path", cs.CACertPath},
 	} {
 		if err := checkFile(f.key, f.path); err != nil {
+			add(err)
+			filesOK = false
+		}
+	}
+	if filesOK && tlsAuth {
+		if err := checkKeyPair("crowdsec.cert_path", "crowdsec.key_path", cs.CertPath, cs.KeyPath); err != nil {
+			add(err)
+		}
+	}
+	if filesOK && cs.CACertPath != "" {
+		if err := checkCAFile("crowdsec.ca_cert_path", cs.CACertPath); err != nil {
 			add(err)
 		}
 	}

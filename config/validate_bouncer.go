@@ -112,6 +112,9 @@ func (b *Bouncer) validateAuth() error {
 			return err
 		}
 	}
+	if tlsAuth {
+		return checkKeyPair("bouncer.cert_path", "bouncer.key_path", b.CertPath, b.KeyPath)
+	}
 	return nil
 }
 

@@ -9,14 +9,20 @@ import (
 )
 
 // newFeed builds the APIBAN client from the configuration; the daemon and
-// the subcommands share it so they behave alike.
+// the subcommands share it so they behave alike. The client trusts these
+// values: config checked every one of them.
 func newFeed(cfg *config.Config, log *logrus.Logger) (*apiban.Client, error) {
 	return apiban.New(apiban.Config{
-		BaseURL: cfg.APIBAN.URL, APIKey: cfg.APIBAN.APIKey, Version: cfg.APIBAN.APIVersion,
-		Set: cfg.APIBAN.Set, MaxRequests: cfg.APIBAN.MaxRequests, RateWindow: cfg.APIBAN.RateWindow,
-		Timeout: cfg.APIBAN.Timeout, MaxRetries: cfg.APIBAN.MaxRetries,
-		MaxPages: cfg.APIBAN.MaxPages,
-		Logger:   log.WithField("component", "apiban"),
+		BaseURL:     cfg.APIBAN.URL,
+		APIKey:      cfg.APIBAN.APIKey,
+		Version:     cfg.APIBAN.APIVersion,
+		Set:         cfg.APIBAN.Set,
+		MaxRequests: cfg.APIBAN.MaxRequests,
+		RateWindow:  cfg.APIBAN.RateWindow,
+		Timeout:     cfg.APIBAN.Timeout,
+		MaxRetries:  cfg.APIBAN.MaxRetries,
+		MaxPages:    cfg.APIBAN.MaxPages,
+		Logger:      log.WithField("component", "apiban"),
 	})
 }
 

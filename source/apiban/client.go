@@ -49,10 +49,10 @@ type Option func(*Client)
 // WithClock replaces the wall clock, for tests.
 func WithClock(c Clock) Option { return func(cl *Client) { cl.clock = c } }
 
-// New checks cfg, fills its defaults and returns a client.
+// New returns a client of cfg, which it trusts (see Config).
 func New(cfg Config, opts ...Option) (*Client, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.prepared()
+	if err := cfg.checkTuning(); err != nil {
 		return nil, err
 	}
 	c := &Client{
@@ -103,7 +103,9 @@ func (c *Client) Next(ctx context.Context, cursor string) (source.Batch, error) 
 
 // fetch is one page, retried as configured.
 func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Batch, error) {
-	attempts := c.cfg.MaxRetries + 1
+	// max: a negative MaxRetries (a caller's bug) is one attempt, not
+	// retries without end.
+	attempts := max(c.cfg.MaxRetries, 0) + 1
 	for n := 1; ; n++ {
 		b, f := c.attempt(ctx, t, cursor, n)
 		if f == nil {

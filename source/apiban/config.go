@@ -5,37 +5,34 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/sirupsen/logrus"
 )
 
-// Defaults applied by New to zero fields of Config.
+// Defaults of the tuning fields, which no operator sets: New fills them
+// when they are zero.
 const (
-	DefaultBaseURL      = "https://apiban.org"
-	DefaultVersion      = "v2"
-	DefaultSet          = "sip"
-	DefaultRateWindow   = 2 * time.Minute
-	DefaultTimeout      = 30 * time.Second
 	DefaultBackoffBase  = time.Second
 	DefaultBackoffMax   = 30 * time.Second
 	DefaultMaxBodyBytes = 8 << 20
-	// DefaultMaxPages is in pass.go, with its reasoning.
 )
 
-// Config is what the client needs. Zero fields get the defaults above,
-// except MaxRequests (0: no pacing) and MaxRetries (0: one attempt).
+// Config is what the client needs. New trusts it: every field an operator
+// sets comes from the configuration, which checks it once (with the rules
+// in rules.go where they are APIBAN's) and holds its default. Only the
+// tuning fields (BackoffBase, BackoffMax, MaxBodyBytes), the logger and
+// the HTTP client may be left zero.
 type Config struct {
-	// BaseURL is the scheme and host, e.g. https://apiban.org.
+	// BaseURL is the scheme and host, e.g. https://apiban.org (CheckBaseURL).
 	BaseURL string
-	// APIKey is the account key. It never appears in errors or logs.
+	// APIKey is the account key (CheckKey). It never appears in errors or
+	// logs.
 	APIKey string
 	// Version is "v1" (key in the URL path) or "v2" (Bearer header).
 	Version string
-	// Set is the v2 dataset: "sip", "http" or "all"; v1 serves only sip.
+	// Set is the v2 dataset (CheckSet); v1 serves only sip.
 	Set string
 	// MaxRequests is the most requests sent in any RateWindow; 0 turns
 	// client-side pacing off.
@@ -53,7 +50,8 @@ type Config struct {
 	// MaxBodyBytes caps a response body.
 	MaxBodyBytes int64
 	// MaxPages is the most full pages (of BatchSize entries) one pass
-	// through the feed may take; the next page must end the list.
+	// through the feed may take; the next page must end the list
+	// (CheckMaxPages).
 	MaxPages int
 	// HTTPClient sends the requests; nil means a plain http.Client.
 	HTTPClient *http.Client
@@ -62,22 +60,17 @@ type Config struct {
 	Logger logrus.FieldLogger
 }
 
-// ErrInvalidConfig is wrapped by every validation error of New.
+// ErrInvalidConfig is wrapped by the errors of New: a tuning field that
+// would break the retries, a programming error.
 var ErrInvalidConfig = errors.New("apiban: invalid config")
 
-func (c Config) withDefaults() Config {
-	c.BaseURL = strings.TrimRight(strings.TrimSpace(c.BaseURL), "/")
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
-	setDefault(&c.Version, DefaultVersion)
-	setDefault(&c.Set, DefaultSet)
-	setDefault(&c.RateWindow, DefaultRateWindow)
-	setDefault(&c.Timeout, DefaultTimeout)
+// prepared fills what a caller may leave out and normalises BaseURL, to
+// which request paths are appended.
+func (c Config) prepared() Config {
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	setDefault(&c.BackoffBase, DefaultBackoffBase)
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
-	setDefault(&c.MaxPages, DefaultMaxPages)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
@@ -100,80 +93,21 @@ func setDefault[T comparable](field *T, def T) {
 	}
 }
 
-// validate names the first bad field. It runs after withDefaults.
-func (c Config) validate() error {
+// checkTuning refuses tuning values that would make the backoff negative
+// or a body unreadable.
+func (c Config) checkTuning() error {
 	checks := []struct {
 		field string
 		err   error
 	}{
-		{"BaseURL", validBaseURL(c.BaseURL)},
-		{"APIKey", validKey(c.APIKey)},
-		{"Version", oneOf(c.Version, "v1", "v2")},
-		{"Set", validSet(c.Version, c.Set)},
-		{"MaxRequests", notNegative(c.MaxRequests)},
-		{"RateWindow", positive(c.RateWindow)},
-		{"Timeout", positive(c.Timeout)},
-		{"MaxRetries", notNegative(c.MaxRetries)},
 		{"BackoffBase", positive(c.BackoffBase)},
 		{"BackoffMax", atLeast(c.BackoffMax, c.BackoffBase, "BackoffBase")},
 		{"MaxBodyBytes", positive(c.MaxBodyBytes)},
-		{"MaxPages", notNegative(c.MaxPages)},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, ch.field, ch.err)
 		}
-	}
-	return nil
-}
-
-func validBaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("scheme must be http or https, got %q", u.Scheme)
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("want scheme://host[:port][/path] only")
-	}
-	return nil
-}
-
-// validKey refuses what cannot travel in a URL path segment or a header
-// intact. The key itself is never quoted back.
-func validKey(k string) error {
-	if k == "" {
-		return errors.New("required")
-	}
-	for _, r := range k {
-		if r > unicode.MaxASCII || !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '/' {
-			return errors.New("must be printable ASCII without spaces or '/'")
-		}
-	}
-	return nil
-}
-
-func validSet(version, set string) error {
-	if version == "v1" && set != "sip" {
-		return fmt.Errorf("v1 serves only sip, got %q", set)
-	}
-	return oneOf(set, "sip", "http", "all")
-}
-
-func oneOf(v string, allowed ...string) error {
-	for _, a := range allowed {
-		if v == a {
-			return nil
-		}
-	}
-	return fmt.Errorf("must be one of %s, got %q", strings.Join(allowed, ", "), v)
-}
-
-func notNegative(n int) error {
-	if n < 0 {
-		return fmt.Errorf("must not be negative, got %d", n)
 	}
 	return nil
 }

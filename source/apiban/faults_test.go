@@ -181,3 +181,19 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 		}
 	}
 }
+
+// A negative MaxRetries (a caller's bug: config refuses it) is one
+// attempt, not retries without end.
+func TestNegativeRetriesIsOneAttempt(t *testing.T) {
+	sim := newSim(t, apibansim.Options{})
+	sim.FailNext(apibansim.Fault500, apibansim.Fault500)
+	cfg := fastConfig(sim, "v2")
+	cfg.MaxRetries = -1
+	c := newClient(t, cfg)
+	if _, err := c.Next(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "(attempt 1 of 1)") {
+		t.Fatalf("got %v, want a failure after the first attempt", err)
+	}
+	if c.Requests() != 1 {
+		t.Fatalf("%d requests, want 1", c.Requests())
+	}
+}

@@ -111,7 +111,7 @@ func FuzzClientResponse(f *testing.F) {
 			version = "v1"
 		}
 		c, err := New(Config{BaseURL: srv.URL, APIKey: key, Version: version, Set: "sip",
-			MaxRetries: 0, Timeout: 5 * time.Second, MaxBodyBytes: 1 << 16})
+			MaxRetries: 0, Timeout: 5 * time.Second, RateWindow: time.Minute, MaxPages: 400, MaxBodyBytes: 1 << 16})
 		if err != nil {
 			t.Fatal(err)
 		}

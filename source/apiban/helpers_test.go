@@ -30,18 +30,29 @@ func newSim(t *testing.T, opts apibansim.Options) *apibansim.Sim {
 	return s
 }
 
+// testConfig is a whole Config, as the configuration would hand it over:
+// the client fills no operator setting itself.
+func testConfig(baseURL, key, version string) apiban.Config {
+	return apiban.Config{
+		BaseURL:    baseURL,
+		APIKey:     key,
+		Version:    version,
+		Set:        "sip",
+		RateWindow: 2 * time.Minute,
+		Timeout:    30 * time.Second,
+		MaxPages:   400,
+	}
+}
+
 // fastConfig points at sim with waits short enough for unit tests.
 func fastConfig(sim *apibansim.Sim, version string) apiban.Config {
-	return apiban.Config{
-		BaseURL:     sim.URL(),
-		APIKey:      sim.Key(),
-		Version:     version,
-		RateWindow:  50 * time.Millisecond,
-		Timeout:     2 * time.Second,
-		MaxRetries:  2,
-		BackoffBase: time.Millisecond,
-		BackoffMax:  4 * time.Millisecond,
-	}
+	cfg := testConfig(sim.URL(), sim.Key(), version)
+	cfg.RateWindow = 50 * time.Millisecond
+	cfg.Timeout = 2 * time.Second
+	cfg.MaxRetries = 2
+	cfg.BackoffBase = time.Millisecond
+	cfg.BackoffMax = 4 * time.Millisecond
+	return cfg
 }
 
 func newClient(t *testing.T, cfg apiban.Config, opts ...apiban.Option) *apiban.Client {

@@ -114,7 +114,9 @@ func TestDecreasingCursorIsRefused(t *testing.T) {
 // A page ID below the first request's "100" goes back too.
 func TestCursorBelowTheStartIsRefused(t *testing.T) {
 	srv := pageServer(t, []string{"99"})
-	c := newClient(t, apiban.Config{BaseURL: srv.URL, APIKey: "test-key-1234", MaxRetries: 2})
+	cfg := testConfig(srv.URL, "test-key-1234", "v2")
+	cfg.MaxRetries = 2
+	c := newClient(t, cfg)
 	b, err := c.Next(context.Background(), "")
 	wantRefused(t, c, 1, b, err, "apiban: bad response: POST "+srv.URL+
 		"/api/get: page ID 99 is lower than the requested cursor 100: the feed went back")
@@ -157,7 +159,7 @@ func TestOpaqueCursorCycle(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := pageServer(t, tc.ids)
-			c := newClient(t, apiban.Config{BaseURL: srv.URL, APIKey: "test-key-1234"})
+			c := newClient(t, testConfig(srv.URL, "test-key-1234", "v2"))
 			cursor := tc.start
 			for range len(tc.ids) - 1 {
 				b, err := c.Next(context.Background(), cursor)

@@ -8,12 +8,6 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
-// DefaultMaxPages bounds one pass: 400 full pages are 100,000 entries,
-// ten times the largest APIBAN list this project designs for (10,000;
-// 500 to 5,000 seen between 2021 and 2025). A feed still going after that
-// is broken or hostile, and a pass must end (see docs/reliability.md).
-const DefaultMaxPages = 400
-
 // passTracker follows one pass through the feed without the caller's
 // help. A call of Next continues the pass when its cursor is the one the
 // previous page returned; any other cursor starts a new pass. A pass ends

@@ -31,7 +31,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	before := ours()
 
 	src, err := apiban.New(apiban.Config{BaseURL: r.sim.URL(), APIKey: apiKey, Version: "v2", Set: "sip",
-		Timeout: 5 * time.Second, MaxRetries: 2, Logger: log})
+		RateWindow: 2 * time.Minute, Timeout: 5 * time.Second, MaxRetries: 2, MaxPages: 400, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,9 +42,9 @@ type issuer struct {
 	key  *ecdsa.PrivateKey
 }
 
-// writePKI generates the CAs and certificates into dir. ECDSA P-256 keeps
+// WritePKI generates the CAs and certificates into dir. ECDSA P-256 keeps
 // generation fast; certificates last a day, which outlives any test.
-func writePKI(dir string) (*TLSFiles, error) {
+func WritePKI(dir string) (*TLSFiles, error) {
 	f := &TLSFiles{
 		CA: filepath.Join(dir, "ca.pem"), WrongCA: filepath.Join(dir, "wrong-ca.pem"),
 		ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),

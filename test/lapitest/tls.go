@@ -35,7 +35,7 @@ func (l *LAPI) setupTLS() error {
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		return err
 	}
-	files, err := writePKI(pkiDir)
+	files, err := WritePKI(pkiDir)
 	if err != nil {
 		return fmt.Errorf("test PKI: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
 )
@@ -22,7 +23,7 @@ func requestEfficiency(sizes []int) ([]requestRow, error) {
 	for _, n := range sizes {
 		sim := apibansim.New(apibansim.Options{Key: apiKey, MaxRequests: apibansim.Unlimited})
 		sim.Add(apibansim.PublicIPv4s(n, uint64(n)+1)...)
-		c, err := apiban.New(apiban.Config{BaseURL: sim.URL(), APIKey: apiKey, Timeout: 10 * time.Second})
+		c, err := apiban.New(feedConfig(sim.URL()))
 		if err != nil {
 			sim.Close()
 			return nil, err
@@ -39,6 +40,21 @@ func requestEfficiency(sizes []int) ([]requestRow, error) {
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// feedConfig is the client as the default configuration sets it up, with
+// pacing off and a shorter timeout: the client fills no setting itself.
+func feedConfig(url string) apiban.Config {
+	d := config.Default().APIBAN
+	return apiban.Config{
+		BaseURL:    url,
+		APIKey:     apiKey,
+		Version:    d.APIVersion,
+		Set:        d.Set,
+		RateWindow: d.RateWindow,
+		Timeout:    10 * time.Second,
+		MaxPages:   d.MaxPages,
+	}
 }
 
 // pull reads the feed from its start to its end and counts the entries.
@@ -83,8 +99,9 @@ func pacing(n int) ([]pacingRow, error) {
 	}{{"default pacing (10 per window)", 10}, {"pacing off", 0}} {
 		sim := apibansim.New(apibansim.Options{Key: apiKey, MaxRequests: apibansim.DefaultMaxRequests, RateWindow: window})
 		sim.Add(apibansim.PublicIPv4s(n, 11)...)
-		cl, err := apiban.New(apiban.Config{BaseURL: sim.URL(), APIKey: apiKey, Timeout: 10 * time.Second,
-			MaxRequests: c.max, RateWindow: window, MaxRetries: 5})
+		fc := feedConfig(sim.URL())
+		fc.MaxRequests, fc.RateWindow, fc.MaxRetries = c.max, window, 5
+		cl, err := apiban.New(fc)
 		if err != nil {
 			sim.Close()
 			return nil, err
