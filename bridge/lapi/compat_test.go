@@ -129,3 +129,40 @@ func TestAnswerSizeIsCapped(t *testing.T) {
 		t.Fatalf("err %v, want the size cap named", err)
 	}
 }
+
+// LAPI before 1.5 refuses with_decisions=false as an unknown filter (500
+// on 1.4.6): Edge asks once more without it, and from then on.
+func TestEdgeWithoutWithDecisionsOnOldLAPI(t *testing.T) {
+	var mu sync.Mutex
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/watchers/login" {
+			_, _ = w.Write([]byte(`{"code":200,"expire":"2099-01-01T00:00:00Z","token":"t"}`))
+			return
+		}
+		mu.Lock()
+		queries = append(queries, r.URL.Query().Get("with_decisions"))
+		mu.Unlock()
+		if r.URL.Query().Has("with_decisions") {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"message":"Filter parameter 'with_decisions' is unknown (=false): invalid filter"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`[{"id":42,"decisions":[]}]`))
+	}))
+	defer srv.Close()
+	c, err := New(Options{URL: srv.URL + "/", Login: "m", Password: "p", UserAgent: "t/1",
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		id, found, err := c.Edge(context.Background(), true)
+		if err != nil || !found || id != 42 {
+			t.Fatalf("Edge = %d, %v, %v; want 42", id, found, err)
+		}
+	}
+	if got := strings.Join(queries, ","); got != "false,," {
+		t.Fatalf("with_decisions sent as %q, want once, then never", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Edge returns the ID of the oldest (or, with newest, the newest) alert
@@ -30,9 +31,10 @@ func (c *Client) Edge(ctx context.Context, newest bool) (id int64, found bool, e
 		q.Set("with_decisions", "false")
 	}
 	alerts, status, err := c.edge(ctx, q)
-	if err != nil && !withDecisions && status == http.StatusBadRequest {
-		// LAPI before 1.5 refuses with_decisions as an unknown filter:
-		// ask with the alert's decisions, which is still one request.
+	if err != nil && !withDecisions && status >= 400 && strings.Contains(err.Error(), "with_decisions") {
+		// LAPI before 1.5 refuses with_decisions as an unknown filter
+		// (1.4.6: 500 "Filter parameter 'with_decisions' is unknown"): ask
+		// with the alert's decisions, which is still one request.
 		c.edgeWithDecisions.Store(true)
 		q.Del("with_decisions")
 		alerts, _, err = c.edge(ctx, q)
