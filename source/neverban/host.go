@@ -31,6 +31,8 @@ type Host struct {
 	// RouteV4, RouteV6 and ResolvConf default to /proc/net/route,
 	// /proc/net/ipv6_route and /etc/resolv.conf.
 	RouteV4, RouteV6, ResolvConf string
+	// SelfOnly skips the gateways and resolvers.
+	SelfOnly bool
 }
 
 func (h Host) defaults() Host {
@@ -69,8 +71,10 @@ func Discover(ctx context.Context, h Host) ([]Entry, error) {
 	for _, u := range h.LAPIURLs {
 		add(ReasonLAPI)(hostAddrs(ctx, u, h.Resolver))
 	}
-	add(ReasonGateway)(gateways(h.RouteV4, h.RouteV6))
-	add(ReasonResolver)(resolvers(h.ResolvConf))
+	if !h.SelfOnly {
+		add(ReasonGateway)(gateways(h.RouteV4, h.RouteV6))
+		add(ReasonResolver)(resolvers(h.ResolvConf))
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -110,7 +114,7 @@ func interfaceAddrs(list func() ([]net.Addr, error)) ([]netip.Addr, error) {
 func hostAddrs(ctx context.Context, lapiURL string, r Resolver) ([]netip.Addr, error) {
 	u, err := url.Parse(lapiURL)
 	if err != nil {
-		return nil, fmt.Errorf("LAPI URL: %w", err)
+		return nil, fmt.Errorf("crowdsec.lapi_url: %w", err)
 	}
 	host := u.Hostname()
 	if a, err := netip.ParseAddr(host); err == nil {
