@@ -307,22 +307,24 @@ func (b *Bouncer) accept(d *models.Decision, now time.Time) (netip.Prefix, time.
 	return p, now.Add(left), nil
 }
 
-// refuse says why p must never be dropped: it overlaps the never-ban
-// list or the allowlist, or is wider than the minimum prefix.
+// refuse says why p must never be dropped: it is wider than the minimum
+// prefix (checked first: such a range usually overlaps something never
+// banned too, and "too wide" says more), or overlaps the never-ban list
+// or the allowlist.
 func (b *Bouncer) refuse(p netip.Prefix) *skipReason {
-	if en, hit := b.never.MatchEntry(p); hit {
-		what := en.Prefix.String()
-		if en.Note != "" {
-			what += " (" + en.Note + ")"
-		}
-		return &skipReason{reason: en.Reason, detail: fmt.Sprintf("%s overlaps %s, which is never banned (%s)", p, what, en.Reason), warn: true}
-	}
 	minBits, key := b.opts.MinPrefixV4, "bouncer.min_prefix_v4"
 	if p.Addr().Is6() {
 		minBits, key = b.opts.MinPrefixV6, "bouncer.min_prefix_v6"
 	}
 	if p.Bits() < minBits {
 		return &skipReason{reason: neverban.ReasonTooWide, detail: fmt.Sprintf("%s is wider than %s (/%d)", p, key, minBits), warn: true}
+	}
+	if en, hit := b.never.MatchEntry(p); hit {
+		what := en.Prefix.String()
+		if en.Note != "" {
+			what += " (" + en.Note + ")"
+		}
+		return &skipReason{reason: en.Reason, detail: fmt.Sprintf("%s overlaps %s, which is never banned (%s)", p, what, en.Reason), warn: true}
 	}
 	return nil
 }
