@@ -73,6 +73,8 @@ type Bouncer struct {
 	// skipped holds the IDs of the decisions skipped and logged, so that
 	// each is logged and counted once, however often LAPI sends it.
 	skipped map[int64]bool
+	// lastLoadErr is the last full load's error, logged once.
+	lastLoadErr string
 
 	tracker *tracker
 	planner *planner
@@ -188,9 +190,18 @@ func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse
 		elems := b.planner.full(desired, now)
 		before := b.countersBeforeRebuild(ctx)
 		if err := b.backend.Reconcile(ctx, elems); err != nil {
-			b.log.WithError(err).Error("bouncer: cannot load the kernel sets; retrying at the next update")
+			// Once per distinct error: a refusal to touch another
+			// program's objects would otherwise fill the log.
+			l := b.log.WithError(err)
+			if err.Error() == b.lastLoadErr {
+				l.Debug("bouncer: cannot load the kernel sets; retrying at the next update")
+			} else {
+				l.Error("bouncer: cannot load the kernel sets; retrying at the next update")
+			}
+			b.lastLoadErr = err.Error()
 			return true
 		}
+		b.lastLoadErr = ""
 		b.bank(before)
 		b.log.WithField("elements", len(elems)).Infof("bouncer: %s sets loaded", b.backend.Name())
 		return false
