@@ -173,10 +173,17 @@ func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
 	if out, err := exec.Command("cp", bin, installed).CombinedOutput(); err != nil { // uninstall.sh removed it
 		t.Fatalf("cp: %v %s", err, out)
 	}
-	d = bridgetest.StartDaemon(t, "ip", nil, secrets, "netns", "exec", pbx.Name, installed, "-c", cfgPath)
+	// Run and waited for here, not with StartDaemon: it is killed.
+	var log bridgetest.Buffer
+	cmd := exec.Command("ip", "netns", "exec", pbx.Name, installed, "-c", cfgPath)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 60*time.Second, "our objects", func() bool { return has(ourElements(t, mode, pbx), banned+"/32") })
-	d.Signal(os.Kill)
-	_ = d.Cmd.Wait()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	bridgetest.AssertNoSecrets(t, log.String(), secrets...)
 	out = uninstall()
 	left := ourObjects(t, mode, pbx)
 	if mode == "ipset" {
