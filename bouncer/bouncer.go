@@ -54,7 +54,7 @@ type Options struct {
 type Stats struct {
 	Decisions int // active ban decisions tracked
 	Elements  int // elements in the kernel sets
-	Skipped   int // decisions never enforced (allowlist, scope, type, bad value)
+	Skipped   int // decisions never enforced, each counted once
 	// SkippedBy counts the skipped decisions by reason (neverban's
 	// reasons, and not-ban, scope, malformed, expired).
 	SkippedBy map[string]int
