@@ -45,6 +45,13 @@ func (c Changes) Empty() bool {
 	return len(c.Delete) == 0 && len(c.Refresh) == 0 && len(c.Renew) == 0 && len(c.Add) == 0
 }
 
+// Marker marks the kernel objects the bouncer created: the comment of
+// the first rule of each nftables chain of ours, the comment of an
+// element of the ipset registry. An object with our name but without it
+// is another program's: the backends refuse to change or delete it
+// (docs/bouncer.md, "Objects it owns").
+const Marker = "crowdsec-apiban-bridge"
+
 // Backend owns a set of kernel objects (tables, chains, sets) and nothing
 // else: it never modifies an object it did not create.
 type Backend interface {

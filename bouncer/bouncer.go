@@ -14,7 +14,7 @@ import (
 	csbouncer "github.com/crowdsecurity/go-cs-bouncer"
 	"github.com/sirupsen/logrus"
 
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // Options configures the bouncer. Origins empty means every origin.
@@ -29,9 +29,17 @@ type Options struct {
 	Origins            []string
 	UserAgent          string
 
+	// NeverBan: a decision whose address or range overlaps one of its
+	// entries is never enforced. A nil set still holds IANA's
+	// special-purpose ranges; cmd adds this host's, its LAPI's, its
+	// gateways' and its resolvers' addresses.
+	NeverBan *neverban.Set
 	// Allowlist: an address in (or a range overlapping) one of these
-	// prefixes, or a non-public address, is never dropped.
+	// prefixes is never dropped.
 	Allowlist []netip.Prefix
+	// MinPrefixV4 and MinPrefixV6: a range wider than this (fewer bits)
+	// is never enforced; 0 means no limit.
+	MinPrefixV4, MinPrefixV6 int
 	// KeepOnExit leaves the kernel objects in place at shutdown.
 	KeepOnExit bool
 	// MetricsInterval is how often usage metrics go to LAPI; 0 sends none.
@@ -46,7 +54,10 @@ type Options struct {
 type Stats struct {
 	Decisions int // active ban decisions tracked
 	Elements  int // elements in the kernel sets
-	Skipped   int // decisions never enforced (allowlist, scope, type, bad value)
+	Skipped   int // decisions never enforced, each counted once
+	// SkippedBy counts the skipped decisions by reason (neverban's
+	// reasons, and not-ban, scope, malformed, expired).
+	SkippedBy map[string]int
 	Ticks     int // stream answers applied
 	// ByOrigin counts the active decisions per origin.
 	ByOrigin map[string]int
@@ -57,7 +68,13 @@ type Bouncer struct {
 	backend Backend
 	opts    Options
 	log     logrus.FieldLogger
-	allow   *allowlist.Set
+	never   *neverban.Set
+
+	// skipped holds the IDs of the decisions skipped and logged, so that
+	// each is logged and counted once, however often LAPI sends it.
+	skipped map[int64]bool
+	// lastLoadErr is the last full load's error, logged once.
+	lastLoadErr string
 
 	tracker *tracker
 	planner *planner
@@ -84,7 +101,8 @@ func New(backend Backend, opts Options) *Bouncer {
 	}
 	return &Bouncer{
 		backend: backend, opts: opts, log: opts.Log,
-		allow:   allowlist.New(opts.Allowlist, nil),
+		never:   opts.NeverBan.With(neverban.ReasonAllowlist, opts.Allowlist...),
+		skipped: map[int64]bool{},
 		tracker: newTracker(), planner: newPlanner(backend.Nested(), maxTimeout(backend)),
 	}
 }
@@ -95,6 +113,7 @@ func (b *Bouncer) Stats() Stats {
 	defer b.mu.Unlock()
 	s := b.stats
 	s.ByOrigin = maps.Clone(s.ByOrigin)
+	s.SkippedBy = maps.Clone(s.SkippedBy)
 	return s
 }
 
@@ -171,9 +190,18 @@ func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse
 		elems := b.planner.full(desired, now)
 		before := b.countersBeforeRebuild(ctx)
 		if err := b.backend.Reconcile(ctx, elems); err != nil {
-			b.log.WithError(err).Error("bouncer: cannot load the kernel sets; retrying at the next update")
+			// Once per distinct error: a refusal to touch another
+			// program's objects would otherwise fill the log.
+			l := b.log.WithError(err)
+			if err.Error() == b.lastLoadErr {
+				l.Debug("bouncer: cannot load the kernel sets; retrying at the next update")
+			} else {
+				l.Error("bouncer: cannot load the kernel sets; retrying at the next update")
+			}
+			b.lastLoadErr = err.Error()
 			return true
 		}
+		b.lastLoadErr = ""
 		b.bank(before)
 		b.log.WithField("elements", len(elems)).Infof("bouncer: %s sets loaded", b.backend.Name())
 		return false
@@ -206,15 +234,13 @@ func (b *Bouncer) absorb(resp *models.DecisionsStreamResponse, now time.Time) {
 	for _, d := range resp.Deleted {
 		if d != nil {
 			b.tracker.remove(d.ID)
+			delete(b.skipped, d.ID)
 		}
 	}
 	for _, d := range resp.New {
-		p, until, err := b.accept(d, now)
-		if err != nil {
-			b.mu.Lock()
-			b.stats.Skipped++
-			b.mu.Unlock()
-			b.log.WithField("decision", d.ID).Debugf("bouncer: not enforced: %v", err)
+		p, until, sk := b.accept(d, now)
+		if sk != nil {
+			b.skip(d, sk)
 			continue
 		}
 		origin := ""
@@ -225,33 +251,97 @@ func (b *Bouncer) absorb(resp *models.DecisionsStreamResponse, now time.Time) {
 	}
 }
 
+// skipReason says why a decision is not enforced.
+type skipReason struct {
+	reason string // metric label
+	detail string
+	warn   bool // a ban that would have hit what must never be banned
+}
+
+// skip logs and counts a decision that is not enforced, once per decision.
+func (b *Bouncer) skip(d *models.Decision, sk *skipReason) {
+	var id int64
+	if d != nil {
+		id = d.ID
+	}
+	if b.skipped[id] {
+		return
+	}
+	b.skipped[id] = true
+	b.mu.Lock()
+	b.stats.Skipped++
+	if b.stats.SkippedBy == nil {
+		b.stats.SkippedBy = map[string]int{}
+	}
+	b.stats.SkippedBy[sk.reason]++
+	b.mu.Unlock()
+	l := b.log.WithFields(logrus.Fields{"decision": id, "reason": sk.reason})
+	if d != nil && d.Origin != nil {
+		l = l.WithField("origin", *d.Origin)
+	}
+	if sk.warn {
+		l.Warnf("bouncer: not enforced: %s", sk.detail)
+		return
+	}
+	l.Infof("bouncer: not enforced: %s", sk.detail)
+}
+
 // accept returns the prefix a decision bans and when it ends, or why it
 // is not enforced.
-func (b *Bouncer) accept(d *models.Decision, now time.Time) (netip.Prefix, time.Time, error) {
+func (b *Bouncer) accept(d *models.Decision, now time.Time) (netip.Prefix, time.Time, *skipReason) {
+	no := func(reason, format string, a ...any) (netip.Prefix, time.Time, *skipReason) {
+		return netip.Prefix{}, time.Time{}, &skipReason{reason: reason, detail: fmt.Sprintf(format, a...)}
+	}
 	if d == nil || d.Type == nil || d.Scope == nil || d.Value == nil || d.Duration == nil {
-		return netip.Prefix{}, time.Time{}, errors.New("incomplete decision")
+		return no("malformed", "incomplete decision")
 	}
 	if !strings.EqualFold(*d.Type, "ban") {
-		return netip.Prefix{}, time.Time{}, fmt.Errorf("type %q is not ban", *d.Type)
+		return no("not-ban", "type %q is not ban", *d.Type)
 	}
 	p, err := ParseValue(*d.Scope, *d.Value)
 	if err != nil {
-		return netip.Prefix{}, time.Time{}, err
+		if errors.Is(err, errScope) {
+			return no("scope", "%v", err)
+		}
+		return no("malformed", "%v", err)
 	}
 	left, err := time.ParseDuration(*d.Duration)
 	if err != nil {
-		return netip.Prefix{}, time.Time{}, fmt.Errorf("duration %q: %w", *d.Duration, err)
+		return no("malformed", "duration %q: %v", *d.Duration, err)
 	}
 	if left <= 0 {
-		return netip.Prefix{}, time.Time{}, errors.New("already expired")
+		return no("expired", "already expired")
 	}
-	if reason, detail, hit := b.allow.Match(p); hit {
-		b.log.WithFields(logrus.Fields{"value": p.String(), "reason": reason, "allowlist": detail}).
-			Info("bouncer: allowlisted, not dropped")
-		return netip.Prefix{}, time.Time{}, fmt.Errorf("%s is allowlisted (%s %s)", p, reason, detail)
+	if sk := b.refuse(p); sk != nil {
+		return netip.Prefix{}, time.Time{}, sk
 	}
 	return p, now.Add(left), nil
 }
+
+// refuse says why p must never be dropped: it is wider than the minimum
+// prefix (checked first: such a range usually overlaps something never
+// banned too, and "too wide" says more), or overlaps the never-ban list
+// or the allowlist.
+func (b *Bouncer) refuse(p netip.Prefix) *skipReason {
+	minBits, key := b.opts.MinPrefixV4, "bouncer.min_prefix_v4"
+	if p.Addr().Is6() {
+		minBits, key = b.opts.MinPrefixV6, "bouncer.min_prefix_v6"
+	}
+	if p.Bits() < minBits {
+		return &skipReason{reason: neverban.ReasonTooWide, detail: fmt.Sprintf("%s is wider than %s (/%d)", p, key, minBits), warn: true}
+	}
+	if en, hit := b.never.MatchEntry(p); hit {
+		what := en.Prefix.String()
+		if en.Note != "" {
+			what += " (" + en.Note + ")"
+		}
+		return &skipReason{reason: en.Reason, detail: fmt.Sprintf("%s overlaps %s, which is never banned (%s)", p, what, en.Reason), warn: true}
+	}
+	return nil
+}
+
+// errScope marks a decision whose scope is neither Ip nor Range.
+var errScope = errors.New("scope is neither Ip nor Range")
 
 // ParseValue turns a decision's scope and value into a prefix: an Ip is
 // a /32 or /128, a Range is masked; IPv4-mapped IPv6 becomes IPv4.
@@ -277,7 +367,7 @@ func ParseValue(scope, value string) (netip.Prefix, error) {
 		}
 		return p.Masked(), nil
 	default:
-		return netip.Prefix{}, fmt.Errorf("scope %q is neither Ip nor Range", scope)
+		return netip.Prefix{}, fmt.Errorf("%w: %q", errScope, scope)
 	}
 }
 

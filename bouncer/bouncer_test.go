@@ -15,6 +15,10 @@ import (
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // recorder is a Backend that records calls and keeps the resulting sets,
@@ -281,6 +285,73 @@ func TestFilters(t *testing.T) {
 	if got := h.b.Stats().Skipped; got != 8 {
 		t.Errorf("skipped %d, want 8", got)
 	}
+	want := map[string]int{"not-ban": 1, "scope": 1, "malformed": 1, "special": 2, "allowlist": 2, "expired": 1}
+	if got := h.b.Stats().SkippedBy; !maps.Equal(got, want) {
+		t.Errorf("skipped by reason %v, want %v", got, want)
+	}
+}
+
+// Decisions of any origin that would ban this host, its LAPI, its
+// gateway or resolver, special-purpose space or a range wider than the
+// minimum are never enforced; each is logged and counted once, however
+// often LAPI sends it.
+func TestNeverBan(t *testing.T) {
+	r := newRecorder()
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	log, hook := logtest.NewNullLogger()
+	never := neverban.New(
+		neverban.Entry{Prefix: netip.MustParsePrefix("198.51.100.2/32"), Reason: neverban.ReasonSelf},
+		neverban.Entry{Prefix: netip.MustParsePrefix("2001:db8::2/128"), Reason: neverban.ReasonSelf},
+		neverban.Entry{Prefix: netip.MustParsePrefix("203.0.113.50/32"), Reason: neverban.ReasonLAPI},
+		neverban.Entry{Prefix: netip.MustParsePrefix("198.51.100.1/32"), Reason: neverban.ReasonGateway},
+		neverban.Entry{Prefix: netip.MustParsePrefix("198.51.100.53/32"), Reason: neverban.ReasonResolver},
+	)
+	b := New(r, Options{NeverBan: never, MinPrefixV4: 16, MinPrefixV6: 32, Now: clk.now, Log: log})
+	decisions := []*models.Decision{
+		ban(1, "198.51.100.2", "1h"),     // self
+		ban(2, "2001:db8::2", "1h"),      // self
+		ban(3, "198.51.100.0/24", "1h"),  // a range over this host
+		ban(4, "203.0.113.50", "1h"),     // LAPI
+		ban(5, "198.51.100.1", "1h"),     // gateway
+		ban(6, "198.51.100.53", "1h"),    // resolver
+		ban(7, "11.0.0.0/8", "1h"),       // too wide
+		ban(8, "2a00::/12", "1h"),        // too wide
+		ban(9, "0.1.2.3", "1h"),          // special
+		ban(10, "64:ff9b::/96", "1h"),    // special: NAT64
+		ban(11, "2002:a00:1::/48", "1h"), // special: 6to4 of 10.0.0.1
+		ban(12, "203.0.113.7", "1h"),     // enforced
+		ban(13, "203.1.0.0/16", "1h"),    // enforced: exactly the minimum
+		ban(14, "2a01::/32", "1h"),       // enforced: exactly the minimum
+		ban(15, "192.0.2.77", "1h"),      // documentation ranges are bannable
+	}
+	want := map[string]int{"self": 3, "lapi": 1, "gateway": 1, "resolver": 1, "too-wide": 2, "special": 3}
+	for range 3 { // the same answer again, as after a reconnection
+		if b.tick(context.Background(), &models.DecisionsStreamResponse{New: decisions}, true) {
+			t.Fatal("tick failed")
+		}
+		if got := r.prefixes(); !slices.Equal(got, []string{"192.0.2.77/32", "203.0.113.7/32", "203.1.0.0/16", "2a01::/32"}) {
+			t.Errorf("kernel holds %v", got)
+		}
+		if got := b.Stats().SkippedBy; !maps.Equal(got, want) {
+			t.Errorf("skipped by reason %v, want %v", got, want)
+		}
+	}
+	var warned []string
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel {
+			warned = append(warned, fmt.Sprint(e.Data["decision"]))
+		}
+	}
+	if !slices.Equal(warned, []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}) {
+		t.Errorf("warnings for decisions %v, want one for each of 1 to 11", warned)
+	}
+	// A deleted and re-added decision is logged again.
+	b.tick(context.Background(), &models.DecisionsStreamResponse{Deleted: decisions[:1]}, false)
+	hook.Reset()
+	b.tick(context.Background(), &models.DecisionsStreamResponse{New: decisions[:1]}, false)
+	if n := len(hook.AllEntries()); n != 1 || !strings.Contains(hook.LastEntry().Message, "198.51.100.2/32 overlaps 198.51.100.2/32, which is never banned (self)") {
+		t.Errorf("after a re-add, log %d entries, last %v", n, hook.LastEntry())
+	}
 }
 
 func TestNestedRangesWithoutOverlapSupport(t *testing.T) {
@@ -442,15 +513,20 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	wantScraped := map[string]float64{
-		"crowdsec_apiban_bridge_bouncer_active_decisions/apiban":   2,
-		"crowdsec_apiban_bridge_bouncer_active_decisions/crowdsec": 1,
-		"crowdsec_apiban_bridge_bouncer_kernel_elements":           2,
-		"crowdsec_apiban_bridge_bouncer_skipped_decisions_total":   1,
+		"crowdsec_apiban_bridge_bouncer_active_decisions/apiban":         2,
+		"crowdsec_apiban_bridge_bouncer_active_decisions/crowdsec":       1,
+		"crowdsec_apiban_bridge_bouncer_kernel_elements":                 2,
+		"crowdsec_apiban_bridge_bouncer_skipped_decisions_total/special": 1,
 		// Labels in Prometheus order: ip_type, origin.
 		"crowdsec_apiban_bridge_bouncer_dropped_packets_total/ipv4/apiban":   7,
 		"crowdsec_apiban_bridge_bouncer_dropped_bytes_total/ipv4/apiban":     420,
 		"crowdsec_apiban_bridge_bouncer_dropped_packets_total/ipv6/crowdsec": 1,
 		"crowdsec_apiban_bridge_bouncer_dropped_bytes_total/ipv6/crowdsec":   80,
+	}
+	for _, r := range SkipReasons {
+		if k := "crowdsec_apiban_bridge_bouncer_skipped_decisions_total/" + r; r != "special" {
+			wantScraped[k] = 0 // every reason is exported, from zero
+		}
 	}
 	if len(scraped) != len(wantScraped) {
 		t.Errorf("scraped %v, want %v", scraped, wantScraped)

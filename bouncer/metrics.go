@@ -7,6 +7,8 @@ import (
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 const metricsNamespace = "crowdsec_apiban_bridge_bouncer"
@@ -17,13 +19,21 @@ var (
 	descElements = prometheus.NewDesc(metricsNamespace+"_kernel_elements",
 		"Addresses and ranges in the kernel sets.", nil, nil)
 	descSkipped = prometheus.NewDesc(metricsNamespace+"_skipped_decisions_total",
-		"Decisions never enforced: allowlisted, not a ban, not an Ip or Range, or malformed.", nil, nil)
+		"Decisions never enforced, each counted once, by reason: special, self, lapi, gateway, resolver, allowlist, too-wide (never banned), not-ban, scope, malformed, expired.",
+		[]string{"reason"}, nil)
 	descPackets = prometheus.NewDesc(metricsNamespace+"_dropped_packets_total",
 		"Packets dropped by the bouncer's rules since the bridge started, by origin and IP type (kernel counters, carried over rebuilds of the objects).",
 		[]string{"origin", "ip_type"}, nil)
 	descBytes = prometheus.NewDesc(metricsNamespace+"_dropped_bytes_total",
 		"Bytes dropped by the bouncer's rules, by origin and IP type (kernel counters).", []string{"origin", "ip_type"}, nil)
 )
+
+// SkipReasons are the reasons a decision is not enforced, each exported
+// (from zero) as a label of the skipped counter.
+var SkipReasons = []string{
+	neverban.ReasonSpecial, neverban.ReasonSelf, neverban.ReasonLAPI, neverban.ReasonGateway, neverban.ReasonResolver,
+	neverban.ReasonAllowlist, neverban.ReasonTooWide, "not-ban", "scope", "malformed", "expired",
+}
 
 // Collector returns a Prometheus collector of the bouncer's state; the
 // kernel counters are read at each scrape.
@@ -43,7 +53,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(n), origin)
 	}
 	ch <- prometheus.MustNewConstMetric(descElements, prometheus.GaugeValue, float64(s.Elements))
-	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.Skipped))
+	for _, reason := range SkipReasons {
+		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.SkippedBy[reason]), reason)
+	}
 	dropped, _ := c.b.dropped()
 	for k, d := range dropped {
 		// Labels read back from the kernel: a bad one is skipped, never

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
-	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // ErrFlood is returned (wrapped) when a sync would push more new decisions
@@ -65,73 +65,15 @@ func satAdd(a, b uint64) uint64 {
 }
 
 // Resolver is the part of net.Resolver SelfPrefixes needs.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = neverban.Resolver
 
 // SelfPrefixes returns the addresses a feed must never ban because banning
 // them would cut the bridge off: the host's own interface addresses and the
-// addresses of the LAPI host. ifaceAddrs is net.InterfaceAddrs in production.
-// A name that does not resolve is an error the caller may log and survive:
-// the host's own addresses are still returned.
+// addresses of the LAPI host (neverban.Discover, without gateways and
+// resolvers). ifaceAddrs is net.InterfaceAddrs in production. A name that
+// does not resolve is an error the caller may log and survive: the host's
+// own addresses are still returned.
 func SelfPrefixes(ctx context.Context, lapiURL string, ifaceAddrs func() ([]net.Addr, error), r Resolver) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	var errs []error
-	addrs, err := ifaceAddrs()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("listing interface addresses: %w", err))
-	}
-	for _, a := range addrs {
-		if p, ok := hostPrefix(a); ok {
-			out = append(out, p)
-		}
-	}
-	lapiAddrs, err := lapiHostAddrs(ctx, lapiURL, r)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, a := range lapiAddrs {
-		a = a.Unmap().WithZone("")
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, errors.Join(errs...)
-}
-
-// hostPrefix turns an interface address (an *net.IPNet such as
-// 192.0.2.5/24) into the single address it names: the host owns that
-// address, not its whole subnet.
-func hostPrefix(a net.Addr) (netip.Prefix, bool) {
-	var ip net.IP
-	switch v := a.(type) {
-	case *net.IPNet:
-		ip = v.IP
-	case *net.IPAddr:
-		ip = v.IP
-	default:
-		return netip.Prefix{}, false
-	}
-	addr, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	addr = addr.Unmap()
-	return netip.PrefixFrom(addr, addr.BitLen()), true
-}
-
-func lapiHostAddrs(ctx context.Context, lapiURL string, r Resolver) ([]netip.Addr, error) {
-	u, err := url.Parse(lapiURL)
-	if err != nil {
-		return nil, fmt.Errorf("crowdsec.lapi_url: %w", err)
-	}
-	host := u.Hostname()
-	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a}, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addrs, err := r.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, fmt.Errorf("resolving the LAPI host %q of crowdsec.lapi_url: %w", host, err)
-	}
-	return addrs, nil
+	entries, err := neverban.Discover(ctx, neverban.Host{InterfaceAddrs: ifaceAddrs, Resolver: r, LAPIURLs: []string{lapiURL}, SelfOnly: true})
+	return neverban.New(entries...).Prefixes(), err
 }

@@ -153,6 +153,10 @@ type Bouncer struct {
 	KeepOnExit    bool     `mapstructure:"keep_on_exit"`
 	// MetricsInterval: how often usage metrics go to LAPI; 0 sends none.
 	MetricsInterval time.Duration `mapstructure:"metrics_interval"`
+	// MinPrefixV4 and MinPrefixV6: a decision's range wider than this
+	// many bits is never enforced, whatever its origin (docs/bouncer.md).
+	MinPrefixV4 int `mapstructure:"min_prefix_v4"`
+	MinPrefixV6 int `mapstructure:"min_prefix_v6"`
 }
 
 // Default returns the configuration used for every key the files leave out.
@@ -213,6 +217,8 @@ func Default() *Config {
 			Hooks:           []string{"input"},
 			Priority:        -10,
 			MetricsInterval: 15 * time.Minute,
+			MinPrefixV4:     16,
+			MinPrefixV6:     32,
 		},
 		LogMode:       "stdout",
 		LogDir:        "/var/log/crowdsec-apiban-bridge/",

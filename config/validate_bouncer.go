@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -27,15 +26,34 @@ const (
 	maxNftName       = 64
 )
 
-// Names of crowdsec-firewall-bouncer's objects, which the bridge must
-// never create, modify or delete.
+// Well-known names of other programs' objects: crowdsec-firewall-bouncer's
+// (0.0.25, Debian bookworm, names its IPv6 objects crowdsec6-*), Debian's
+// inet filter table, iptables' built-in tables, chains and targets,
+// firewalld's, fail2ban's, Docker's and ufw's. The bouncer deletes and
+// flushes its own objects at start and stop, so it must never be given
+// one of these names. Compared without case.
 var (
-	foreignTables = []string{"crowdsec", "crowdsec6"}
-	foreignChains = []string{"CROWDSEC_CHAIN"}
-	// 0.0.25 (Debian bookworm) names its IPv6 objects crowdsec6-*.
-	foreignSetPrefixes   = []string{"crowdsec-blacklists", "crowdsec6-blacklists"}
-	foreignChainPrefixes = []string{"crowdsec-chain", "crowdsec6-chain"}
+	wellKnownTables = []string{"filter", "nat", "mangle", "raw", "security", "route", "broute",
+		"firewalld", "f2b-table", "docker", "crowdsec", "crowdsec6"}
+	wellKnownChains = []string{"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING",
+		"ACCEPT", "DROP", "REJECT", "RETURN", "DOCKER", "DOCKER-USER", "CROWDSEC_CHAIN"}
+	wellKnownChainPrefixes = []string{"crowdsec-chain", "crowdsec6-chain", "f2b-", "ufw-", "ufw6-", "docker-"}
+	wellKnownSetPrefixes   = []string{"crowdsec-blacklists", "crowdsec6-blacklists", "f2b-", "ufw-", "docker-"}
 )
+
+// wellKnown returns why v is another program's name: an error naming key,
+// or nil.
+func wellKnown(key, v string, names, prefixes []string) error {
+	for _, n := range names {
+		if strings.EqualFold(v, n) {
+			return invalid(key, "%q is another program's object; the bouncer deletes and flushes its own objects: choose another name", v)
+		}
+	}
+	if p, ok := foreignPrefix(v, prefixes); ok {
+		return invalid(key, "must not start with %q (another program's objects), got %q", p, v)
+	}
+	return nil
+}
 
 // foreignPrefix returns the stock bouncer's prefix that v starts with
 // (case-insensitively), if any.
@@ -81,6 +99,12 @@ func (b *Bouncer) validate() []error {
 	errs = append(errs, b.validateHooks()...)
 	if b.MetricsInterval != 0 && b.MetricsInterval < MinMetricsInterval {
 		add(invalid("bouncer.metrics_interval", "must be 0 (none) or at least %s, got %s", formatDuration(MinMetricsInterval), formatDuration(b.MetricsInterval)))
+	}
+	if b.MinPrefixV4 < 1 || b.MinPrefixV4 > 32 {
+		add(invalid("bouncer.min_prefix_v4", "must be between 1 and 32, got %d", b.MinPrefixV4))
+	}
+	if b.MinPrefixV6 < 1 || b.MinPrefixV6 > 128 {
+		add(invalid("bouncer.min_prefix_v6", "must be between 1 and 128, got %d", b.MinPrefixV6))
 	}
 	if b.Priority < -1000 || b.Priority > 1000 {
 		add(invalid("bouncer.priority", "must be between -1000 and 1000, got %d", b.Priority))
@@ -129,21 +153,22 @@ func (b *Bouncer) validateNames() []error {
 		}
 		return true
 	}
-	if name("bouncer.table", b.Table, maxNftName) && slices.Contains(foreignTables, b.Table) {
-		errs = append(errs, invalid("bouncer.table", "%q belongs to crowdsec-firewall-bouncer; choose another name", b.Table))
+	taken := func(key, v string, names, prefixes []string) {
+		if err := wellKnown(key, v, names, prefixes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if name("bouncer.table", b.Table, maxNftName) {
+		taken("bouncer.table", b.Table, wellKnownTables, nil)
 	}
 	if name("bouncer.set_prefix", b.SetPrefix, maxSetPrefix) {
-		if p, ok := foreignPrefix(b.SetPrefix, foreignSetPrefixes); ok {
-			errs = append(errs, invalid("bouncer.set_prefix", "must not start with %q (crowdsec-firewall-bouncer's sets), got %q", p, b.SetPrefix))
-		}
+		taken("bouncer.set_prefix", b.SetPrefix, nil, wellKnownSetPrefixes)
 	}
 	if name("bouncer.chain", b.Chain, maxNftName-len("-forward")) {
-		if p, ok := foreignPrefix(b.Chain, foreignChainPrefixes); ok {
-			errs = append(errs, invalid("bouncer.chain", "must not start with %q (crowdsec-firewall-bouncer's chains), got %q", p, b.Chain))
-		}
+		taken("bouncer.chain", b.Chain, wellKnownChains, wellKnownChainPrefixes)
 	}
-	if name("bouncer.iptables_chain", b.IptablesChain, maxIptablesChain) && slices.Contains(foreignChains, strings.ToUpper(b.IptablesChain)) {
-		errs = append(errs, invalid("bouncer.iptables_chain", "%q belongs to crowdsec-firewall-bouncer; choose another name", b.IptablesChain))
+	if name("bouncer.iptables_chain", b.IptablesChain, maxIptablesChain) {
+		taken("bouncer.iptables_chain", b.IptablesChain, wellKnownChains, wellKnownChainPrefixes)
 	}
 	return errs
 }

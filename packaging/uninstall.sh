@@ -54,24 +54,11 @@ fi
 
 # Firewall objects of the embedded bouncer (it removes them itself on a
 # clean stop unless keep_on_exit): never on the host from a DESTDIR run.
-if [ -z "$DESTDIR" ] && [ -f "$config" ]; then
-  table=$(get_key bouncer table "$config"); table=${table:-apiban_bridge}
-  if command -v nft >/dev/null 2>&1 && nft list table inet "$table" >/dev/null 2>&1; then
-    nft delete table inet "$table" && say "deleted nftables table inet $table"
-  fi
-  chain=$(get_key bouncer iptables_chain "$config"); chain=${chain:-APIBAN_BRIDGE}
-  prefix=$(get_key bouncer set_prefix "$config"); prefix=${prefix:-apiban-bridge}
-  for ipt in iptables ip6tables; do
-    command -v "$ipt" >/dev/null 2>&1 || continue
-    while "$ipt" -D INPUT -j "$chain" 2>/dev/null; do :; done
-    while "$ipt" -D FORWARD -j "$chain" 2>/dev/null; do :; done
-    if "$ipt" -F "$chain" 2>/dev/null; then "$ipt" -X "$chain" 2>/dev/null || true; fi
-  done
-  if command -v ipset >/dev/null 2>&1; then
-    for s in $(ipset -n list 2>/dev/null | grep "^$prefix-" || true); do
-      ipset destroy "$s" && say "destroyed ipset $s"
-    done
-  fi
+# The binary removes only the objects that carry its marker, and names
+# any object with its names that it did not create (left alone).
+if [ -z "$DESTDIR" ] && [ -x "$bin" ] && [ -f "$config" ]; then
+  "$bin" -c "$config" remove-firewall ||
+    say "some firewall objects were not removed (see above): the bridge removes only what it created"
 fi
 
 rm -f "$(root "$UNIT")" "$(root "$DROPIN")"

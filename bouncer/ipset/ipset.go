@@ -169,7 +169,6 @@ func (b *Backend) Close() error {
 }
 
 func (b *Backend) set(slot int, f family) string { return setName(b.opts.SetPrefix, slot, f) }
-func (b *Backend) swapSet() string               { return b.opts.SetPrefix + swapSuffix }
 func (b *Backend) registry() string              { return b.opts.SetPrefix + regSuffix }
 
 // SetName is the set that holds origin's elements of a family, if the
@@ -237,40 +236,43 @@ func (b *Backend) logSlot(slot int, origin string) {
 		"sets": b.set(slot, families[0]) + " " + b.set(slot, families[1])}).Info("bouncer: ipset sets for origin")
 }
 
-// ourSets lists the sets of ours in the kernel.
-func (b *Backend) ourSets() (map[string]bool, error) {
-	names, err := b.c.names()
-	if err != nil {
-		return nil, fmt.Errorf("ipset: list sets: %w", err)
-	}
-	ours := map[string]bool{}
-	for _, n := range names {
-		if OwnedSet(b.opts.SetPrefix, n) {
-			ours[n] = true
-		}
-	}
-	return ours, nil
-}
-
 // Reconcile implements bouncer.Backend: see the package comment. A full
 // load builds a whole new generation of sets under slot numbers not in
 // use, points the chain at them in one iptables-restore commit, and only
 // then destroys the previous generation: an element is dropped all along,
 // even when it changes set between the two (another origin, other slots).
+// Nothing is done when the registry or the chain with our names is not
+// ours.
 func (b *Backend) Reconcile(ctx context.Context, elems []bouncer.Element) error {
-	existing, err := b.ourSets()
+	if err := b.checkChains(ctx); err != nil {
+		return err
+	}
+	exists, recorded, err := b.registryState()
 	if err != nil {
 		return err
 	}
-	slotOf, bySet, err := b.plan(elems, existing)
+	names, err := b.kernelNames()
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{b.registry(): true}
+	taken := map[int]bool{}
+	for slot := range recorded {
+		taken[slot] = true
+	}
+	slotOf, bySet, err := b.plan(elems, taken, names)
+	if err != nil {
+		return err
+	}
+	if err := b.ensureRegistry(ctx, exists); err != nil {
+		return err
+	}
+	// Recorded before they are made: a crash leaves nothing unrecorded.
+	if err := b.addSlots(ctx, slotOf); err != nil {
+		return err
+	}
 	for _, slot := range slotOf {
 		for _, f := range families {
 			name := b.set(slot, f)
-			keep[name] = true
 			if err := b.fill(ctx, name, f, bySet[name]); err != nil {
 				return err
 			}
@@ -280,27 +282,28 @@ func (b *Backend) Reconcile(ctx context.Context, elems []bouncer.Element) error 
 	if err := b.replaceRules(ctx, slots); err != nil {
 		return err
 	}
-	if err := b.loadRegistry(ctx, slotOf); err != nil {
-		return err
-	}
 	b.publish(slotOf)
 	for origin, slot := range slotOf {
 		b.logSlot(slot, origin)
 	}
-	b.destroyLeftovers(existing, keep)
+	// The previous generation, and what a crash left recorded.
+	if err := b.destroySlots(ctx, slices.Sorted(maps.Keys(recorded))); err != nil {
+		b.log.WithError(err).Warn("bouncer: cannot remove a previous generation's ipset")
+	}
 	return nil
 }
 
-// plan gives the origins, in byte order, the lowest slots that no set in
-// the kernel uses, and groups the elements by the set they go in.
-func (b *Backend) plan(elems []bouncer.Element, existing map[string]bool) (map[string]int, map[string][]bouncer.Element, error) {
+// plan gives the origins, in byte order, the lowest slots that are neither
+// taken (recorded) nor named by a set in the kernel, and groups the
+// elements by the set they go in.
+func (b *Backend) plan(elems []bouncer.Element, taken map[int]bool, existing map[string]bool) (map[string]int, map[string][]bouncer.Element, error) {
 	var origins []string
 	for _, e := range elems {
 		origins = append(origins, e.Origin)
 	}
 	slices.Sort(origins)
 	origins = slices.Compact(origins)
-	free, err := b.freeSlots(len(origins), nil, existing)
+	free, err := b.freeSlots(len(origins), taken, existing)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -340,21 +343,6 @@ func (b *Backend) destroy(name string) error {
 		return fmt.Errorf("ipset: destroy %s: %w", name, err)
 	}
 	return nil
-}
-
-// destroyLeftovers destroys the sets of ours not in keep. One that cannot
-// go (another program's rule refers to it) is logged: it holds nothing
-// we need.
-func (b *Backend) destroyLeftovers(existing, keep map[string]bool) {
-	existing[b.swapSet()] = true // an earlier version's temporary set
-	for name := range existing {
-		if keep[name] {
-			continue
-		}
-		if err := b.destroy(name); err != nil {
-			b.log.WithError(err).Warn("bouncer: cannot remove a leftover ipset")
-		}
-	}
 }
 
 // send adds (with their timeouts) or deletes elems in set, batched.
@@ -454,23 +442,35 @@ func (b *Backend) newSlots(ctx context.Context, lists ...[]bouncer.Element) erro
 }
 
 func (b *Backend) newSlot(ctx context.Context, origin string) error {
+	_, recorded, err := b.registryState()
+	if err != nil {
+		return err
+	}
+	names, err := b.kernelNames()
+	if err != nil {
+		return err
+	}
 	slotOf := b.slotMap()
 	taken := map[int]bool{}
+	for slot := range recorded {
+		taken[slot] = true
+	}
 	for _, slot := range slotOf {
 		taken[slot] = true
 	}
-	free, err := b.freeSlots(1, taken, nil)
+	free, err := b.freeSlots(1, taken, names)
 	if err != nil {
 		return fmt.Errorf("ipset: origin %q: %w", origin, err)
 	}
 	slot := free[0]
+	// Recorded before it is made: a crash leaves nothing unrecorded.
+	if err := b.addSlots(ctx, map[string]int{origin: slot}); err != nil {
+		return err
+	}
 	for _, f := range families {
 		if err := b.create(b.set(slot, f), f); err != nil {
 			return err
 		}
-	}
-	if err := b.addSlots(ctx, map[string]int{origin: slot}); err != nil {
-		return err
 	}
 	for _, f := range families {
 		if err := b.addDropRule(ctx, f, slot); err != nil {
@@ -484,17 +484,22 @@ func (b *Backend) newSlot(ctx context.Context, origin string) error {
 }
 
 // Cleanup implements bouncer.Backend: the chain and jumps, then every set
-// of ours, leftovers of other runs included.
+// the registry records, then the registry. Nothing is touched when the
+// registry or the chain with our names is not ours.
 func (b *Backend) Cleanup(ctx context.Context) error {
-	b.teardownRules(ctx)
-	b.publish(nil)
-	ours, err := b.ourSets()
+	exists, recorded, err := b.registryState()
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for name := range ours {
-		errs = append(errs, b.destroy(name))
+	if err := b.teardownRules(ctx); err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	b.publish(nil)
+	if !exists {
+		return nil
+	}
+	if err := b.destroySlots(ctx, slices.Sorted(maps.Keys(recorded))); err != nil {
+		return err
+	}
+	return b.destroy(b.registry())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -429,22 +430,23 @@ func TestKernelIpsetRefused(t *testing.T) {
 	}
 }
 
-// The stock bouncer's sets and chain, and a set that only shares our
-// prefix, survive a start over another run's leftovers and the cleanup.
+// The stock bouncer's sets and chain, and sets that only share our names
+// without being recorded in our registry, survive a start and the
+// cleanup; our sets skip the names they use.
 func TestKernelIpsetLeftovers(t *testing.T) {
 	netns.Require(t, "ipset", "iptables", "ip6tables")
 	ns := netns.New(t, "ipso")
 	ctx := context.Background()
+	unrecorded := []string{"apiban-bridge-0-v4", "apiban-bridge-7-v6", "apiban-bridge-12-v4", "apiban-bridge-swap",
+		"apiban-bridge-x", "apiban-bridge-0-v4x", "apiban-bridge-v4", "apiban-bridge-v6-new"}
 	for _, c := range [][]string{
 		{"ipset", "create", "apiban-bridge-0-v4", "hash:net", "family", "inet", "timeout", "0"},
 		{"ipset", "add", "apiban-bridge-0-v4", "192.0.2.200", "timeout", "3600"},
 		{"ipset", "create", "apiban-bridge-7-v6", "hash:net", "family", "inet6", "timeout", "0"},
 		{"ipset", "create", "apiban-bridge-12-v4", "hash:net", "family", "inet", "timeout", "0"},
 		{"ipset", "create", "apiban-bridge-swap", "hash:net", "timeout", "0"},
-		{"ipset", "create", "apiban-bridge-origins", "hash:ip"},
 		{"ipset", "create", "apiban-bridge-x", "hash:net"},
 		{"ipset", "create", "apiban-bridge-0-v4x", "hash:net"},
-		// The first release's sets (upgrade), one still used by its rule.
 		{"ipset", "create", "apiban-bridge-v4", "hash:net", "family", "inet", "timeout", "0"},
 		{"ipset", "create", "apiban-bridge-v6-new", "hash:net", "family", "inet6", "timeout", "0"},
 		{"ipset", "create", "crowdsec-blacklists", "hash:net", "timeout", "0"},
@@ -452,14 +454,6 @@ func TestKernelIpsetLeftovers(t *testing.T) {
 		{"ipset", "create", "crowdsec-blacklists-0", "hash:net", "timeout", "0"},
 		{"ipset", "add", "crowdsec-blacklists-0", "192.0.2.99", "timeout", "3600"},
 		{"ipset", "create", "crowdsec6-blacklists-0", "hash:net", "family", "inet6", "timeout", "0"},
-		{"iptables", "-w", "-N", "APIBAN_BRIDGE"},
-		{"iptables", "-w", "-A", "APIBAN_BRIDGE", "-m", "set", "--match-set", "apiban-bridge-0-v4", "src", "-j", "DROP"},
-		{"iptables", "-w", "-A", "APIBAN_BRIDGE", "-m", "set", "--match-set", "apiban-bridge-12-v4", "src", "-j", "DROP"},
-		{"iptables", "-w", "-A", "APIBAN_BRIDGE", "-m", "set", "--match-set", "apiban-bridge-v4", "src", "-j", "DROP"},
-		{"iptables", "-w", "-I", "INPUT", "-j", "APIBAN_BRIDGE"},
-		{"iptables", "-w", "-I", "INPUT", "-j", "APIBAN_BRIDGE"},
-		{"ip6tables", "-w", "-N", "APIBAN_BRIDGE"},
-		{"ip6tables", "-w", "-A", "APIBAN_BRIDGE", "-m", "set", "--match-set", "apiban-bridge-7-v6", "src", "-j", "DROP"},
 		{"iptables", "-w", "-N", "CROWDSEC_CHAIN"},
 		{"iptables", "-w", "-A", "CROWDSEC_CHAIN", "-m", "set", "--match-set", "crowdsec-blacklists-0", "src", "-j", "DROP"},
 		{"iptables", "-w", "-I", "INPUT", "-j", "CROWDSEC_CHAIN"},
@@ -468,7 +462,7 @@ func TestKernelIpsetLeftovers(t *testing.T) {
 	}
 	foreign := func() string {
 		var out strings.Builder
-		for _, s := range []string{"crowdsec-blacklists", "crowdsec-blacklists-0", "crowdsec6-blacklists-0", "apiban-bridge-x", "apiban-bridge-0-v4x"} {
+		for _, s := range append([]string{"crowdsec-blacklists", "crowdsec-blacklists-0", "crowdsec6-blacklists-0"}, unrecorded...) {
 			m, ok := ns.IpsetMembers(t, s)
 			fmt.Fprintln(&out, s, ok, len(m), slices.Collect(func(yield func(netip.Prefix) bool) {
 				for p := range m {
@@ -481,39 +475,109 @@ func TestKernelIpsetLeftovers(t *testing.T) {
 		return out.String()
 	}
 	before := foreign()
+	ours := func() []string {
+		var out []string
+		for _, s := range ourSets(t, ns) {
+			if !slices.Contains(unrecorded, s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
 
 	b := newBackend(t, ns)
 	if err := b.Reconcile(ctx, []bouncer.Element{el("198.51.100.7/32", time.Hour, "crowdsec"),
 		el("192.0.2.1/32", time.Hour, "apiban"), el("2001:db8::1/128", time.Hour, "apiban")}); err != nil {
 		t.Fatal(err)
 	}
-	// Slot 0 has a leftover set (apiban-bridge-0-v4): the new generation
+	// Slot 0's name is taken (apiban-bridge-0-v4): the new generation
 	// takes the lowest slots whose sets do not exist, 1 and 2.
-	wantMembers(t, members(t, ns), "192.0.2.1/32 in apiban-bridge-1-v4", "2001:db8::1/128 in apiban-bridge-1-v6",
-		"198.51.100.7/32 in apiban-bridge-2-v4")
-	if got, want := ourSets(t, ns), []string{"apiban-bridge-1-v4", "apiban-bridge-1-v6", "apiban-bridge-2-v4", "apiban-bridge-2-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
+	if got, want := ours(), []string{"apiban-bridge-1-v4", "apiban-bridge-1-v6", "apiban-bridge-2-v4", "apiban-bridge-2-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
 		t.Errorf("sets %v, want %v", got, want)
 	}
-	if h := ns.Cmd(t, "ipset", "list", "-t", "apiban-bridge-origins"); !strings.Contains(h, "Type: bitmap:port") {
-		t.Errorf("registry not replaced:\n%s", h)
+	reg := ns.Cmd(t, "ipset", "list", "apiban-bridge-origins")
+	for _, want := range []string{"Type: bitmap:port", `10000 comment "crowdsec-apiban-bridge"`, `1 comment "apiban"`, `2 comment "crowdsec"`} {
+		if !strings.Contains(reg, want) {
+			t.Errorf("registry lacks %s:\n%s", want, reg)
+		}
 	}
 	wantJumps(t, ns)
 	for _, f := range families {
-		if r := rules(t, ns, f.iptables); strings.Count(r, "-j DROP") != 2 {
+		r := rules(t, ns, f.iptables)
+		if strings.Count(r, "-j DROP") != 2 || !strings.Contains(r, "-A APIBAN_BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -m comment --comment crowdsec-apiban-bridge -j RETURN") {
 			t.Errorf("%s rules:\n%s", f.iptables, r)
 		}
+	}
+
+	// A restart (after a crash) replaces every recorded set, and only those.
+	b2 := newBackend(t, ns)
+	if err := b2.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour, "apiban")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ours(), []string{"apiban-bridge-3-v4", "apiban-bridge-3-v6", "apiban-bridge-origins"}; !slices.Equal(got, want) {
+		t.Errorf("sets after a restart %v, want %v", got, want)
+	}
+	if reg := ns.Cmd(t, "ipset", "list", "apiban-bridge-origins"); strings.Count(reg, " comment ") != 2 {
+		t.Errorf("registry after a restart, want slot 3 and the marker:\n%s", reg)
 	}
 	if after := foreign(); after != before {
 		t.Errorf("foreign objects changed:\n%s\nwas\n%s", after, before)
 	}
-	if err := b.Cleanup(ctx); err != nil {
+	if err := b2.Cleanup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := ourSets(t, ns); len(s) != 0 {
+	if s := ours(); len(s) != 0 {
 		t.Errorf("sets of ours after cleanup: %v", s)
 	}
 	if after := foreign(); after != before {
 		t.Errorf("foreign objects changed by the cleanup:\n%s\nwas\n%s", after, before)
+	}
+}
+
+// A registry or a chain with our name that we did not create (no marker)
+// makes start and stop refuse, naming it, and changes nothing.
+func TestKernelIpsetForeignUntouched(t *testing.T) {
+	netns.Require(t, "ipset", "iptables", "ip6tables")
+	ns := netns.New(t, "ipsf")
+	ctx := context.Background()
+	for _, c := range [][]string{
+		{"ipset", "create", "apiban-bridge-origins", "bitmap:port", "range", "0-10000", "comment"},
+		{"ipset", "add", "apiban-bridge-origins", "0", "comment", "someone else's"},
+		{"ipset", "create", "apiban-bridge-0-v4", "hash:net", "family", "inet", "timeout", "0"},
+		{"ipset", "add", "apiban-bridge-0-v4", "192.0.2.200", "timeout", "3600"},
+		{"iptables", "-w", "-N", "APIBAN_BRIDGE"},
+		{"iptables", "-w", "-A", "APIBAN_BRIDGE", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+		{"iptables", "-w", "-I", "INPUT", "-j", "APIBAN_BRIDGE"},
+	} {
+		ns.Cmd(t, c...)
+	}
+	state := func() string {
+		return ns.Cmd(t, "ipset", "list") + ns.Cmd(t, "iptables-save") + ns.Cmd(t, "ip6tables-save")
+	}
+	strip := regexp.MustCompile(`(?m)^#.*$|\[\d+:\d+\]|timeout \d+`)
+	before := strip.ReplaceAllString(state(), "")
+	chainErr := `ipset: iptables chain APIBAN_BRIDGE exists but crowdsec-apiban-bridge did not create it (no rule commented "crowdsec-apiban-bridge"): not touching it`
+	regErr := `ipset: set apiban-bridge-origins exists but crowdsec-apiban-bridge did not create it (no element 10000 commented "crowdsec-apiban-bridge"): not touching it or any set named apiban-bridge-*`
+	b := newBackend(t, ns)
+	check := func(what, want string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", what, err, want)
+		}
+		if after := strip.ReplaceAllString(state(), ""); after != before {
+			t.Errorf("%s changed the kernel:\n%s\nwas\n%s", what, after, before)
+		}
+	}
+	check("start over a foreign chain", chainErr, b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour, "apiban")}))
+	check("stop over a foreign registry", regErr, b.Cleanup(ctx))
+	ns.Cmd(t, "iptables", "-w", "-D", "INPUT", "-j", "APIBAN_BRIDGE")
+	ns.Cmd(t, "iptables", "-w", "-F", "APIBAN_BRIDGE")
+	ns.Cmd(t, "iptables", "-w", "-X", "APIBAN_BRIDGE")
+	before = strip.ReplaceAllString(state(), "")
+	check("start over a foreign registry", regErr, b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour, "apiban")}))
+	check("stop over a foreign registry", regErr, b.Cleanup(ctx))
+	if _, err := b.Lookup(ctx, netip.MustParseAddr("192.0.2.200")); err == nil || !strings.Contains(err.Error(), regErr) {
+		t.Errorf("lookup: %v, want %q", err, regErr)
 	}
 }
 

@@ -21,6 +21,11 @@ func (b *Backend) replaceRules(ctx context.Context, slots []int) error {
 	for _, f := range families {
 		var script strings.Builder
 		fmt.Fprintf(&script, "*filter\n:%s - [0:0]\n", b.opts.Chain)
+		// Replies to this host's own connections go back to the
+		// built-in chain (RETURN, not ACCEPT: the host's other rules
+		// still see them); the comment marks the chain as ours.
+		fmt.Fprintf(&script, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED --ctdir REPLY -m comment --comment %s -j RETURN\n",
+			b.opts.Chain, bouncer.Marker)
 		for _, slot := range slots {
 			fmt.Fprintf(&script, "-A %s -m set --match-set %s src -j DROP\n", b.opts.Chain, b.set(slot, f))
 		}
@@ -74,9 +79,13 @@ func (b *Backend) addDropRule(ctx context.Context, f family, slot int) error {
 	return b.iptables(ctx, f, "-A", b.opts.Chain, "-m", "set", "--match-set", b.set(slot, f), "src", "-j", "DROP")
 }
 
-// teardownRules removes our jumps and chain, whatever is left of them.
-// Errors mean "not there" and are ignored.
-func (b *Backend) teardownRules(ctx context.Context) {
+// teardownRules removes our jumps and chain, whatever is left of them,
+// in each family where the chain is ours (an error where it is not).
+// Other errors mean "not there" and are ignored.
+func (b *Backend) teardownRules(ctx context.Context) error {
+	if err := b.checkChains(ctx); err != nil {
+		return err
+	}
 	for _, f := range families {
 		for _, hook := range []string{"INPUT", "FORWARD"} {
 			// Bounded: a crash loop could have left several jumps.
@@ -89,6 +98,7 @@ func (b *Backend) teardownRules(ctx context.Context) {
 		_ = b.iptables(ctx, f, "-F", b.opts.Chain)
 		_ = b.iptables(ctx, f, "-X", b.opts.Chain)
 	}
+	return nil
 }
 
 // iptables runs iptables or ip6tables. Every argument is a constant, our
@@ -118,7 +128,7 @@ func (b *Backend) iptablesOutput(ctx context.Context, f family, args ...string) 
 // the kernel, so another process (a test, a status command) gets the
 // same answer as the bouncer.
 func (b *Backend) Dropped(ctx context.Context) (map[bouncer.DropKey]bouncer.Counters, error) {
-	origins, err := b.readRegistry()
+	_, origins, err := b.registryState()
 	if err != nil {
 		return nil, err
 	}

@@ -9,28 +9,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 )
-
-// loadRegistry makes the registry hold exactly slots. Nothing refers to
-// it, so it is simply made again.
-func (b *Backend) loadRegistry(ctx context.Context, slotOf map[string]int) error {
-	name := b.registry()
-	if err := b.destroy(name); err != nil {
-		return err
-	}
-	// Revision 2 brought comments (vishvananda/netlink would pick 0).
-	opts := netlink.IpsetCreateOptions{PortFrom: 0, PortTo: MaxSlots - 1, Comments: true, Revision: 2}
-	err := b.h.IpsetCreate(name, "bitmap:port", opts)
-	if err != nil {
-		return fmt.Errorf("ipset: create %s: %w", name, err)
-	}
-	return b.addSlots(ctx, slotOf)
-}
 
 // addSlots records origins as the slots from first on.
 func (b *Backend) addSlots(ctx context.Context, slotOf map[string]int) error {
@@ -45,19 +28,6 @@ func (b *Backend) addSlots(ctx context.Context, slotOf map[string]int) error {
 	return nil
 }
 
-// readRegistry returns the origin of each slot the registry holds.
-func (b *Backend) readRegistry() (map[int]string, error) {
-	ms, err := b.c.members(b.registry())
-	if err != nil {
-		return nil, fmt.Errorf("ipset: list %s: %w", b.registry(), err)
-	}
-	out := make(map[int]string, len(ms))
-	for _, m := range ms {
-		out[int(m.port)] = m.comment
-	}
-	return out, nil
-}
-
 // Lookup implements bouncer.Looker: the elements of our sets of addr's
 // family that hold addr (a hash:net set may hold a range and an address
 // inside it side by side), narrowest first, with the origin the registry
@@ -66,20 +36,14 @@ func (b *Backend) readRegistry() (map[int]string, error) {
 func (b *Backend) Lookup(_ context.Context, addr netip.Addr) ([]bouncer.Match, error) {
 	addr = addr.Unmap()
 	f := familyOf(netip.PrefixFrom(addr, addr.BitLen()))
-	ours, err := b.ourSets()
+	exists, origins, err := b.registryState()
 	if err != nil {
 		return nil, err
 	}
-	sets := b.familySets(ours, f)
-	if len(sets) == 0 && !ours[b.registry()] {
-		return nil, fmt.Errorf("%w: no ipset %s-N-%s nor %s", bouncer.ErrNotLoaded, b.opts.SetPrefix, f.suffix, b.registry())
+	if !exists {
+		return nil, fmt.Errorf("%w: no ipset %s", bouncer.ErrNotLoaded, b.registry())
 	}
-	origins := map[int]string{}
-	if ours[b.registry()] {
-		if origins, err = b.readRegistry(); err != nil {
-			return nil, err
-		}
-	}
+	sets := b.familySets(origins, f)
 	var out []bouncer.Match
 	for _, s := range sets {
 		found, err := b.lookupIn(s.name, addr)
@@ -100,13 +64,11 @@ type slotSet struct {
 	slot int
 }
 
-// familySets picks the current element sets of a family, by slot.
-func (b *Backend) familySets(ours map[string]bool, f family) []slotSet {
+// familySets names the element sets of a family of the recorded slots.
+func (b *Backend) familySets(recorded map[int]string, f family) []slotSet {
 	var out []slotSet
-	for name := range ours {
-		if slot, v6, ok := ElementSet(b.opts.SetPrefix, name); ok && slot >= 0 && v6 == f.v6 {
-			out = append(out, slotSet{name, slot})
-		}
+	for slot := range recorded {
+		out = append(out, slotSet{b.set(slot, f), slot})
 	}
 	slices.SortFunc(out, func(x, y slotSet) int { return x.slot - y.slot })
 	return out

@@ -53,9 +53,10 @@ func ElementSet(prefix, name string) (slot int, v6 bool, ok bool) {
 	return slot, fam == "v6", true
 }
 
-// OwnedSet reports whether name is a set a backend with this prefix
-// creates: an element set, the swap set or the registry. Nothing else is
-// ever destroyed, in particular not the stock bouncer's sets.
+// OwnedSet reports whether name has the shape of a set a backend with
+// this prefix creates (or created in earlier releases): an element set,
+// the swap set or the registry. Whether such a set is ours is the
+// registry's to say (owner.go): only recorded sets are ever destroyed.
 func OwnedSet(prefix, name string) bool {
 	if _, _, ok := ElementSet(prefix, name); ok {
 		return true

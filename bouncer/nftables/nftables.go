@@ -10,6 +10,7 @@ package nftables
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -203,7 +204,7 @@ func (b *Backend) Reconcile(_ context.Context, elems []bouncer.Element) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	found, err := b.exists(c)
+	found, err := b.ours(c)
 	if err != nil {
 		return err
 	}
@@ -214,6 +215,8 @@ func (b *Backend) Reconcile(_ context.Context, elems []bouncer.Element) error {
 	c.AddTable(b.table)
 	for _, ch := range b.chains() {
 		c.AddChain(ch)
+		c.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: acceptReplies(),
+			UserData: userdata.AppendString(nil, userdata.TypeComment, bouncer.Marker)})
 	}
 	created := map[setKey]*nftables.Set{}
 	err = b.add(c, elems, created)
@@ -225,6 +228,56 @@ func (b *Backend) Reconcile(_ context.Context, elems []bouncer.Element) error {
 	}
 	b.commit(created)
 	return nil
+}
+
+// ours reports whether our table exists, and refuses one with our name
+// that we did not create: no rule of it carries bouncer.Marker.
+func (b *Backend) ours(c *nftables.Conn) (bool, error) {
+	found, err := b.exists(c)
+	if err != nil || !found {
+		return false, err
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("nftables: list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != b.opts.Table {
+			continue
+		}
+		rules, err := c.GetRules(b.table, ch)
+		if err != nil {
+			return false, fmt.Errorf("nftables: rules of %s: %w", ch.Name, err)
+		}
+		for _, r := range rules {
+			if cm, _ := userdata.GetString(r.UserData, userdata.TypeComment); cm == bouncer.Marker {
+				return true, nil
+			}
+		}
+	}
+	return false, fmt.Errorf("nftables: table inet %s exists but crowdsec-apiban-bridge did not create it (no rule commented %q): "+
+		"not touching it; choose another bouncer.table, or delete it yourself if it is a leftover", b.opts.Table, bouncer.Marker)
+}
+
+// ctDirReply is IP_CT_DIR_REPLY (linux/netfilter/nf_conntrack_tuple_common.h).
+const ctDirReply = 1
+
+// acceptReplies is `ct state established,related ct direction reply
+// accept`: packets answering a connection this host opened (to LAPI,
+// APIBAN, DNS) are never dropped, even from a banned address. The accept
+// ends only our chain: the host's other chains still see the packet.
+// Traffic a banned address starts, a UDP flood already tracked included,
+// flows in the original direction and still meets the drop rules.
+func acceptReplies() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{ctDirReply}},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
 }
 
 // chains are our base chains, one per hook in use.
@@ -516,13 +569,14 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return last
 }
 
-// Cleanup implements bouncer.Backend: delete our table, if it exists.
+// Cleanup implements bouncer.Backend: delete our table, if it exists and
+// is ours.
 func (b *Backend) Cleanup(_ context.Context) error {
 	c, err := b.conn()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	found, err := b.exists(c)
+	found, err := b.ours(c)
 	if err != nil || !found {
 		return err
 	}
@@ -550,7 +604,9 @@ func (b *Backend) rules(c *nftables.Conn) ([]ruleInfo, error) {
 			return nil, fmt.Errorf("nftables: rules of %s: %w", ch.Name, err)
 		}
 		for _, r := range rules {
-			out = append(out, describe(r))
+			if info := describe(r); info.set != "" { // not the reply rule
+				out = append(out, info)
+			}
 		}
 	}
 	return out, nil

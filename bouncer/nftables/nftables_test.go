@@ -529,3 +529,47 @@ func TestKernelRenew(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelForeignTableUntouched: a table with our name that we did not
+// create (no rule carries the marker) is refused at start and stop, and
+// survives both; ours carries the marker on the reply rule of each chain.
+func TestKernelForeignTableUntouched(t *testing.T) {
+	netns.Require(t, "nft")
+	ns := netns.New(t, "nftf")
+	ctx := context.Background()
+	ns.Cmd(t, "nft", "add table inet "+tbl)
+	ns.Cmd(t, "nft", "add chain inet "+tbl+" apiban-bridge-input { type filter hook input priority 0; policy accept; }")
+	ns.Cmd(t, "nft", "add rule inet "+tbl+` apiban-bridge-input tcp dport 22 accept comment "someone else's"`)
+	before := ns.NftTable("inet", tbl)
+
+	b := newBackend(t, ns)
+	wantErr := `nftables: table inet apiban_bridge exists but crowdsec-apiban-bridge did not create it (no rule commented "crowdsec-apiban-bridge"): not touching it`
+	if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour)}); err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Errorf("reconcile over a foreign table: %v, want %q", err, wantErr)
+	}
+	if err := b.Cleanup(ctx); err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Errorf("cleanup of a foreign table: %v, want %q", err, wantErr)
+	}
+	if after := ns.NftTable("inet", tbl); after != before {
+		t.Errorf("foreign table changed:\n%s\nwas:\n%s", after, before)
+	}
+
+	// Once it is gone, ours is made, marked, and replaced on restart.
+	ns.Cmd(t, "nft", "delete table inet "+tbl)
+	if err := b.Reconcile(ctx, []bouncer.Element{el("192.0.2.1/32", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ruleset := ns.NftTable("inet", tbl)
+	if n := strings.Count(ruleset, `ct state established,related ct direction reply accept comment "crowdsec-apiban-bridge"`); n != 2 {
+		t.Errorf("%d marked reply rules, want one per chain:\n%s", n, ruleset)
+	}
+	if err := newBackend(t, ns).Reconcile(ctx, nil); err != nil {
+		t.Errorf("restart over our own table: %v", err)
+	}
+	if d, err := b.Dropped(ctx); err != nil || len(d) != 0 {
+		t.Errorf("dropped %v, %v: the reply rule is no origin's", d, err)
+	}
+	if err := b.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

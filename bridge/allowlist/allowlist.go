@@ -1,11 +1,13 @@
 // Package allowlist decides which feed entries must never become decisions:
-// addresses that are not public, the operator's configured CIDRs and
-// CrowdSec's own allowlists. A feed prefix is refused when it overlaps any
+// the special-purpose ranges of source/neverban (never a real attack
+// source), the operator's configured CIDRs and CrowdSec's own allowlists. A feed prefix is refused when it overlaps any
 // allowlisted prefix, since banning it would ban the allowlisted address too.
 package allowlist
 
 import (
 	"net/netip"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // Reasons reported by Match, used as log fields and metric labels.
@@ -15,17 +17,9 @@ const (
 	ReasonLAPI      = "lapi"
 )
 
-// notPublic lists what Go's netip calls private, loopback, link-local,
-// multicast or unspecified, plus carrier-grade NAT (100.64.0.0/10), as
-// prefixes so that a feed range overlapping them is caught too.
-var notPublic = mustPrefixes(
-	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", // private
-	"127.0.0.0/8", "::1/128", // loopback
-	"169.254.0.0/16", "fe80::/10", // link-local unicast
-	"224.0.0.0/4", "ff00::/8", // multicast
-	"0.0.0.0/32", "::/128", // unspecified
-	"100.64.0.0/10", // carrier-grade NAT
-)
+// notPublic is the never-ban table of special-purpose ranges, shared with
+// the embedded bouncer (docs/bouncer.md, "Never banned").
+var notPublic = neverban.New()
 
 // Entry is one allowlisted prefix and where it came from (for logs).
 type Entry struct {
@@ -47,8 +41,8 @@ func New(config []netip.Prefix, lapi []Entry) *Set {
 // Match reports why p must not be banned, or ok=false when it may be.
 // detail names the allowlist entry that matched.
 func (s *Set) Match(p netip.Prefix) (reason, detail string, ok bool) {
-	if a, hit := overlapping(notPublic, p); hit {
-		return ReasonNotPublic, a.String(), true
+	if en, hit := notPublic.MatchEntry(p); hit {
+		return ReasonNotPublic, en.Prefix.String() + " (" + en.Note + ")", true
 	}
 	if a, hit := overlapping(s.config, p); hit {
 		return ReasonConfig, a.String(), true
@@ -68,12 +62,4 @@ func overlapping(list []netip.Prefix, p netip.Prefix) (netip.Prefix, bool) {
 		}
 	}
 	return netip.Prefix{}, false
-}
-
-func mustPrefixes(ss ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(ss))
-	for i, s := range ss {
-		out[i] = netip.MustParsePrefix(s)
-	}
-	return out
 }

@@ -27,6 +27,16 @@ func TestMatch(t *testing.T) {
 		{"::1/128", ReasonNotPublic},
 		{"ff02::1/128", ReasonNotPublic},
 		{"::/128", ReasonNotPublic},
+		{"0.1.2.3/32", ReasonNotPublic},   // "this network"
+		{"240.0.0.0/24", ReasonNotPublic}, // reserved
+		{"255.255.255.255/32", ReasonNotPublic},
+		{"64:ff9b::/96", ReasonNotPublic},    // NAT64: all of IPv4
+		{"64:ff9b:1::/48", ReasonNotPublic},  // local-use NAT64
+		{"2002:a00:1::/48", ReasonNotPublic}, // 6to4 of 10.0.0.1
+		{"::a00:1/128", ReasonNotPublic},     // IPv4-compatible
+		{"100::/64", ReasonNotPublic},        // discard-only
+		{"192.0.2.1/32", ""},                 // documentation ranges stay bannable
+		{"2001:db8::1/128", ""},
 		{"10.0.0.0/7", ReasonNotPublic}, // a range that swallows private space
 		{"198.51.100.77/32", ReasonConfig},
 		{"198.51.0.0/16", ReasonConfig}, // wider than the allowlisted /24

@@ -30,7 +30,9 @@ func startBouncer(ctx context.Context, cfg *config.Config, obs *observer, log *l
 	for _, line := range bouncer.DetectFirewallBouncer(ctx) {
 		l.Warn(line)
 	}
-	b := bouncer.New(backend, bouncerOptions(cfg, l))
+	opts := bouncerOptions(cfg, l)
+	opts.NeverBan = neverBan(ctx, cfg, l)
+	b := bouncer.New(backend, opts)
 	if obs != nil && obs.m != nil {
 		obs.m.Registry().MustRegister(b.Collector())
 	}
@@ -55,6 +57,7 @@ func bouncerOptions(cfg *config.Config, l logrus.FieldLogger) bouncer.Options {
 		APIURL: url, APIKey: bc.APIKey, CertPath: bc.CertPath, KeyPath: bc.KeyPath, CACertPath: bc.CACertPath,
 		InsecureSkipVerify: bc.InsecureSkipVerify, UpdateFrequency: bc.UpdateFrequency, Origins: bc.Origins,
 		UserAgent: name + "-bouncer/" + version, Allowlist: cfg.Allowlist.Prefixes, KeepOnExit: bc.KeepOnExit,
+		MinPrefixV4: bc.MinPrefixV4, MinPrefixV6: bc.MinPrefixV6,
 		MetricsInterval: bc.MetricsInterval, Log: l,
 	}
 }

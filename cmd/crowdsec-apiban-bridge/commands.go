@@ -32,6 +32,9 @@ const (
 	cmdCheck  = "check"
 	cmdFlush  = "flush"
 	cmdSync   = "sync"
+	// cmdRemoveFirewall removes the embedded bouncer's kernel objects,
+	// those it created only; for uninstall.sh, not listed in the help.
+	cmdRemoveFirewall = "remove-firewall"
 )
 
 // commandTimeout bounds what an operator waits for.
@@ -45,7 +48,7 @@ func checkCommand(f *flags) error {
 	case cmdSync:
 		f.once = true
 		return noArgs(f)
-	case cmdStatus, cmdFlush:
+	case cmdStatus, cmdFlush, cmdRemoveFirewall:
 		return noArgs(f)
 	case cmdCheck:
 		if len(f.args) != 1 {
@@ -67,6 +70,11 @@ func noArgs(f *flags) error {
 func runCommand(ctx context.Context, f flags, cfg *config.Config, stdout io.Writer, log *logrus.Logger) int {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
+	if f.command == cmdRemoveFirewall {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		return exitCode(removeFirewall(ctx, cfg, tw, newBackend))
+	}
 	lc, err := newLAPI(cfg)
 	if err != nil {
 		log.WithError(err).Error(f.command)
@@ -83,6 +91,10 @@ func runCommand(ctx context.Context, f flags, cfg *config.Config, stdout io.Writ
 	case cmdFlush:
 		ok = flush(ctx, cfg, lc, tw)
 	}
+	return exitCode(ok)
+}
+
+func exitCode(ok bool) int {
 	if !ok {
 		return 1
 	}

@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -145,7 +144,7 @@ func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logg
 		FullResyncInterval:  cfg.APIBAN.FullResyncInterval,
 		Allowlist:           cfg.Allowlist.Prefixes,
 		LAPIAllowlists:      cfg.Allowlist.LAPIAllowlists,
-		NeverBan:            selfPrefixes(ctx, cfg.CrowdSec.LAPIURL, log),
+		NeverBan:            neverBan(ctx, cfg, log).Prefixes(),
 		MinPrefixV4:         cfg.Decisions.MinPrefixV4,
 		MinPrefixV6:         cfg.Decisions.MinPrefixV6,
 		MaxNewPerSync:       cfg.Decisions.MaxNewPerSync,
@@ -155,18 +154,24 @@ func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logg
 	}), nil
 }
 
-// selfPrefixes lists this host's and the LAPI host's addresses, which the
-// feed may never ban. Read once at start: an address added later is still
-// covered by the built-in not-public rules when it is private, and by a
-// restart otherwise. A lookup failure is logged, not fatal: the bridge
-// would otherwise not start while DNS is down.
-func selfPrefixes(ctx context.Context, lapiURL string, log *logrus.Logger) []netip.Prefix {
-	self, err := bridge.SelfPrefixes(ctx, lapiURL, net.InterfaceAddrs, net.DefaultResolver)
-	if err != nil {
-		log.WithError(err).Warn("some of this host's or the LAPI host's addresses are unknown: they are not protected from the feed")
+// neverBan lists this host's, its LAPI hosts', its gateways' and its
+// resolvers' addresses, which neither the feed nor the bouncer may ever
+// ban (the special-purpose ranges are always in the set). Read at start:
+// an address added later is still covered by the special-purpose table
+// when it is private, and by a restart otherwise. What cannot be read is
+// logged, not fatal: the bridge would otherwise not start while DNS is
+// down.
+func neverBan(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) *neverban.Set {
+	urls := []string{cfg.CrowdSec.LAPIURL}
+	if cfg.Bouncer.Enabled && cfg.Bouncer.LAPIURL != "" {
+		urls = append(urls, cfg.Bouncer.LAPIURL)
 	}
-	log.WithField("addresses", len(self)).Debug("never banned: this host's and the LAPI host's addresses")
-	return self
+	entries, err := neverban.Discover(ctx, neverban.Host{LAPIURLs: urls})
+	if err != nil {
+		log.WithError(err).Warn("some of this host's, the LAPI host's, gateways' or resolvers' addresses are unknown: they are not protected from bans")
+	}
+	log.WithField("addresses", len(entries)).Debug("never banned: this host's, the LAPI host's, gateways' and resolvers' addresses")
+	return neverban.New(entries...)
 }
 
 func syncOnce(ctx context.Context, e *bridge.Engine, f flags, stdout io.Writer, log *logrus.Logger) int {

@@ -3,15 +3,13 @@ package apibansim
 import (
 	"math/rand/v2"
 	"net/netip"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
-// notPublic are ranges that netip's predicates do not flag but that
-// never appear as an attacker's source address.
-var notPublic = [...]netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
-	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, and broadcast
-}
+// never is the bridge's never-ban table: an address in it would be
+// refused, not pushed, and throw counts off.
+var never = neverban.New()
 
 // PublicIPv4s returns n distinct IPv4 addresses that look public, the
 // same ones for the same seed.
@@ -30,16 +28,13 @@ func PublicIPv4s(n int, seed uint64) []string {
 	return out
 }
 
-// IsPublic reports whether a could be a public source address.
+// IsPublic reports whether a could be a public source address: one that
+// is in none of the special-purpose ranges the bridge never bans.
 func IsPublic(a netip.Addr) bool {
-	if !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() ||
-		a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
+	if !a.IsValid() {
 		return false
 	}
-	for _, p := range notPublic {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
+	a = a.Unmap()
+	_, _, hit := never.Match(netip.PrefixFrom(a, a.BitLen()))
+	return !hit
 }

@@ -96,6 +96,8 @@ type Bouncer struct {
 	UpdateFrequency time.Duration `yaml:"update_frequency,omitempty"`
 	Origins         []string      `yaml:"origins,omitempty"`
 	Mode            string        `yaml:"mode,omitempty"`
+	Table           string        `yaml:"table,omitempty"`
+	IptablesChain   string        `yaml:"iptables_chain,omitempty"`
 	KeepOnExit      bool          `yaml:"keep_on_exit,omitempty"`
 }
 
