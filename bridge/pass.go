@@ -96,7 +96,7 @@ func (p *pass) refused(pfx netip.Prefix) bool {
 		if self.Overlaps(pfx) {
 			p.rep.Self++
 			o.Log.WithFields(logrus.Fields{"prefix": pfx, "match": self}).
-				Warn("feed lists this host or its LAPI: refused")
+				Warn("feed lists an address of this host, its LAPI, a gateway or a resolver: refused")
 			return true
 		}
 	}

@@ -344,6 +344,13 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 		row(w, "allowlisted", "no")
 	}
 
+	if why, detail, hit := neverBan(ctx, cfg, log).Match(single); hit {
+		allowed = true
+		row(w, "never banned", "yes: %s (%s): neither pushed by the bridge nor enforced by its bouncer", why, detail)
+	} else {
+		row(w, "never banned", "no")
+	}
+
 	found, lookupErr := lc.Lookup(ctx, addr)
 	ours := false
 	switch {

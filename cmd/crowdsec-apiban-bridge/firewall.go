@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 )
 
@@ -15,12 +16,13 @@ import (
 // it owns"). It refuses while the daemon runs: its bouncer would make
 // them again, or lose them mid-update.
 func removeFirewall(ctx context.Context, cfg *config.Config, w io.Writer, open func(config.Bouncer) (bouncer.Backend, error)) bool {
-	if cfg.Prometheus.Enabled {
-		addr := cfg.Prometheus.Addr()
-		if _, _, err := health(ctx, addr); err == nil {
-			row(w, "remove-firewall", "refused: the daemon is running (its /healthz answers on %s); stop it first", addr)
-			return false
-		}
+	// The state file's lock says whether a daemon runs; only asked, not
+	// taken: uninstall.sh runs this as root, and the lock file is the
+	// service user's.
+	if pid, held, err := state.Holder(cfg.StateFile); err != nil || held {
+		row(w, "remove-firewall", "refused: the daemon is running (PID %s holds %s) or cannot be ruled out (%v); stop it first",
+			pid, state.LockPath(cfg.StateFile), err)
+		return false
 	}
 	ok := true
 	for _, mode := range []string{"nftables", "ipset"} {

@@ -64,6 +64,8 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 		`^LAPI decisions\s+none active$`,
 		`^bridge state\s+not pushed by this bridge$`,
 	)
+	r = e.run("check", "10.1.2.3")
+	wantLines(t, "check never banned", r.Stdout, `^never banned\s+yes: \S+ \(10\.0\.0\.0/8\): neither pushed`)
 	r = e.run("check", "203.0.113.77")
 	wantLines(t, "check unlisted", r.Stdout, `^APIBAN\s+not listed$`, `^LAPI decisions\s+none active$`)
 	if r := e.run("check", "not-an-ip"); r.Code == 0 {
