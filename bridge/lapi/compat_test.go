@@ -75,33 +75,25 @@ func pushBig(t *testing.T, c *Client) {
 	}
 }
 
-func TestOldLAPIGetsPlainBodiesAfterRefusingGzip(t *testing.T) {
-	url, pushes := fakeLAPI(t, true)
-	c, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushBig(t, c)
-	pushBig(t, c)
-	// The first push is refused gzip and sent again plain; the second is
-	// plain at once. Each is stored once.
-	if enc, stored := pushes(); strings.Join(enc, ",") != "gzip,," || stored != 2 {
-		t.Fatalf("pushes with Content-Encoding %q, %d alerts stored; want gzip then two plain, 2 stored", enc, stored)
-	}
-}
-
-func TestCurrentLAPIKeepsGzipBodies(t *testing.T) {
-	url, pushes := fakeLAPI(t, false)
-	c, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushBig(t, c)
-	pushBig(t, c)
-	if enc, stored := pushes(); strings.Join(enc, ",") != "gzip,gzip" || stored != 2 {
-		t.Fatalf("pushes with Content-Encoding %q, %d alerts stored; want gzip twice, 2 stored", enc, stored)
+// An old LAPI refuses the first gzip push, which is sent again plain, and
+// gets the second plain at once; a current one keeps getting gzip. Each
+// push is stored once.
+func TestGzipBodiesUnlessLAPIRefusesThem(t *testing.T) {
+	for _, c := range []struct {
+		old  bool
+		want string
+	}{{true, "gzip,,"}, {false, "gzip,gzip"}} {
+		url, pushes := fakeLAPI(t, c.old)
+		cl, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
+			Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushBig(t, cl)
+		pushBig(t, cl)
+		if enc, stored := pushes(); strings.Join(enc, ",") != c.want || stored != 2 {
+			t.Fatalf("old LAPI %v: pushes with Content-Encoding %q, %d alerts stored; want %q, 2 stored", c.old, enc, stored, c.want)
+		}
 	}
 }
 
