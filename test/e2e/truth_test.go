@@ -91,9 +91,10 @@ func TestDeletedDecisionsComeBackUnlessAllowlisted(t *testing.T) {
 	for _, ip := range want[:40] {
 		e.lapi.Cscli(t, "decisions", "delete", "--ip", ip)
 	}
+	// allowlist.cidrs rather than `cscli allowlists`, which LAPI before
+	// 1.6.6 lacks: the contract is the same for both (check names each).
 	kept := want[0]
-	e.lapi.Cscli(t, "allowlists", "create", "ops", "-d", "kept out by the operator")
-	e.lapi.Cscli(t, "allowlists", "add", "ops", kept)
+	e.setConfig(func(c *bridgetest.Config) { c.Allowlist.CIDRs = append(c.Allowlist.CIDRs, kept) })
 	deleted := want[1]
 	if out := e.run("check", deleted).Stdout; !strings.Contains(out, "LAPI no longer holds it") {
 		t.Fatalf("check of a deleted address:\n%s", out)
