@@ -7,8 +7,8 @@ import (
 	"net/netip"
 )
 
-// Batch is one page of a feed.
-type Batch struct {
+// Page is one page of a feed.
+type Page struct {
 	// Prefixes are the valid entries of the page, normalised: a single
 	// address is a /32 or /128 prefix, IPv4-mapped IPv6 is unmapped, and
 	// host bits are masked off.
@@ -27,5 +27,5 @@ type Batch struct {
 type Source interface {
 	// Next returns the page that follows cursor; "" means the start of
 	// the feed.
-	Next(ctx context.Context, cursor string) (Batch, error)
+	Next(ctx context.Context, cursor string) (Page, error)
 }

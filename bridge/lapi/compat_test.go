@@ -78,7 +78,7 @@ func pushBig(t *testing.T, c *Client) {
 func TestOldLAPIGetsPlainBodiesAfterRefusingGzip(t *testing.T) {
 	url, pushes := fakeLAPI(t, true)
 	c, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestOldLAPIGetsPlainBodiesAfterRefusingGzip(t *testing.T) {
 func TestCurrentLAPIKeepsGzipBodies(t *testing.T) {
 	url, pushes := fakeLAPI(t, false)
 	c, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestAnswerSizeIsCapped(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, err := New(Options{URL: srv.URL + "/", Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestEdgeWithoutWithDecisionsOnOldLAPI(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, err := New(Options{URL: srv.URL + "/", Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func newLAPI(cfg *config.Config) (*lapi.Client, error) {
 		Origin:             cfg.Decisions.Origin,
 		Scenario:           cfg.Decisions.Scenario,
 		Type:               cfg.Decisions.Type,
-		PerAlert:           cfg.Decisions.BatchSize,
+		BatchSize:          cfg.Decisions.BatchSize,
 		Message:            "APIBAN " + cfg.APIBAN.Set + " blocklist",
 	})
 }

@@ -451,7 +451,7 @@ func flush(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Writer
 		return false
 	}
 	defer lock.Release()
-	n, err := lc.Flush(ctx)
+	n, err := lc.DeleteOrigin(ctx)
 	if err != nil {
 		row(w, "flush", "failed: %v", err)
 		return false

@@ -37,12 +37,12 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	}
 	lc, err := lapi.New(lapi.Options{URL: r.lapi.URL, Login: "crowdsec-apiban-bridge", Password: password,
 		UserAgent: "crowdsec-apiban-bridge/test", Origin: origin, Scenario: "apiban/sip-blocklist", Type: "ban",
-		Timeout: 30 * time.Second, PerAlert: 250, Message: "leak test"})
+		Timeout: 30 * time.Second, BatchSize: 250, Message: "leak test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := bridge.New(src, lc, bridge.Options{StatePath: filepath.Join(r.dir, "leak-state.json"),
-		Duration: 168 * time.Hour, RefreshBefore: 24 * time.Hour, PushSize: 250, Log: log})
+		Duration: 168 * time.Hour, RefreshBefore: 24 * time.Hour, BatchSize: 250, Log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

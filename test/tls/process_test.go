@@ -22,7 +22,7 @@ func hour(p netip.Prefix) []lapi.Decision {
 func machine(t *testing.T, l *lapitest.LAPI, o lapi.Options) *lapi.Client {
 	t.Helper()
 	o.URL, o.Login, o.UserAgent = l.URL, "crowdsec-apiban-bridge", "crowdsec-apiban-bridge/test"
-	o.Origin, o.Scenario, o.Type, o.Timeout, o.PerAlert, o.Message = "apiban", "apiban/sip-blocklist", "ban", 30*time.Second, 100, "APIBAN sip"
+	o.Origin, o.Scenario, o.Type, o.Timeout, o.BatchSize, o.Message = "apiban", "apiban/sip-blocklist", "ban", 30*time.Second, 100, "APIBAN sip"
 	c, err := lapi.New(o)
 	if err != nil {
 		t.Fatal(err)
