@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
@@ -82,11 +83,11 @@ func (r *recorder) expire() {
 }
 
 func (r *recorder) refuses(next map[copyKey]time.Duration, e Element) bool {
-	if r.now == nil || r.nested || !isRange(e.Prefix) {
+	if r.now == nil || r.nested || !source.IsRange(e.Prefix) {
 		return false
 	}
 	for q := range next {
-		if q.origin == e.Origin && q.prefix != e.Prefix && isRange(q.prefix) && q.prefix.Overlaps(e.Prefix) {
+		if q.origin == e.Origin && q.prefix != e.Prefix && source.IsRange(q.prefix) && q.prefix.Overlaps(e.Prefix) {
 			return true
 		}
 	}

@@ -3,6 +3,8 @@ package bouncer
 import (
 	"net/netip"
 	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
 // Planning tolerances.
@@ -74,7 +76,7 @@ func (pl *planner) effective(desired map[netip.Prefix]want, now time.Time) map[n
 		if w.until.Sub(now) <= expiringSoon {
 			continue
 		}
-		if !pl.nested && isRange(p) && coveredByWider(desired, p, w.origin, now) {
+		if !pl.nested && source.IsRange(p) && coveredByWider(desired, p, w.origin, now) {
 			continue
 		}
 		out[p] = w
@@ -93,8 +95,6 @@ func coveredByWider(desired map[netip.Prefix]want, p netip.Prefix, origin string
 	}
 	return false
 }
-
-func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
 
 // full returns every element for a reconcile and makes it the view.
 func (pl *planner) full(desired map[netip.Prefix]want, now time.Time) []Element {
@@ -130,7 +130,7 @@ func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
 		e := Element{Prefix: p, Timeout: end.Sub(now), Origin: w.origin}
 		switch {
 		case !ok || old.origin != w.origin || expiring:
-			if !pl.nested && isRange(p) && pl.overlapsLingering(here) {
+			if !pl.nested && source.IsRange(p) && pl.overlapsLingering(here) {
 				continue // the kernel would refuse it: next tick
 			}
 			delete(pl.lingering, here)
@@ -177,7 +177,7 @@ func (pl *planner) leaving(eff map[netip.Prefix]want, now time.Time) []Element {
 // still in the kernel and left there to time out, overlaps k's prefix.
 func (pl *planner) overlapsLingering(k copyKey) bool {
 	for q := range pl.lingering {
-		if q.origin == k.origin && q.prefix != k.prefix && isRange(q.prefix) && q.prefix.Overlaps(k.prefix) {
+		if q.origin == k.origin && q.prefix != k.prefix && source.IsRange(q.prefix) && q.prefix.Overlaps(k.prefix) {
 			return true
 		}
 	}

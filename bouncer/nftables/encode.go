@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
 // chunk bounds the elements per netlink message: a message's element list
@@ -49,7 +50,7 @@ func each(s *nftables.Set, els []nftables.SetElement, op func(*nftables.Set, []n
 }
 
 func kindOf(p netip.Prefix) setKind {
-	return setKind{v6: p.Addr().Is6(), ranges: isRange(p)}
+	return setKind{v6: p.Addr().Is6(), ranges: source.IsRange(p)}
 }
 
 // group encodes elems into one element list per set (timeouts only when
@@ -81,7 +82,7 @@ func group(elems []bouncer.Element, timeouts bool) map[setKey][]nftables.SetElem
 
 // width is how many set elements p takes: 1, or 2 for a range (its end).
 func width(p netip.Prefix) int {
-	if isRange(p) && lastAddr(p).Next().IsValid() {
+	if source.IsRange(p) && lastAddr(p).Next().IsValid() {
 		return 2
 	}
 	return 1
@@ -97,7 +98,7 @@ func encode(els []nftables.SetElement, keys []byte, p netip.Prefix, timeout time
 	first := p.Masked().Addr()
 	key, keys = cut(keys, first)
 	els = append(els, nftables.SetElement{Key: key, Timeout: timeout})
-	if !isRange(p) {
+	if !source.IsRange(p) {
 		return els, keys
 	}
 	if end := lastAddr(p).Next(); end.IsValid() {
@@ -120,8 +121,6 @@ func cut(buf []byte, a netip.Addr) (key, rest []byte) {
 	}
 	return buf[n:len(buf):len(buf)], buf
 }
-
-func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
 
 // lastAddr is the highest address of p.
 func lastAddr(p netip.Prefix) netip.Addr {

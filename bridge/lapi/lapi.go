@@ -28,6 +28,7 @@ import (
 	"github.com/go-openapi/strfmt"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
 // Options configure the client. Origin, Scenario, Type, BatchSize and
@@ -313,20 +314,8 @@ func activeDecision(d *models.Decision) (p netip.Prefix, left time.Duration, ok 
 	if err != nil || left <= 0 {
 		return netip.Prefix{}, 0, false
 	}
-	p, err = parseValue(*d.Value)
+	p, err = source.ParsePrefix(*d.Value)
 	return p, left, err == nil
-}
-
-func parseValue(v string) (netip.Prefix, error) {
-	if strings.Contains(v, "/") {
-		p, err := netip.ParsePrefix(v)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // ErrAllowlistsUnsupported means the LAPI predates allowlists (before 1.6.6).
@@ -349,7 +338,7 @@ func (c *Client) Allowlists(ctx context.Context, now time.Time) ([]allowlist.Ent
 			if item == nil || expired(item.Expiration, now) {
 				continue
 			}
-			p, err := parseValue(item.Value)
+			p, err := source.ParsePrefix(item.Value)
 			if err != nil {
 				continue // LAPI validated it; a value we cannot read bans nothing
 			}
