@@ -73,7 +73,7 @@ func (r *running) ended() bool {
 // LAPI's first answer, and wants it in the backend soon after.
 func assertReceives(t *testing.T, l *lapitest.LAPI, r *running, ip string) {
 	t.Helper()
-	if !waitFor(30*time.Second, func() bool { return r.rec.loaded() > 0 || r.ended() }) {
+	if !bridgetest.Poll(30*time.Second, func() bool { return r.rec.loaded() > 0 || r.ended() }) {
 		t.Fatal("the bouncer never received LAPI's first answer")
 	}
 	if r.ended() {
@@ -81,7 +81,7 @@ func assertReceives(t *testing.T, l *lapitest.LAPI, r *running, ip string) {
 	}
 	l.Cscli(t, "decisions", "add", "-i", ip, "-d", "1h")
 	p := netip.PrefixFrom(netip.MustParseAddr(ip), 32)
-	if !waitFor(15*time.Second, func() bool { return r.rec.has(p) }) {
+	if !bridgetest.Poll(15*time.Second, func() bool { return r.rec.has(p) }) {
 		t.Fatalf("the decision for %s never reached the backend (stats %+v)", ip, r.b.Stats())
 	}
 	if err := r.stop(); err != nil {
@@ -122,7 +122,7 @@ func TestBouncerWrongCA(t *testing.T) {
 	std := captureStdLog(t)
 	r := startBouncer(t, l, bouncer.Options{APIKey: bouncerKey, CACertPath: files.WrongCA})
 	const why = "x509: certificate signed by unknown authority"
-	if !waitFor(15*time.Second, func() bool { return strings.Contains(std.String(), why) }) {
+	if !bridgetest.Poll(15*time.Second, func() bool { return strings.Contains(std.String(), why) }) {
 		t.Fatalf("no log line says %q:\n%s", why, std.String())
 	}
 	if err := r.stop(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -88,7 +89,7 @@ func TestBridgeAndBouncerInOneProcess(t *testing.T) {
 			if _, err := m.Push(context.Background(), hour(p), time.Now()); err != nil {
 				t.Fatalf("machine push: %v", err)
 			}
-			if !waitFor(20*time.Second, func() bool { return r.rec.has(p) }) {
+			if !bridgetest.Poll(20*time.Second, func() bool { return r.rec.has(p) }) {
 				t.Fatalf("the bouncer never received the machine's decision (stats %+v)", r.b.Stats())
 			}
 			assertIdentities(t, l, c.wantTLS)
