@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/netns"
@@ -230,19 +231,8 @@ func startParts(t *testing.T, ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	return bouncer.New(noBackend{}, bouncerOptions(cfg, log)).Run(ctx)
+	return bouncer.New(bouncertest.NewRecorder(true), bouncerOptions(cfg, log)).Run(ctx) // Run ends before its first tick
 }
-
-// noBackend is a kernel that is never asked anything: Run ends before its
-// first tick.
-type noBackend struct{}
-
-func (noBackend) Name() string                                       { return "none" }
-func (noBackend) Nested() bool                                       { return true }
-func (noBackend) Reconcile(context.Context, []bouncer.Element) error { return nil }
-func (noBackend) Apply(context.Context, bouncer.Changes) error       { return nil }
-func (noBackend) Cleanup(context.Context) error                      { return nil }
-func (noBackend) Close() error                                       { return nil }
 
 // agreePKI writes PEM files that load and returns the replacer of their
 // placeholders.

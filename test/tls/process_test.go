@@ -89,7 +89,7 @@ func TestBridgeAndBouncerInOneProcess(t *testing.T) {
 			if _, err := m.Push(context.Background(), hour(p), time.Now()); err != nil {
 				t.Fatalf("machine push: %v", err)
 			}
-			if !bridgetest.Poll(20*time.Second, func() bool { return r.rec.has(p) }) {
+			if !bridgetest.Poll(20*time.Second, func() bool { return r.rec.Has(p) }) {
 				t.Fatalf("the bouncer never received the machine's decision (stats %+v)", r.b.Stats())
 			}
 			assertIdentities(t, l, c.wantTLS)
