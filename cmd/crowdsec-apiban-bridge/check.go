@@ -17,6 +17,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
 // check answers, for one address: does APIBAN list it, would the bridge
@@ -26,12 +27,11 @@ import (
 // tell "no" from "do not know"; the kernel sets are the exception (see
 // kernelRows).
 func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string, w io.Writer, log *logrus.Logger) bool {
-	addr, err := netip.ParseAddr(arg)
-	if err != nil || addr.Zone() != "" {
+	addr, err := source.ParseAddr(arg)
+	if err != nil {
 		row(w, "address", "%q is not an IP address", arg)
 		return false
 	}
-	addr = addr.Unmap()
 	now := time.Now()
 	ok := true
 	row(w, "address", "%s", addr)
