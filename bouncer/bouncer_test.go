@@ -13,14 +13,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
-
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer" // the package under test
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer" // the package under test
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 )
 
