@@ -14,6 +14,7 @@ import (
 	csbouncer "github.com/crowdsecurity/go-cs-bouncer"
 	"github.com/sirupsen/logrus"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
@@ -343,27 +344,21 @@ func (b *Bouncer) refuse(p netip.Prefix) *skipReason {
 // errScope marks a decision whose scope is neither Ip nor Range.
 var errScope = errors.New("scope is neither Ip nor Range")
 
-// ParseValue turns a decision's scope and value into a prefix: an Ip is
-// a /32 or /128, a Range is masked; IPv4-mapped IPv6 becomes IPv4.
+// ParseValue turns a decision's scope and value into a prefix in the
+// normal form (source.ParsePrefix): an Ip is a bare address, a Range a
+// CIDR.
 func ParseValue(scope, value string) (netip.Prefix, error) {
 	switch strings.ToLower(scope) {
 	case "ip":
-		a, err := netip.ParseAddr(value)
-		if err != nil || a.Zone() != "" {
+		a, err := source.ParseAddr(value)
+		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("scope Ip: bad address %q", value)
 		}
-		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	case "range":
-		p, err := netip.ParsePrefix(value)
+		p, err := source.ParseCIDR(value)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("scope Range: bad prefix %q", value)
-		}
-		if a := p.Addr(); a.Is4In6() {
-			if p.Bits() < 96 {
-				return netip.Prefix{}, fmt.Errorf("scope Range: bad prefix %q", value)
-			}
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
 	default:

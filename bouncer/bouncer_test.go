@@ -1,4 +1,4 @@
-package bouncer
+package bouncer_test
 
 import (
 	"context"
@@ -18,157 +18,10 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer" // the package under test
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
-
-// recorder is a Backend that records calls and keeps the resulting sets,
-// one per origin, refusing what a kernel would refuse (deleting or
-// refreshing an absent element) and doing what an older kernel does: an
-// add of an element already in its set keeps the old timeout.
-type recorder struct {
-	nested   bool
-	copies   map[copyKey]time.Duration // every element of every origin's set
-	calls    []string
-	changes  []Changes
-	failNext bool
-	cleaned  bool
-	closed   bool
-	// With now set, the recorder acts as an nftables kernel: elements
-	// time out, and a range overlapping another range of its set is
-	// refused.
-	now    func() time.Time
-	expiry map[copyKey]time.Time
-}
-
-func newRecorder() *recorder {
-	return &recorder{copies: map[copyKey]time.Duration{}, expiry: map[copyKey]time.Time{}}
-}
-
-func (r *recorder) Name() string { return "recorder" }
-func (r *recorder) Nested() bool { return r.nested }
-func (r *recorder) Close() error { r.closed = true; return nil }
-
-func (r *recorder) Reconcile(_ context.Context, elems []Element) error {
-	r.calls = append(r.calls, "reconcile")
-	r.copies = map[copyKey]time.Duration{}
-	r.expiry = map[copyKey]time.Time{}
-	for _, e := range elems {
-		r.put(r.copies, e)
-	}
-	return nil
-}
-
-func key(e Element) copyKey { return copyKey{e.Prefix, e.Origin} }
-
-// put stores e with its timeout, as a fresh element.
-func (r *recorder) put(into map[copyKey]time.Duration, e Element) {
-	into[key(e)] = e.Timeout
-	if r.now != nil {
-		r.expiry[key(e)] = r.now().Add(e.Timeout)
-	}
-}
-
-// expire drops what timed out, as the kernel does.
-func (r *recorder) expire() {
-	if r.now == nil {
-		return
-	}
-	for k, until := range r.expiry {
-		if !until.After(r.now()) {
-			delete(r.copies, k)
-			delete(r.expiry, k)
-		}
-	}
-}
-
-func (r *recorder) refuses(next map[copyKey]time.Duration, e Element) bool {
-	if r.now == nil || r.nested || !isRange(e.Prefix) {
-		return false
-	}
-	for q := range next {
-		if q.origin == e.Origin && q.prefix != e.Prefix && isRange(q.prefix) && q.prefix.Overlaps(e.Prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *recorder) Apply(_ context.Context, c Changes) error {
-	r.calls = append(r.calls, "apply")
-	r.changes = append(r.changes, c)
-	r.expire()
-	if r.failNext {
-		r.failNext = false
-		return errors.New("refused")
-	}
-	next := maps.Clone(r.copies)
-	for _, e := range c.Delete {
-		if _, ok := next[key(e)]; !ok {
-			return errors.New("delete of " + e.Prefix.String() + " absent from the set of " + e.Origin)
-		}
-		delete(next, key(e))
-	}
-	for _, e := range c.Refresh {
-		if _, ok := next[key(e)]; !ok {
-			return errors.New("refresh of " + e.Prefix.String() + " absent from the set of " + e.Origin)
-		}
-	}
-	fresh := slices.Concat(c.Refresh, c.Renew)
-	for _, e := range c.Add {
-		if r.refuses(next, e) {
-			return errors.New("interval overlaps with an existing one: " + e.Prefix.String())
-		}
-		if _, present := next[key(e)]; !present {
-			fresh = append(fresh, e)
-		}
-	}
-	r.copies = next
-	for _, e := range fresh {
-		r.put(r.copies, e)
-	}
-	return nil
-}
-
-// set is what the kernel holds, by prefix (an element in two origins'
-// sets is the test's failure, reported by prefixes).
-func (r *recorder) set() map[netip.Prefix]time.Duration {
-	out := map[netip.Prefix]time.Duration{}
-	for k, d := range r.copies {
-		out[k.prefix] = d
-	}
-	return out
-}
-
-// origin is the origin whose set holds p.
-func (r *recorder) origin(p netip.Prefix) string {
-	for k := range r.copies {
-		if k.prefix == p {
-			return k.origin
-		}
-	}
-	return ""
-}
-
-// left is the time p has left in the kernel (needs now).
-func (r *recorder) left(p netip.Prefix) time.Duration {
-	for k, until := range r.expiry {
-		if k.prefix == p {
-			return until.Sub(r.now())
-		}
-	}
-	return 0
-}
-
-func (r *recorder) Cleanup(context.Context) error { r.cleaned = true; return nil }
-
-func (r *recorder) prefixes() []string {
-	var out []string
-	for k := range r.copies {
-		out = append(out, k.prefix.String())
-	}
-	sort.Strings(out)
-	return out
-}
 
 type clock struct{ t time.Time }
 
@@ -190,14 +43,13 @@ func ban(id int64, value, dur string) *models.Decision {
 type harness struct {
 	t     *testing.T
 	b     *Bouncer
-	r     *recorder
+	r     *bouncertest.Recorder
 	clk   *clock
 	first bool
 }
 
 func newHarness(t *testing.T, nested bool, allow ...string) *harness {
-	r := newRecorder()
-	r.nested = nested
+	r := bouncertest.NewRecorder(nested)
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var prefixes []netip.Prefix
 	for _, a := range allow {
@@ -209,19 +61,18 @@ func newHarness(t *testing.T, nested bool, allow ...string) *harness {
 // tick feeds one stream answer, then checks the kernel holds want.
 func (h *harness) tick(news, deleted []*models.Decision, want ...string) {
 	h.t.Helper()
-	h.first = h.b.tick(context.Background(), &models.DecisionsStreamResponse{New: news, Deleted: deleted}, h.first)
+	h.first = h.b.Tick(context.Background(), &models.DecisionsStreamResponse{New: news, Deleted: deleted}, h.first)
 	if h.first {
 		h.t.Fatal("tick failed")
 	}
 	sort.Strings(want)
-	h.r.expire()
-	if got := h.r.prefixes(); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+	if got := h.r.Prefixes(); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
 		h.t.Errorf("kernel holds %v, want %v", got, want)
 	}
 }
 
 func (h *harness) timeout(p string) time.Duration {
-	return h.r.set()[netip.MustParsePrefix(p)]
+	return h.r.Set()[netip.MustParsePrefix(p)]
 }
 
 func TestLongestDecisionWins(t *testing.T) {
@@ -236,7 +87,7 @@ func TestLongestDecisionWins(t *testing.T) {
 	if got := h.timeout("192.0.2.7/32"); got != 10*time.Hour {
 		t.Errorf("timeout after the longer decision %s, want 10h", got)
 	}
-	if c := h.r.changes[len(h.r.changes)-1]; len(c.Refresh) != 1 || len(c.Add) != 0 {
+	if c := h.r.LastChanges(); len(c.Refresh) != 1 || len(c.Add) != 0 {
 		t.Errorf("want one refresh, got %+v", c)
 	}
 	// The short one ends: the long one still holds.
@@ -263,8 +114,8 @@ func TestFirstTickReconciles(t *testing.T) {
 	h.tick([]*models.Decision{ban(1, "192.0.2.1", "1h"), ban(2, "198.51.100.0/24", "1h"), ban(3, "2001:db8::/32", "1h")},
 		nil, "192.0.2.1/32", "198.51.100.0/24", "2001:db8::/32")
 	h.tick([]*models.Decision{ban(4, "192.0.2.2", "1h")}, nil, "192.0.2.1/32", "192.0.2.2/32", "198.51.100.0/24", "2001:db8::/32")
-	if want := []string{"reconcile", "apply"}; !slices.Equal(h.r.calls, want) {
-		t.Errorf("calls %v, want %v", h.r.calls, want)
+	if want := []string{"reconcile", "apply"}; !slices.Equal(h.r.Calls(), want) {
+		t.Errorf("calls %v, want %v", h.r.Calls(), want)
 	}
 }
 
@@ -296,7 +147,7 @@ func TestFilters(t *testing.T) {
 // minimum are never enforced; each is logged and counted once, however
 // often LAPI sends it.
 func TestNeverBan(t *testing.T) {
-	r := newRecorder()
+	r := bouncertest.NewRecorder(false)
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	log, hook := logtest.NewNullLogger()
 	never := neverban.New(
@@ -326,10 +177,10 @@ func TestNeverBan(t *testing.T) {
 	}
 	want := map[string]int{"self": 3, "lapi": 1, "gateway": 1, "resolver": 1, "too-wide": 2, "special": 3}
 	for range 3 { // the same answer again, as after a reconnection
-		if b.tick(context.Background(), &models.DecisionsStreamResponse{New: decisions}, true) {
+		if b.Tick(context.Background(), &models.DecisionsStreamResponse{New: decisions}, true) {
 			t.Fatal("tick failed")
 		}
-		if got := r.prefixes(); !slices.Equal(got, []string{"192.0.2.77/32", "203.0.113.7/32", "203.1.0.0/16", "2a01::/32"}) {
+		if got := r.Prefixes(); !slices.Equal(got, []string{"192.0.2.77/32", "203.0.113.7/32", "203.1.0.0/16", "2a01::/32"}) {
 			t.Errorf("kernel holds %v", got)
 		}
 		if got := b.Stats().SkippedBy; !maps.Equal(got, want) {
@@ -346,9 +197,9 @@ func TestNeverBan(t *testing.T) {
 		t.Errorf("warnings for decisions %v, want one for each of 1 to 11", warned)
 	}
 	// A deleted and re-added decision is logged again.
-	b.tick(context.Background(), &models.DecisionsStreamResponse{Deleted: decisions[:1]}, false)
+	b.Tick(context.Background(), &models.DecisionsStreamResponse{Deleted: decisions[:1]}, false)
 	hook.Reset()
-	b.tick(context.Background(), &models.DecisionsStreamResponse{New: decisions[:1]}, false)
+	b.Tick(context.Background(), &models.DecisionsStreamResponse{New: decisions[:1]}, false)
 	if n := len(hook.AllEntries()); n != 1 || !strings.Contains(hook.LastEntry().Message, "198.51.100.2/32 overlaps 198.51.100.2/32, which is never banned (self)") {
 		t.Errorf("after a re-add, log %d entries, last %v", n, hook.LastEntry())
 	}
@@ -360,7 +211,7 @@ func TestNestedRangesWithoutOverlapSupport(t *testing.T) {
 		nil, "198.51.100.0/24", "198.51.100.7/32")
 	// The wide range is deleted: the narrower one takes over.
 	h.tick(nil, []*models.Decision{ban(1, "198.51.100.0/24", "1h")}, "198.51.100.128/25", "198.51.100.7/32")
-	if c := h.r.changes[len(h.r.changes)-1]; len(c.Delete) != 1 || len(c.Add) != 1 {
+	if c := h.r.LastChanges(); len(c.Delete) != 1 || len(c.Add) != 1 {
 		t.Errorf("want the wide range deleted and the narrow one added in one tick, got %+v", c)
 	}
 
@@ -374,7 +225,7 @@ func TestNestedRangesWithoutOverlapSupport(t *testing.T) {
 // batch on the overlap.
 func TestNestedRangeAfterWiderExpires(t *testing.T) {
 	h := newHarness(t, false)
-	h.r.now = h.clk.now
+	h.r.SetClock(h.clk.now)
 	h.tick([]*models.Decision{ban(1, "198.51.100.0/24", "1m"), ban(2, "198.51.100.128/25", "5h")}, nil, "198.51.100.0/24")
 	for _, step := range []struct {
 		at   time.Duration
@@ -387,8 +238,8 @@ func TestNestedRangeAfterWiderExpires(t *testing.T) {
 		h.clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(step.at)
 		h.tick(nil, nil, step.want...)
 	}
-	if want := []string{"reconcile", "apply"}; !slices.Equal(h.r.calls[:2], want) || slices.Contains(h.r.calls[1:], "reconcile") {
-		t.Errorf("calls %v: want no rebuild", h.r.calls)
+	if want := []string{"reconcile", "apply"}; !slices.Equal(h.r.Calls()[:2], want) || slices.Contains(h.r.Calls()[1:], "reconcile") {
+		t.Errorf("calls %v: want no rebuild", h.r.Calls())
 	}
 }
 
@@ -400,7 +251,7 @@ func TestExpiryLeftToTheKernel(t *testing.T) {
 	h.clk.t = h.clk.t.Add(59 * time.Second)
 	h.tick(nil, nil, "192.0.2.1/32", "192.0.2.2/32")
 	h.tick(nil, []*models.Decision{ban(1, "192.0.2.1", "-1s")}, "192.0.2.1/32", "192.0.2.2/32")
-	for _, c := range h.r.changes {
+	for _, c := range h.r.Changes() {
 		if len(c.Delete) > 0 {
 			t.Errorf("deleted %v instead of letting it expire", c.Delete)
 		}
@@ -413,16 +264,16 @@ func TestExpiryLeftToTheKernel(t *testing.T) {
 func TestRefusedApplyRebuilds(t *testing.T) {
 	h := newHarness(t, false)
 	h.tick([]*models.Decision{ban(1, "192.0.2.1", "1h")}, nil, "192.0.2.1/32")
-	h.r.failNext = true
+	h.r.FailNext()
 	h.tick([]*models.Decision{ban(2, "192.0.2.2", "1h")}, nil, "192.0.2.1/32", "192.0.2.2/32")
-	if want := []string{"reconcile", "apply", "reconcile"}; !slices.Equal(h.r.calls, want) {
-		t.Errorf("calls %v, want %v", h.r.calls, want)
+	if want := []string{"reconcile", "apply", "reconcile"}; !slices.Equal(h.r.Calls(), want) {
+		t.Errorf("calls %v, want %v", h.r.Calls(), want)
 	}
 }
 
 func TestRunStreamCleansUp(t *testing.T) {
 	for _, keep := range []bool{false, true} {
-		r := newRecorder()
+		r := bouncertest.NewRecorder(false)
 		b := New(r, Options{KeepOnExit: keep})
 		stream := make(chan *models.DecisionsStreamResponse)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -433,11 +284,11 @@ func TestRunStreamCleansUp(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if r.cleaned == keep || !r.closed {
-			t.Errorf("keep_on_exit %v: cleaned %v closed %v", keep, r.cleaned, r.closed)
+		if r.Cleaned() == keep || !r.Closed() {
+			t.Errorf("keep_on_exit %v: cleaned %v closed %v", keep, r.Cleaned(), r.Closed())
 		}
 	}
-	r := newRecorder()
+	r := bouncertest.NewRecorder(false)
 	stream := make(chan *models.DecisionsStreamResponse)
 	close(stream)
 	if err := New(r, Options{}).RunStream(context.Background(), stream); err == nil {
@@ -467,7 +318,7 @@ func TestParseValue(t *testing.T) {
 
 // counting is a recorder with drop counters.
 type counting struct {
-	*recorder
+	*bouncertest.Recorder
 	c      map[DropKey]Counters
 	resets bool
 }
@@ -482,16 +333,16 @@ func (c *counting) Reconcile(ctx context.Context, elems []Element) error {
 	if c.resets {
 		c.c = map[DropKey]Counters{}
 	}
-	return c.recorder.Reconcile(ctx, elems)
+	return c.Recorder.Reconcile(ctx, elems)
 }
 
 func TestMetrics(t *testing.T) {
 	v4, v6 := DropKey{"apiban", "ipv4"}, DropKey{"crowdsec", "ipv6"}
-	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{v4: {Packets: 7, Bytes: 420}, v6: {Packets: 1, Bytes: 80}}}
+	r := &counting{Recorder: bouncertest.NewRecorder(false), c: map[DropKey]Counters{v4: {Packets: 7, Bytes: 420}, v6: {Packets: 1, Bytes: 80}}}
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	b := New(r, Options{Now: clk.now})
 	origin := func(d *models.Decision, o string) *models.Decision { d.Origin = &o; return d }
-	b.tick(context.Background(), &models.DecisionsStreamResponse{New: []*models.Decision{
+	b.Tick(context.Background(), &models.DecisionsStreamResponse{New: []*models.Decision{
 		origin(ban(1, "192.0.2.1", "1h"), "apiban"), origin(ban(2, "192.0.2.2", "1h"), "apiban"),
 		origin(ban(3, "192.0.2.1", "2h"), "crowdsec"), origin(ban(4, "10.0.0.1", "1h"), "cscli"),
 	}}, true)
@@ -538,14 +389,14 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// Usage metrics carry what was dropped since the previous report.
-	u := &usage{b: b}
+	u := NewUsage(b)
 	m := &models.RemediationComponentsMetrics{}
-	u.update(m, time.Minute)
+	u.Update(m, time.Minute)
 	// apiban's IPv4 counters grew; crowdsec's IPv6 ones were reset (the
 	// objects were rebuilt) and count from zero.
 	r.c = map[DropKey]Counters{v4: {Packets: 10, Bytes: 600}, v6: {Packets: 0, Bytes: 0}}
 	m = &models.RemediationComponentsMetrics{}
-	u.update(m, time.Minute)
+	u.Update(m, time.Minute)
 	got := map[string]float64{}
 	for _, it := range m.Metrics[0].Items {
 		key := *it.Name + "/" + *it.Unit
@@ -582,7 +433,7 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 	ip := netip.MustParsePrefix("192.0.2.7/32")
 	inSetOf := func(want string) {
 		t.Helper()
-		if got := h.r.origin(ip); got != want {
+		if got := h.r.Origin(ip); got != want {
 			t.Errorf("element in %q's set, want %q's", got, want)
 		}
 	}
@@ -590,7 +441,7 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 	inSetOf("crowdsec")
 	h.tick([]*models.Decision{from("apiban", ban(2, "192.0.2.7", "168h"))}, nil, "192.0.2.7/32")
 	inSetOf("apiban")
-	last := h.r.changes[len(h.r.changes)-1]
+	last := h.r.LastChanges()
 	if len(last.Delete) != 1 || last.Delete[0].Origin != "crowdsec" || len(last.Add) != 1 || last.Add[0].Origin != "apiban" ||
 		len(last.Refresh) != 0 {
 		t.Errorf("want a move from crowdsec's set to apiban's in one tick, got %+v", last)
@@ -600,7 +451,7 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 	}
 	// A longer decision of the same origin only refreshes.
 	h.tick([]*models.Decision{from("apiban", ban(3, "192.0.2.7", "169h"))}, nil, "192.0.2.7/32")
-	if last := h.r.changes[len(h.r.changes)-1]; len(last.Refresh) != 1 || last.Refresh[0].Origin != "apiban" || len(last.Delete) != 0 {
+	if last := h.r.LastChanges(); len(last.Refresh) != 1 || last.Refresh[0].Origin != "apiban" || len(last.Delete) != 0 {
 		t.Errorf("want one refresh in apiban's set, got %+v", last)
 	}
 	// apiban's decisions go: back to crowdsec's set, with its timeout.
@@ -612,7 +463,7 @@ func TestDropsCountedUnderLongestDecisionsOrigin(t *testing.T) {
 	// Equal ends: the origin first in byte order, at every tick.
 	h.tick([]*models.Decision{from("cscli", ban(4, "198.51.100.1", "2h")), from("CAPI", ban(5, "198.51.100.1", "2h"))},
 		nil, "192.0.2.7/32", "198.51.100.1/32")
-	if got := h.r.origin(netip.MustParsePrefix("198.51.100.1/32")); got != "CAPI" {
+	if got := h.r.Origin(netip.MustParsePrefix("198.51.100.1/32")); got != "CAPI" {
 		t.Errorf("tie went to %q, want CAPI", got)
 	}
 }
@@ -641,7 +492,7 @@ func TestCutOrigin(t *testing.T) {
 // TestCollectSkipsBadLabels: a label read back from the kernel that is not
 // valid UTF-8 is skipped; the scrape neither panics nor loses the rest.
 func TestCollectSkipsBadLabels(t *testing.T) {
-	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{
+	r := &counting{Recorder: bouncertest.NewRecorder(false), c: map[DropKey]Counters{
 		{"bad\xff", "ipv4"}: {Packets: 1, Bytes: 10}, {"apiban", "ipv4"}: {Packets: 2, Bytes: 20}}}
 	b := New(r, Options{})
 	reg := prometheus.NewRegistry()
@@ -652,7 +503,7 @@ func TestCollectSkipsBadLabels(t *testing.T) {
 	}
 	var dropped []string
 	for _, f := range families {
-		if strings.HasPrefix(f.GetName(), metricsNamespace+"_dropped_") {
+		if strings.HasPrefix(f.GetName(), MetricsNamespace+"_dropped_") {
 			for _, m := range f.GetMetric() {
 				dropped = append(dropped, fmt.Sprint(f.GetName(), m.GetLabel(), m.GetCounter().GetValue()))
 			}
@@ -669,8 +520,8 @@ func (h *harness) at(d time.Duration) { h.clk.t = time.Date(2026, 1, 1, 0, 0, 0,
 // noRebuild fails if any tick after the first rebuilt the sets.
 func (h *harness) noRebuild() {
 	h.t.Helper()
-	if slices.Contains(h.r.calls[1:], "reconcile") {
-		h.t.Errorf("calls %v: a batch was refused and the sets rebuilt", h.r.calls)
+	if slices.Contains(h.r.Calls()[1:], "reconcile") {
+		h.t.Errorf("calls %v: a batch was refused and the sets rebuilt", h.r.Calls())
 	}
 }
 
@@ -691,7 +542,7 @@ func TestRenewOverExpiringCopy(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, false)
-			h.r.now = h.clk.now
+			h.r.SetClock(h.clk.now)
 			p, err := ParseValue(map[bool]string{true: "Range", false: "Ip"}[strings.Contains(c.newValue, "/")], c.newValue)
 			if err != nil {
 				t.Fatal(err)
@@ -703,12 +554,12 @@ func TestRenewOverExpiringCopy(t *testing.T) {
 			}
 			h.at(c.newAt)
 			h.tick([]*models.Decision{ban(2, c.newValue, "1h")}, nil, p.String())
-			if last := h.r.changes[len(h.r.changes)-1]; len(last.Renew) != 1 || len(last.Add) != 0 {
+			if last := h.r.LastChanges(); len(last.Renew) != 1 || len(last.Add) != 0 {
 				t.Errorf("want one renewal, got %+v", last)
 			}
 			h.at(2 * time.Minute)
 			h.tick(nil, nil, p.String())
-			if left := h.r.left(p); left < 50*time.Minute {
+			if left := h.r.Left(p); left < 50*time.Minute {
 				t.Errorf("%s has %s left in the kernel, want about 58m", p, left)
 			}
 			h.noRebuild()
@@ -723,12 +574,12 @@ func TestRenewOverExpiringCopy(t *testing.T) {
 // the kernel can take it.
 func TestOverlapsCheckedWithinAnOrigin(t *testing.T) {
 	h := newHarness(t, false)
-	h.r.now = h.clk.now
+	h.r.SetClock(h.clk.now)
 	h.tick([]*models.Decision{from("CAPI", ban(1, "198.51.0.0/16", "5h")), from("cscli", ban(2, "198.51.100.0/24", "5h"))},
 		nil, "198.51.0.0/16", "198.51.100.0/24")
 
 	g := newHarness(t, false)
-	g.r.now = g.clk.now
+	g.r.SetClock(g.clk.now)
 	g.tick([]*models.Decision{from("A", ban(1, "203.0.113.0/24", "1m"))}, nil, "203.0.113.0/24")
 	g.at(59 * time.Second) // A's copy left to time out
 	g.tick(nil, nil, "203.0.113.0/24")
@@ -739,7 +590,7 @@ func TestOverlapsCheckedWithinAnOrigin(t *testing.T) {
 		nil, "203.0.113.0/24", "203.0.113.0/24")
 	g.at(62 * time.Second)
 	g.tick(nil, nil, "203.0.113.0/24", "203.0.113.0/25")
-	if got := g.r.origin(netip.MustParsePrefix("203.0.113.0/25")); got != "A" {
+	if got := g.r.Origin(netip.MustParsePrefix("203.0.113.0/25")); got != "A" {
 		t.Errorf("/25 in %q's set, want A's", got)
 	}
 	g.noRebuild()
@@ -751,18 +602,18 @@ func TestOverlapsCheckedWithinAnOrigin(t *testing.T) {
 // process's and are not counted.
 func TestDropCountersRunOnAcrossRebuilds(t *testing.T) {
 	k := DropKey{"apiban", "ipv4"}
-	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{k: {Packets: 100, Bytes: 1000}}, resets: true}
+	r := &counting{Recorder: bouncertest.NewRecorder(false), c: map[DropKey]Counters{k: {Packets: 100, Bytes: 1000}}, resets: true}
 	b := New(r, Options{})
 	ctx := context.Background()
-	full := b.tick(ctx, &models.DecisionsStreamResponse{New: []*models.Decision{from("apiban", ban(1, "192.0.2.1", "1h"))}}, true)
+	full := b.Tick(ctx, &models.DecisionsStreamResponse{New: []*models.Decision{from("apiban", ban(1, "192.0.2.1", "1h"))}}, true)
 	r.c[k] = Counters{Packets: 7, Bytes: 70}
-	r.failNext = true // the next tick is refused: rebuild
-	full = b.tick(ctx, &models.DecisionsStreamResponse{New: []*models.Decision{from("apiban", ban(2, "192.0.2.2", "1h"))}}, full)
-	if full || !slices.Equal(r.calls, []string{"reconcile", "apply", "reconcile"}) {
-		t.Fatalf("calls %v", r.calls)
+	r.FailNext() // the next tick is refused: rebuild
+	full = b.Tick(ctx, &models.DecisionsStreamResponse{New: []*models.Decision{from("apiban", ban(2, "192.0.2.2", "1h"))}}, full)
+	if full || !slices.Equal(r.Calls(), []string{"reconcile", "apply", "reconcile"}) {
+		t.Fatalf("calls %v", r.Calls())
 	}
 	r.c[k] = Counters{Packets: 2, Bytes: 20}
-	got, ok := b.dropped()
+	got, ok := b.Dropped()
 	if want := (Counters{Packets: 9, Bytes: 90}); !ok || got[k] != want {
 		t.Errorf("dropped %v, want %v (7 before the rebuild, 2 after, none of the leftovers' 100)", got, want)
 	}
@@ -770,7 +621,7 @@ func TestDropCountersRunOnAcrossRebuilds(t *testing.T) {
 
 // capped is a recorder whose sets take timeouts up to max, like ipset's.
 type capped struct {
-	*recorder
+	*bouncertest.Recorder
 	max time.Duration
 }
 
@@ -782,7 +633,7 @@ func (c capped) Apply(ctx context.Context, ch Changes) error {
 			return errors.New("timeout over the limit: " + e.Timeout.String())
 		}
 	}
-	return c.recorder.Apply(ctx, ch)
+	return c.Recorder.Apply(ctx, ch)
 }
 
 // TestBanLongerThanTheKernelTakes: a 60-day ban with a 10-day kernel limit
@@ -790,12 +641,12 @@ func (c capped) Apply(ctx context.Context, ch Changes) error {
 // at every tick), and stays in the kernel for the whole 60 days.
 func TestBanLongerThanTheKernelTakes(t *testing.T) {
 	h := newHarness(t, true)
-	h.r.now = h.clk.now
+	h.r.SetClock(h.clk.now)
 	day := 24 * time.Hour
 	h.b = New(capped{h.r, 10 * day}, Options{Now: h.clk.now})
 	h.tick([]*models.Decision{ban(1, "192.0.2.7", "1440h")}, nil, "192.0.2.7/32")
 	ip := netip.MustParsePrefix("192.0.2.7/32")
-	if left := h.r.left(ip); left != 10*day {
+	if left := h.r.Left(ip); left != 10*day {
 		t.Fatalf("kernel timeout %s, want the 10-day limit", left)
 	}
 	for at := time.Hour; at < 60*day-time.Hour; at += 6 * time.Hour {
@@ -803,7 +654,7 @@ func TestBanLongerThanTheKernelTakes(t *testing.T) {
 		h.tick(nil, nil, "192.0.2.7/32")
 	}
 	refreshes := 0
-	for _, c := range h.r.changes {
+	for _, c := range h.r.Changes() {
 		refreshes += len(c.Refresh)
 	}
 	// Every 5 days, for 60 days: 11 refreshes, not one per tick.

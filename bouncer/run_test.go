@@ -1,4 +1,4 @@
-package bouncer
+package bouncer_test
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer" // the package under test
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 )
 
 // fakeLAPI serves the decision stream and records usage metrics.
@@ -57,7 +60,7 @@ func TestRunAgainstStream(t *testing.T) {
 	lapi := &fakeLAPI{}
 	srv := httptest.NewServer(lapi)
 	defer srv.Close()
-	r := &counting{recorder: newRecorder(), c: map[DropKey]Counters{{"apiban", "ipv4"}: {Packets: 5, Bytes: 300}}}
+	r := &counting{Recorder: bouncertest.NewRecorder(false), c: map[DropKey]Counters{{"apiban", "ipv4"}: {Packets: 5, Bytes: 300}}}
 	b := New(r, Options{APIURL: srv.URL, APIKey: "bouncer-key", UpdateFrequency: 50 * time.Millisecond,
 		Origins: []string{"apiban", "crowdsec"}, UserAgent: "test/1", MetricsInterval: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -79,7 +82,7 @@ func TestRunAgainstStream(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !r.cleaned {
+	if !r.Cleaned() {
 		t.Error("no cleanup at shutdown")
 	}
 	pulls, keys, metrics := lapi.snapshot()

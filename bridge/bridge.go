@@ -39,8 +39,10 @@ type Options struct {
 	// RefreshBefore: a listed address whose decision ends sooner than this
 	// gets a new one.
 	RefreshBefore time.Duration
-	// PushSize is how many new decisions are gathered before a push.
-	PushSize int
+	// BatchSize (decisions.batch_size) is how many new decisions are
+	// gathered before a push; lapi.Options.BatchSize, the same value, is
+	// how many one alert carries.
+	BatchSize int
 	// MaxPendingAge pushes what was gathered once the oldest of it waited
 	// this long, so bans start soon even when the feed is paced slowly.
 	MaxPendingAge time.Duration

@@ -29,17 +29,17 @@ type feed struct {
 	requests int
 }
 
-func (f *feed) Next(_ context.Context, cursor string) (source.Batch, error) {
+func (f *feed) Next(_ context.Context, cursor string) (source.Page, error) {
 	f.requests++
 	if f.requests == f.failAt {
-		return source.Batch{}, errors.New("feed down")
+		return source.Page{}, errors.New("feed down")
 	}
 	from := 0
 	if cursor != "" {
 		from, _ = strconv.Atoi(cursor)
 	}
 	to := min(from+f.page, len(f.entries))
-	b := source.Batch{Prefixes: append([]netip.Prefix(nil), f.entries[from:to]...), Cursor: cursor, Last: to-from < f.page}
+	b := source.Page{Prefixes: append([]netip.Prefix(nil), f.entries[from:to]...), Cursor: cursor, Last: to-from < f.page}
 	if to > from {
 		b.Cursor = strconv.Itoa(to)
 	}
@@ -181,7 +181,7 @@ func newRig(t *testing.T) *rig {
 	log.SetOutput(io.Discard)
 	r.opts = Options{
 		StatePath: filepath.Join(t.TempDir(), "state.json"), Duration: 168 * time.Hour,
-		RefreshBefore: 24 * time.Hour, PushSize: 1000, LAPIAllowlists: true,
+		RefreshBefore: 24 * time.Hour, BatchSize: 1000, LAPIAllowlists: true,
 		Now: func() time.Time { return r.now }, Log: log,
 	}
 	return r
@@ -292,7 +292,7 @@ func TestSourceErrorKeepsEarlierPages(t *testing.T) {
 	r := newRig(t)
 	r.feed.add(1000)
 	r.feed.failAt = 3
-	r.opts.PushSize = 200
+	r.opts.BatchSize = 200
 	_, err := r.engine().Sync(context.Background(), false)
 	if err == nil {
 		t.Fatal("want the feed error")

@@ -64,7 +64,7 @@ func TestFloodCapStopsBeforePushingAndStaysTripped(t *testing.T) {
 	r := newRig(t)
 	r.feed.add(300)
 	r.opts.MaxNewPerSync = 500
-	r.opts.PushSize = 1000
+	r.opts.BatchSize = 1000
 	e := r.engine()
 	if rep := r.sync(t, e, false); rep.Pushed != 300 {
 		t.Fatalf("first sync under the cap: %+v", rep)
@@ -109,7 +109,7 @@ func TestFloodCapKeepsWhatEarlierGroupsPushed(t *testing.T) {
 	r := newRig(t)
 	r.feed.add(1000)
 	r.opts.MaxNewPerSync = 450
-	r.opts.PushSize = 200
+	r.opts.BatchSize = 200
 	_, err := r.engine().Sync(context.Background(), false)
 	if !errors.Is(err, ErrFlood) {
 		t.Fatalf("err %v", err)

@@ -40,7 +40,7 @@ func (p *pass) pages(ctx context.Context) error {
 			return err
 		}
 		p.take(b)
-		if b.Last || len(p.pending) >= p.e.opts.PushSize ||
+		if b.Last || len(p.pending) >= p.e.opts.BatchSize ||
 			(len(p.pending) > 0 && p.e.opts.Now().Sub(p.pendingSince) >= p.e.opts.MaxPendingAge) {
 			if err := p.commit(ctx); err != nil {
 				return err
@@ -53,7 +53,7 @@ func (p *pass) pages(ctx context.Context) error {
 }
 
 // take filters one page into pending.
-func (p *pass) take(b source.Batch) {
+func (p *pass) take(b source.Page) {
 	p.cursor = b.Cursor
 	p.rep.Invalid += b.Invalid
 	p.rep.Fetched += len(b.Prefixes)

@@ -32,14 +32,14 @@ type benchFeed struct {
 	requests int
 }
 
-func (f *benchFeed) Next(_ context.Context, cursor string) (source.Batch, error) {
+func (f *benchFeed) Next(_ context.Context, cursor string) (source.Page, error) {
 	f.requests++
 	from := 0
 	if cursor != "" {
 		from, _ = strconv.Atoi(cursor)
 	}
 	to := min(from+250, len(f.entries))
-	b := source.Batch{Prefixes: f.entries[from:to], Cursor: cursor, Last: to-from < 250}
+	b := source.Page{Prefixes: f.entries[from:to], Cursor: cursor, Last: to-from < 250}
 	if to > from {
 		b.Cursor = strconv.Itoa(to)
 	}
@@ -91,7 +91,7 @@ func benchOptions(dir string, now time.Time) Options {
 	log.SetOutput(io.Discard)
 	return Options{
 		StatePath: filepath.Join(dir, "state.json"), Duration: 168 * time.Hour,
-		RefreshBefore: 24 * time.Hour, PushSize: 1000, LAPIAllowlists: true,
+		RefreshBefore: 24 * time.Hour, BatchSize: 1000, LAPIAllowlists: true,
 		// Ten operator CIDRs, as a PBX with a few trunks would have.
 		Allowlist: benchAllowlist(),
 		Now:       func() time.Time { return now }, Log: log,

@@ -137,7 +137,7 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 		log.Info("read this bridge's decisions back from LAPI: nothing lost")
 		return nil
 	}
-	for chunk := range slices.Chunk(lost, max(e.opts.PushSize, 1)) {
+	for chunk := range slices.Chunk(lost, max(e.opts.BatchSize, 1)) {
 		if err := e.push(ctx, chunk); err != nil {
 			return err
 		}

@@ -486,6 +486,7 @@ func TestAllowlistPrefixes(t *testing.T) {
     - 2001:db8::1
     - 2001:db8::/32
     - "::ffff:198.51.100.7"
+    - "::ffff:203.0.113.0/120"
 `
 	c, err := LoadBytes([]byte(text), noEnv)
 	if err != nil {
@@ -497,6 +498,7 @@ func TestAllowlistPrefixes(t *testing.T) {
 		netip.MustParsePrefix("2001:db8::1/128"),
 		netip.MustParsePrefix("2001:db8::/32"),
 		netip.MustParsePrefix("198.51.100.7/32"),
+		netip.MustParsePrefix("203.0.113.0/24"),
 	}
 	if !reflect.DeepEqual(c.Allowlist.Prefixes, want) {
 		t.Errorf("prefixes %v, want %v", c.Allowlist.Prefixes, want)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 )
 
@@ -214,7 +215,7 @@ func (al *Allowlist) validate() (errs []error, warnings []string) {
 	al.Prefixes = make([]netip.Prefix, 0, len(al.CIDRs))
 	for i, s := range al.CIDRs {
 		key := fmt.Sprintf("allowlist.cidrs[%d]", i)
-		p, err := parsePrefix(s)
+		p, err := source.ParseUnmasked(s)
 		if err != nil {
 			errs = append(errs, invalid(key, "want a CIDR or an IP address, got %q", s))
 			continue
@@ -226,21 +227,6 @@ func (al *Allowlist) validate() (errs []error, warnings []string) {
 		al.Prefixes = append(al.Prefixes, p)
 	}
 	return errs, warnings
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		return netip.ParsePrefix(s)
-	}
-	addr, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if addr.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("zone not allowed")
-	}
-	addr = addr.Unmap()
-	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
 // warnings flag what works but should not: a plain http:// URL sends the

@@ -7,11 +7,11 @@ import (
 	"net/netip"
 )
 
-// Batch is one page of a feed.
-type Batch struct {
-	// Prefixes are the valid entries of the page, normalised: a single
-	// address is a /32 or /128 prefix, IPv4-mapped IPv6 is unmapped, and
-	// host bits are masked off.
+// Page is one page of a feed.
+type Page struct {
+	// Prefixes are the valid entries of the page in the normal form
+	// ParsePrefix gives: a single address is a /32 or /128 prefix,
+	// IPv4-mapped IPv6 is unmapped, and host bits are masked off.
 	Prefixes []netip.Prefix
 	// Invalid counts entries of the page that were skipped because they do
 	// not parse as an address or prefix.
@@ -27,5 +27,5 @@ type Batch struct {
 type Source interface {
 	// Next returns the page that follows cursor; "" means the start of
 	// the feed.
-	Next(ctx context.Context, cursor string) (Batch, error)
+	Next(ctx context.Context, cursor string) (Page, error)
 }

@@ -1,45 +1,10 @@
 // Package ipset is the bouncer's backend for hosts without nftables:
 // ipset hash:net sets with per-element timeouts, managed over netlink,
-// and one iptables/ip6tables chain of ours that drops what they hold,
-// jumped to from INPUT (and FORWARD).
-//
-// Each origin has sets of its own, so that the kernel counts drops by
-// origin: ipset names hold 31 characters and origins are free text, so
-// the sets are named by a slot number, PREFIX-N-v4 and PREFIX-N-v6, and
-// our chain holds one `-m set --match-set PREFIX-N-vX src -j DROP` rule
-// per slot and family. Each full load gives the origins, in byte order,
-// the lowest slot numbers no set uses; an origin first seen in a tick gets
-// the lowest free one, its sets and rules made in that tick. The registry PREFIX-origins, a bitmap:port
-// set holding each slot as a port with its origin as the comment, lets
-// another process (`check`) name the origin of an element. It costs one
-// element per origin, where a comment on every element would add to each
-// a pointer and a separately allocated string (40 to 72 bytes in all,
-// where an IPv4 element with its timeout takes 16). iptables only ever
-// gets our chain and set names; origins and decision data never reach a
-// command line.
-//
-// hash:net holds a range and an address inside it side by side, so
-// nothing is withheld.
-//
-// Many elements go in one netlink message (IPSET_ATTR_ADT), up to
-// maxBatchBytes each, so a tick or a full load is a few messages, not one
-// per element. This is not a transaction: ipset has none across elements.
-// The kernel applies a message's elements in order and stops at the first
-// it refuses, keeping those before it. Every message is idempotent (an
-// add replaces the timeout, deleting an element that is gone is no
-// error), and a refused tick makes the bouncer rebuild everything with a
-// full load at once (bouncer.tick), so a half-applied tick lasts until
-// that load ends, or, if it fails too, until one succeeds at a later
-// update.
-//
-// A full load builds a whole new generation of sets (new slot numbers)
-// while the old rules keep dropping with the old sets, then replaces our
-// chain's rules and the jumps in one iptables-restore commit per family,
-// and only then destroys the previous generation and any leftovers of a
-// crash. An element is dropped all along, even one that changes set
-// between the two generations (another origin, or other slot numbers):
-// swapping set by set could not promise that. The cost is both
-// generations in memory for the moment of the switch.
+// and one iptables/ip6tables chain of ours that drops what they hold.
+// Each origin's sets are named by a slot number, a registry set names the
+// origin of each slot, and a full load swaps in a whole new generation of
+// sets; why, and why a tick is not a transaction: docs/bouncer.md
+// ("ipset").
 package ipset
 
 import (
@@ -236,13 +201,10 @@ func (b *Backend) logSlot(slot int, origin string) {
 		"sets": b.set(slot, families[0]) + " " + b.set(slot, families[1])}).Info("bouncer: ipset sets for origin")
 }
 
-// Reconcile implements bouncer.Backend: see the package comment. A full
-// load builds a whole new generation of sets under slot numbers not in
-// use, points the chain at them in one iptables-restore commit, and only
-// then destroys the previous generation: an element is dropped all along,
-// even when it changes set between the two (another origin, other slots).
-// Nothing is done when the registry or the chain with our names is not
-// ours.
+// Reconcile implements bouncer.Backend with a full load: a new
+// generation of sets, one iptables-restore commit per family, then the
+// old generation destroyed (docs/bouncer.md, "ipset"). Nothing is done
+// when the registry or the chain with our names is not ours.
 func (b *Backend) Reconcile(ctx context.Context, elems []bouncer.Element) error {
 	if err := b.checkChains(ctx); err != nil {
 		return err

@@ -7,11 +7,9 @@ import (
 	"strings"
 )
 
-// Set names. ipset names hold at most 31 characters, and origins are free
-// text from LAPI, so an origin's sets are named by a slot number instead:
-// PREFIX-N-v4 and PREFIX-N-v6. The registry PREFIX-origins says which
-// origin each slot holds; PREFIX-swap is the one temporary set of a full
-// load.
+// Set names: PREFIX-N-v4 and PREFIX-N-v6 for slot N, the registry
+// PREFIX-origins, and PREFIX-swap, the one temporary set of a full load
+// (why slots: docs/bouncer.md, "ipset").
 const (
 	// maxName is IPSET_MAXNAMELEN without its NUL.
 	maxName = 31

@@ -15,16 +15,10 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 )
 
-// Ownership. ipset has no set-level comment, so the registry says what is
-// ours: it holds, beside a slot per origin, one element past the last
-// slot (markerPort) commented bouncer.Marker. A registry without it is
-// another program's set, and nothing is touched. An element set is ours
-// only while its slot is in the registry: a slot is recorded before its
-// sets are created and forgotten only after they are destroyed, so a
-// crash at any step leaves nothing of ours unrecorded. A set with one of
-// our names but an unrecorded slot is left alone, and its name skipped.
-// Our iptables chain is ours when a rule of it carries the marker comment
-// (the reply rule, made in the same commit as the chain).
+// Ownership: the registry marked with bouncer.Marker, the element sets of
+// the slots it records, and the chain whose reply rule carries the marker
+// (docs/bouncer.md, "Objects it owns"). A slot is recorded before its sets
+// are created and forgotten only after they are destroyed.
 
 // markerPort is the registry's element that marks it as ours.
 const markerPort = MaxSlots

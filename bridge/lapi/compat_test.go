@@ -85,7 +85,7 @@ func TestGzipBodiesUnlessLAPIRefusesThem(t *testing.T) {
 	}{{true, "gzip,,"}, {false, "gzip,gzip"}} {
 		url, pushes := fakeLAPI(t, c.old)
 		cl, err := New(Options{URL: url, Login: "m", Password: "p", UserAgent: "t/1",
-			Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+			Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestAnswerSizeIsCapped(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, err := New(Options{URL: srv.URL + "/", Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestEdgeWithoutWithDecisionsOnOldLAPI(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, err := New(Options{URL: srv.URL + "/", Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, PerAlert: 1000})
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 10 * time.Second, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

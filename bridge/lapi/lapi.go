@@ -28,9 +28,10 @@ import (
 	"github.com/go-openapi/strfmt"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/allowlist"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
-// Options configure the client. Origin, Scenario, Type, PerAlert and
+// Options configure the client. Origin, Scenario, Type, BatchSize and
 // Message shape what Push sends; each decision carries its own duration.
 type Options struct {
 	URL       string
@@ -47,8 +48,9 @@ type Options struct {
 	Origin   string
 	Scenario string
 	Type     string
-	// PerAlert is how many decisions one alert carries.
-	PerAlert int
+	// BatchSize (decisions.batch_size) is how many decisions one alert
+	// carries.
+	BatchSize int
 	// Message describes the alerts in `cscli alerts list`.
 	Message string
 }
@@ -74,8 +76,8 @@ func New(opts Options) (*Client, error) {
 	if strings.Count(opts.UserAgent, "/") != 1 {
 		return nil, fmt.Errorf("user agent %q must be name/version", opts.UserAgent)
 	}
-	if opts.PerAlert <= 0 {
-		return nil, fmt.Errorf("decisions per alert must be positive, got %d", opts.PerAlert)
+	if opts.BatchSize <= 0 {
+		return nil, fmt.Errorf("decisions.batch_size must be positive, got %d", opts.BatchSize)
 	}
 	if opts.Timeout <= 0 {
 		return nil, fmt.Errorf("crowdsec.timeout must be positive, got %s", opts.Timeout)
@@ -161,7 +163,7 @@ func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(ctx, c.opts.Timeout)
 }
 
-// Push sends the decisions, PerAlert to an alert, all alerts in one
+// Push sends the decisions, BatchSize to an alert, all alerts in one
 // request, and returns the IDs LAPI gave the alerts, each with the end of
 // its longest decision. It is not idempotent: callers must not retry it
 // blindly after an error whose outcome is unknown.
@@ -171,9 +173,9 @@ func (c *Client) Push(ctx context.Context, ds []Decision, now time.Time) (map[in
 	}
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	req := make(models.AddAlertsRequest, 0, len(ds)/c.opts.PerAlert+1)
+	req := make(models.AddAlertsRequest, 0, len(ds)/c.opts.BatchSize+1)
 	var ends []time.Time
-	for chunk := range slices.Chunk(ds, c.opts.PerAlert) {
+	for chunk := range slices.Chunk(ds, c.opts.BatchSize) {
 		req = append(req, c.alert(chunk, now))
 		ends = append(ends, lastEnd(chunk, now))
 	}
@@ -312,20 +314,8 @@ func activeDecision(d *models.Decision) (p netip.Prefix, left time.Duration, ok 
 	if err != nil || left <= 0 {
 		return netip.Prefix{}, 0, false
 	}
-	p, err = parseValue(*d.Value)
+	p, err = source.ParsePrefix(*d.Value)
 	return p, left, err == nil
-}
-
-func parseValue(v string) (netip.Prefix, error) {
-	if strings.Contains(v, "/") {
-		p, err := netip.ParsePrefix(v)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // ErrAllowlistsUnsupported means the LAPI predates allowlists (before 1.6.6).
@@ -348,7 +338,7 @@ func (c *Client) Allowlists(ctx context.Context, now time.Time) ([]allowlist.Ent
 			if item == nil || expired(item.Expiration, now) {
 				continue
 			}
-			p, err := parseValue(item.Value)
+			p, err := source.ParsePrefix(item.Value)
 			if err != nil {
 				continue // LAPI validated it; a value we cannot read bans nothing
 			}

@@ -28,7 +28,7 @@ func newClient(t *testing.T, l *lapitest.LAPI, password string) *lapi.Client {
 	c, err := lapi.New(lapi.Options{
 		URL: l.URL, Login: "bridge-test", Password: password, UserAgent: "crowdsec-apiban-bridge/test",
 		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Timeout: 30 * time.Second,
-		PerAlert: 2, Message: "APIBAN sip",
+		BatchSize: 2, Message: "APIBAN sip",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestCAFileWithoutCertificateRefused(t *testing.T) {
 	}
 	_, err := lapi.New(lapi.Options{
 		URL: "https://127.0.0.1:1/", Login: "bridge-test", Password: "x", UserAgent: "crowdsec-apiban-bridge/test",
-		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Timeout: time.Second, PerAlert: 2,
+		Origin: "apiban", Scenario: "apiban/sip-blocklist", Type: "ban", Timeout: time.Second, BatchSize: 2,
 		CACertPath: ca,
 	})
 	if err == nil || !strings.Contains(err.Error(), ca+": no certificate found") {

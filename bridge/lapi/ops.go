@@ -48,10 +48,10 @@ func (c *Client) Lookup(ctx context.Context, addr netip.Addr) ([]Found, error) {
 	return out, nil
 }
 
-// Flush expires every decision of this bridge's origin (DELETE
+// DeleteOrigin expires every decision of this bridge's origin (DELETE
 // /v1/decisions?origin=...); bouncers see them as deleted. Alerts are left
 // for LAPI's own flush: deleting them would hide the expiry from bouncers.
-func (c *Client) Flush(ctx context.Context) (int, error) {
+func (c *Client) DeleteOrigin(ctx context.Context) (int, error) {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	resp, _, err := c.api.Decisions.Delete(ctx, apiclient.DecisionsDeleteOpts{OriginEquals: c.opts.Origin})

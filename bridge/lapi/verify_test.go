@@ -101,7 +101,7 @@ func TestHungLAPIFailsWithinTheTimeout(t *testing.T) {
 	}()
 	c, err := lapi.New(lapi.Options{
 		URL: "http://" + ln.Addr().String() + "/", Login: "m", Password: "p", UserAgent: "t/1",
-		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 500 * time.Millisecond, PerAlert: 10,
+		Origin: "apiban", Scenario: "s", Type: "ban", Timeout: 500 * time.Millisecond, BatchSize: 10,
 	})
 	if err != nil {
 		t.Fatal(err)

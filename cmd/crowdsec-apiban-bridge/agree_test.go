@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/netns"
@@ -106,10 +107,10 @@ func TestCheckAndStartRefuseAlike(t *testing.T) {
 		{enabled + "  update_frequency: 500ms\n", `config: bouncer.update_frequency: must be at least 1s, got 500ms`},
 		{enabled + "  origins: [\"apiban,cscli\"]\n", `config: bouncer.origins[0]: want an origin such as apiban, crowdsec or cscli, got "apiban,cscli"`},
 		{enabled + "  mode: iptables\n", `config: bouncer.mode: want nftables or ipset, got "iptables"`},
-		{enabled + "  table: crowdsec\n", `config: bouncer.table: "crowdsec" belongs to crowdsec-firewall-bouncer; choose another name`},
+		{enabled + "  table: crowdsec\n", `config: bouncer.table: "crowdsec" is another program's object; the bouncer deletes and flushes its own objects: choose another name`},
 		{enabled + "  set_prefix: apiban-bridge-0123456789\n", `config: bouncer.set_prefix: want a name of letters, digits, - and _ (at most 23, starting with a letter), got "apiban-bridge-0123456789"`},
-		{enabled + "  chain: crowdsec-chain\n", `config: bouncer.chain: must not start with "crowdsec-chain" (crowdsec-firewall-bouncer's chains), got "crowdsec-chain"`},
-		{enabled + "  iptables_chain: CROWDSEC_CHAIN\n", `config: bouncer.iptables_chain: "CROWDSEC_CHAIN" belongs to crowdsec-firewall-bouncer; choose another name`},
+		{enabled + "  chain: crowdsec-chain\n", `config: bouncer.chain: must not start with "crowdsec-chain" (another program's objects), got "crowdsec-chain"`},
+		{enabled + "  iptables_chain: CROWDSEC_CHAIN\n", `config: bouncer.iptables_chain: "CROWDSEC_CHAIN" is another program's object; the bouncer deletes and flushes its own objects: choose another name`},
 		{enabled + "  hooks: [output]\n", `config: bouncer.hooks[0]: want input or forward, got "output"`},
 		{enabled + "  metrics_interval: 30s\n", `config: bouncer.metrics_interval: must be 0 (none) or at least 1m, got 30s`},
 		{enabled + "  priority: 5000\n", `config: bouncer.priority: must be between -1000 and 1000, got 5000`},
@@ -230,19 +231,8 @@ func startParts(t *testing.T, ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	return bouncer.New(noBackend{}, bouncerOptions(cfg, log)).Run(ctx)
+	return bouncer.New(bouncertest.NewRecorder(true), bouncerOptions(cfg, log)).Run(ctx) // Run ends before its first tick
 }
-
-// noBackend is a kernel that is never asked anything: Run ends before its
-// first tick.
-type noBackend struct{}
-
-func (noBackend) Name() string                                       { return "none" }
-func (noBackend) Nested() bool                                       { return true }
-func (noBackend) Reconcile(context.Context, []bouncer.Element) error { return nil }
-func (noBackend) Apply(context.Context, bouncer.Changes) error       { return nil }
-func (noBackend) Cleanup(context.Context) error                      { return nil }
-func (noBackend) Close() error                                       { return nil }
 
 // agreePKI writes PEM files that load and returns the replacer of their
 // placeholders.

@@ -54,11 +54,21 @@ func bouncerOptions(cfg *config.Config, l logrus.FieldLogger) bouncer.Options {
 		url = cfg.CrowdSec.LAPIURL
 	}
 	return bouncer.Options{
-		APIURL: url, APIKey: bc.APIKey, CertPath: bc.CertPath, KeyPath: bc.KeyPath, CACertPath: bc.CACertPath,
-		InsecureSkipVerify: bc.InsecureSkipVerify, UpdateFrequency: bc.UpdateFrequency, Origins: bc.Origins,
-		UserAgent: name + "-bouncer/" + version, Allowlist: cfg.Allowlist.Prefixes, KeepOnExit: bc.KeepOnExit,
-		MinPrefixV4: bc.MinPrefixV4, MinPrefixV6: bc.MinPrefixV6,
-		MetricsInterval: bc.MetricsInterval, Log: l,
+		APIURL:             url,
+		APIKey:             bc.APIKey,
+		CertPath:           bc.CertPath,
+		KeyPath:            bc.KeyPath,
+		CACertPath:         bc.CACertPath,
+		InsecureSkipVerify: bc.InsecureSkipVerify,
+		UpdateFrequency:    bc.UpdateFrequency,
+		Origins:            bc.Origins,
+		UserAgent:          name + "-bouncer/" + version,
+		Allowlist:          cfg.Allowlist.Prefixes,
+		KeepOnExit:         bc.KeepOnExit,
+		MinPrefixV4:        bc.MinPrefixV4,
+		MinPrefixV6:        bc.MinPrefixV6,
+		MetricsInterval:    bc.MetricsInterval,
+		Log:                l,
 	}
 }
 
@@ -68,7 +78,11 @@ func newBackend(bc config.Bouncer) (bouncer.Backend, error) { return newBackendL
 func newBackendLogged(bc config.Bouncer, log logrus.FieldLogger) (bouncer.Backend, error) {
 	switch bc.Mode {
 	case "nftables":
-		opts := nftables.Options{Table: bc.Table, SetPrefix: bc.SetPrefix, Priority: bc.Priority}
+		opts := nftables.Options{
+			Table:     bc.Table,
+			SetPrefix: bc.SetPrefix,
+			Priority:  bc.Priority,
+		}
 		for _, h := range bc.Hooks {
 			switch h {
 			case "input":
@@ -83,7 +97,12 @@ func newBackendLogged(bc config.Bouncer, log logrus.FieldLogger) (bouncer.Backen
 		for _, h := range bc.Hooks {
 			hooks = append(hooks, strings.ToUpper(h)) // input -> INPUT
 		}
-		return ipset.New(ipset.Options{SetPrefix: bc.SetPrefix, Chain: bc.IptablesChain, Hooks: hooks, Log: log})
+		return ipset.New(ipset.Options{
+			SetPrefix: bc.SetPrefix,
+			Chain:     bc.IptablesChain,
+			Hooks:     hooks,
+			Log:       log,
+		})
 	default:
 		return nil, fmt.Errorf("bouncer.mode %q is not available", bc.Mode)
 	}

@@ -30,13 +30,19 @@ func newFeed(cfg *config.Config, log *logrus.Logger) (*apiban.Client, error) {
 func newLAPI(cfg *config.Config) (*lapi.Client, error) {
 	cs := cfg.CrowdSec
 	return lapi.New(lapi.Options{
-		URL: cs.LAPIURL, Login: cs.Login, Password: cs.Password, UserAgent: name + "/" + version,
-		CertPath: cs.CertPath, KeyPath: cs.KeyPath, CACertPath: cs.CACertPath, InsecureSkipVerify: cs.InsecureSkipVerify,
-		Timeout:  cs.Timeout,
-		Origin:   cfg.Decisions.Origin,
-		Scenario: cfg.Decisions.Scenario,
-		Type:     cfg.Decisions.Type,
-		PerAlert: cfg.Decisions.BatchSize,
-		Message:  "APIBAN " + cfg.APIBAN.Set + " blocklist",
+		URL:                cs.LAPIURL,
+		Login:              cs.Login,
+		Password:           cs.Password,
+		UserAgent:          name + "/" + version,
+		CertPath:           cs.CertPath,
+		KeyPath:            cs.KeyPath,
+		CACertPath:         cs.CACertPath,
+		InsecureSkipVerify: cs.InsecureSkipVerify,
+		Timeout:            cs.Timeout,
+		Origin:             cfg.Decisions.Origin,
+		Scenario:           cfg.Decisions.Scenario,
+		Type:               cfg.Decisions.Type,
+		BatchSize:          cfg.Decisions.BatchSize,
+		Message:            "APIBAN " + cfg.APIBAN.Set + " blocklist",
 	})
 }

@@ -140,7 +140,7 @@ func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logg
 		StatePath:           cfg.StateFile,
 		Duration:            cfg.Decisions.Duration,
 		RefreshBefore:       cfg.Decisions.RefreshBefore,
-		PushSize:            cfg.Decisions.BatchSize,
+		BatchSize:           cfg.Decisions.BatchSize,
 		FullResyncInterval:  cfg.APIBAN.FullResyncInterval,
 		Allowlist:           cfg.Allowlist.Prefixes,
 		LAPIAllowlists:      cfg.Allowlist.LAPIAllowlists,

@@ -76,12 +76,12 @@ func (c *Client) Requests() int { return int(c.requests.Load()) }
 // RateLimited is the number of 429 answers seen so far.
 func (c *Client) RateLimited() int { return int(c.rateLimited.Load()) }
 
-// Next fetches the batch after cursor ("" is the start of the list),
-// retrying as configured. Called with the cursor of the batch it returned
+// Next fetches the page after cursor ("" is the start of the list),
+// retrying as configured. Called with the cursor of the page it returned
 // last, it continues a pass through the feed, which it bounds: a cursor
 // that comes back, or a pass longer than Config.MaxPages full pages, is an
 // ErrBadResponse and that page is not returned.
-func (c *Client) Next(ctx context.Context, cursor string) (source.Batch, error) {
+func (c *Client) Next(ctx context.Context, cursor string) (source.Page, error) {
 	if cursor == "" {
 		cursor = StartCursor
 	}
@@ -96,13 +96,13 @@ func (c *Client) Next(ctx context.Context, cursor string) (source.Batch, error) 
 	}
 	if err != nil {
 		c.pass.reset()
-		return source.Batch{}, err
+		return source.Page{}, err
 	}
 	return b, nil
 }
 
 // fetch is one page, retried as configured.
-func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Batch, error) {
+func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Page, error) {
 	// max: a negative MaxRetries (a caller's bug) is one attempt, not
 	// retries without end.
 	attempts := max(c.cfg.MaxRetries, 0) + 1
@@ -112,25 +112,25 @@ func (c *Client) fetch(ctx context.Context, t target, cursor string) (source.Bat
 			return b, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return source.Batch{}, c.canceled(t, err)
+			return source.Page{}, c.canceled(t, err)
 		}
 		if !f.retry || n == attempts {
-			return source.Batch{}, scrub(fmt.Errorf("%w (attempt %d of %d)", f, n, attempts), c.secrets)
+			return source.Page{}, scrub(fmt.Errorf("%w (attempt %d of %d)", f, n, attempts), c.secrets)
 		}
 		wait := c.retryDelay(f, n)
 		c.log.WithFields(logrus.Fields{
 			"attempt": n, "max_attempts": attempts, "wait": wait.String(),
 		}).WithError(f).Warn("apiban request failed, retrying")
 		if err := c.clock.Sleep(ctx, wait); err != nil {
-			return source.Batch{}, c.canceled(t, err)
+			return source.Page{}, c.canceled(t, err)
 		}
 	}
 }
 
 // attempt is one paced request and its classification.
-func (c *Client) attempt(ctx context.Context, t target, cursor string, n int) (source.Batch, *failure) {
+func (c *Client) attempt(ctx context.Context, t target, cursor string, n int) (source.Page, *failure) {
 	r, f := c.pacedExchange(ctx, t)
-	var b source.Batch
+	var b source.Page
 	if f == nil {
 		if r.status == http.StatusTooManyRequests {
 			c.rateLimited.Add(1)
@@ -184,7 +184,7 @@ func (c *Client) canceled(t target, err error) error {
 	return fmt.Errorf("apiban: %s: gave up: %w", t, err)
 }
 
-func (c *Client) logRequest(t target, cursor string, n int, r response, b source.Batch, f *failure) {
+func (c *Client) logRequest(t target, cursor string, n int, r response, b source.Page, f *failure) {
 	entry := c.log.WithFields(logrus.Fields{
 		"method": t.method, "url": t.shown, "cursor": cursor, "attempt": n, "status": r.status,
 	})

@@ -49,7 +49,7 @@ type Config struct {
 	BackoffMax  time.Duration
 	// MaxBodyBytes caps a response body.
 	MaxBodyBytes int64
-	// MaxPages is the most full pages (of BatchSize entries) one pass
+	// MaxPages is the most full pages (of PageSize entries) one pass
 	// through the feed may take; the next page must end the list
 	// (CheckMaxPages).
 	MaxPages int

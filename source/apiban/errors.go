@@ -16,7 +16,7 @@ var (
 	ErrRateLimited = errors.New("apiban: rate limited")
 	// ErrServer: still 5xx after the retries.
 	ErrServer = errors.New("apiban: server error")
-	// ErrBadResponse: a reply that is neither a batch nor an end of the
+	// ErrBadResponse: a reply that is neither a page nor an end of the
 	// list (unparsable, truncated, oversized, unexpected status).
 	ErrBadResponse = errors.New("apiban: bad response")
 	// ErrTransport: the request itself failed (connection refused or

@@ -38,7 +38,7 @@ func FuzzClassify(f *testing.F) {
 		{200, `{"ipaddress":["0.0.0.0/0"],"ID":"../../x"}`},
 		{200, `[]`},
 		{200, `null`},
-		{200, `{"ipaddress":[` + strings.Repeat(`"192.0.2.1",`, BatchSize) + `"192.0.2.2"],"ID":"1700000001"}`},
+		{200, `{"ipaddress":[` + strings.Repeat(`"192.0.2.1",`, PageSize) + `"192.0.2.2"],"ID":"1700000001"}`},
 		{302, `{"ipaddress":["192.0.2.1"],"ID":"1700000001"}`},
 	}
 	for _, s := range seeds {
@@ -66,7 +66,7 @@ func FuzzClassify(f *testing.F) {
 		if !b.Last && b.Cursor == sent {
 			t.Fatalf("a batch that is not the last keeps cursor %q", sent)
 		}
-		if n := len(b.Prefixes) + b.Invalid; n > BatchSize {
+		if n := len(b.Prefixes) + b.Invalid; n > PageSize {
 			t.Fatalf("a batch of %d entries, more than a page", n)
 		}
 	})
@@ -93,7 +93,7 @@ func FuzzClientResponse(f *testing.F) {
 		`{"ipaddress":["192.0.2.1"],"ID":"1700000001"}`, `{"ipaddress":["no new bans"],"ID":"none"}`,
 		`{}`, ``, `<html>oops</html>`, `{"ipaddress":"` + key + `","ID":"` + key + `"}`,
 		`{"ipaddress":["192.0.2.1"],"ID":"99"}`, `{"ipaddress":["192.0.2.1"],"ID":"100"}`,
-		`{"ipaddress":[` + strings.Repeat(`"192.0.2.1",`, BatchSize) + `"192.0.2.2"],"ID":"1700000001"}`,
+		`{"ipaddress":[` + strings.Repeat(`"192.0.2.1",`, PageSize) + `"192.0.2.2"],"ID":"1700000001"}`,
 	} {
 		f.Add(200, []byte(s), false)
 	}
@@ -125,7 +125,7 @@ func FuzzClientResponse(f *testing.F) {
 		if strings.Contains(batch.Cursor, key) {
 			t.Fatalf("the key came back as the cursor")
 		}
-		if n := len(batch.Prefixes) + batch.Invalid; n > BatchSize {
+		if n := len(batch.Prefixes) + batch.Invalid; n > PageSize {
 			t.Fatalf("a batch of %d entries, more than a page", n)
 		}
 		if isNumber(batch.Cursor) && compareNumbers(batch.Cursor, "100") < 0 {

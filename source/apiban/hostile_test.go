@@ -78,7 +78,7 @@ func TestCyclingCursorEndsThePass(t *testing.T) {
 			cursor := ""
 			for _, want := range []string{"1000", "2000"} {
 				b, err := c.Next(ctx, cursor)
-				if err != nil || b.Cursor != want || b.Last || len(b.Prefixes) != apiban.BatchSize {
+				if err != nil || b.Cursor != want || b.Last || len(b.Prefixes) != apiban.PageSize {
 					t.Fatalf("Next(%q) = cursor %q last %v, %d prefixes, %v; want a full page to %s",
 						cursor, b.Cursor, b.Last, len(b.Prefixes), err, want)
 				}
@@ -125,7 +125,7 @@ func TestCursorBelowTheStartIsRefused(t *testing.T) {
 // pageServer answers full pages with the given IDs in turn, then the end.
 func pageServer(t *testing.T, ids []string) *httptest.Server {
 	t.Helper()
-	page := `"ipaddress":["` + strings.Join(apibansim.PublicIPv4s(apiban.BatchSize, 5), `","`) + `"]`
+	page := `"ipaddress":["` + strings.Join(apibansim.PublicIPv4s(apiban.PageSize, 5), `","`) + `"]`
 	next := make(chan string, len(ids))
 	for _, id := range ids {
 		next <- id
@@ -176,7 +176,7 @@ func TestOpaqueCursorCycle(t *testing.T) {
 
 func TestPassLongerThanMaxPagesEnds(t *testing.T) {
 	sim := newSim(t, apibansim.Options{StartID: 5000})
-	sim.Add(apibansim.PublicIPv4s(4*apiban.BatchSize, 7)...)
+	sim.Add(apibansim.PublicIPv4s(4*apiban.PageSize, 7)...)
 	cfg := fastConfig(sim, "v2")
 	cfg.MaxPages = 2
 	c := newClient(t, cfg)
@@ -192,7 +192,7 @@ func TestPassLongerThanMaxPagesEnds(t *testing.T) {
 	// Resuming from the last good cursor is a new pass, as the engine
 	// does on its next sync: the feed is read to its end.
 	rest, last, _ := pull(t, c, b2.Cursor)
-	if len(rest) != 2*apiban.BatchSize || last != sim.LastID() {
+	if len(rest) != 2*apiban.PageSize || last != sim.LastID() {
 		t.Fatalf("resumed pass read %d entries to %q, want 500 to %q", len(rest), last, sim.LastID())
 	}
 }
@@ -201,7 +201,7 @@ func TestPassLongerThanMaxPagesEnds(t *testing.T) {
 // the default (400) takes a list of 100,000.
 func TestPassOfMaxPagesIsWhole(t *testing.T) {
 	sim := newSim(t, apibansim.Options{})
-	ips := apibansim.PublicIPv4s(3*apiban.BatchSize, 8)
+	ips := apibansim.PublicIPv4s(3*apiban.PageSize, 8)
 	sim.Add(ips...)
 	cfg := fastConfig(sim, "v1")
 	cfg.MaxPages = 3

@@ -12,10 +12,10 @@ import (
 
 // expectedRequests is the documented cost of a full pull of n entries.
 func expectedRequests(n int) int {
-	if n%apiban.BatchSize == 0 {
-		return n/apiban.BatchSize + 1
+	if n%apiban.PageSize == 0 {
+		return n/apiban.PageSize + 1
 	}
-	return (n + apiban.BatchSize - 1) / apiban.BatchSize
+	return (n + apiban.PageSize - 1) / apiban.PageSize
 }
 
 func TestFullPullPaging(t *testing.T) {

@@ -43,7 +43,7 @@ func (p *passTracker) reset() {
 // take records page b, the answer to a request at sent, or says why the
 // pass must stop: its cursor came back (the feed cycles), went back, or
 // it is one full page past maxPages. The page itself is then refused.
-func (p *passTracker) take(sent string, b source.Batch, maxPages int) *failure {
+func (p *passTracker) take(sent string, b source.Page, maxPages int) *failure {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.seen == nil {
@@ -70,7 +70,7 @@ func (p *passTracker) take(sent string, b source.Batch, maxPages int) *failure {
 	if p.pages == maxPages {
 		return newFailure(ErrBadResponse, false,
 			"pass started at cursor %s is still going after %d full pages (%d entries), the limit per pass: the feed does not end",
-			p.start, maxPages, maxPages*BatchSize)
+			p.start, maxPages, maxPages*PageSize)
 	}
 	p.pages++
 	p.seen[b.Cursor] = p.pages
@@ -83,7 +83,7 @@ func (p *passTracker) take(sent string, b source.Batch, maxPages int) *failure {
 // past the request would, once saved, make the feed go back or in
 // circles. An empty page that repeats the cursor is only "nothing new",
 // as some mocks answer. The end of the list keeps the cursor sent.
-func cursorMoves(sent string, b source.Batch) *failure {
+func cursorMoves(sent string, b source.Page) *failure {
 	if !isNumber(b.Cursor) || !isNumber(sent) {
 		return nil
 	}

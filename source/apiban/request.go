@@ -139,20 +139,20 @@ func (c *Client) transportFailure(ctx context.Context, err error) *failure {
 	return f
 }
 
-// outcome classifies a response as a batch or a failure.
-func (c *Client) outcome(r response, sent string) (source.Batch, *failure) {
+// outcome classifies a response as a page or a failure.
+func (c *Client) outcome(r response, sent string) (source.Page, *failure) {
 	decisive := r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
 		r.status == http.StatusTooManyRequests || r.status >= 500
 	switch {
 	case r.location != "":
-		return source.Batch{}, redirected(r)
+		return source.Page{}, redirected(r)
 	case decisive:
 		// The status says it all; a body cut short does not matter.
 		return classify(r.status, nil, sent)
 	case r.readErr != nil:
-		return source.Batch{}, r.readErr
+		return source.Page{}, r.readErr
 	case r.tooBig:
-		return source.Batch{}, newFailure(ErrBadResponse, r.status == http.StatusOK,
+		return source.Page{}, newFailure(ErrBadResponse, r.status == http.StatusOK,
 			"status %d: body larger than the %s cap", r.status, byteSize(c.cfg.MaxBodyBytes))
 	}
 	return classify(r.status, r.body, sent)

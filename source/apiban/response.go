@@ -11,9 +11,9 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
 
-// BatchSize is the most entries APIBAN returns per request; a shorter
-// batch is the last one.
-const BatchSize = 250
+// PageSize is the most entries APIBAN returns per request; a shorter
+// page is the last one.
+const PageSize = 250
 
 // reply is a response body as decoded, before it means anything.
 // ipaddress comes as an array of addresses, or as a string in the
@@ -24,7 +24,7 @@ type reply struct {
 	isArray   bool
 	text      string // ipaddress when it is a string
 	id        string // "" when absent or null
-	// overLong is the length of an ipaddress array longer than BatchSize,
+	// overLong is the length of an ipaddress array longer than PageSize,
 	// whose elements were not decoded; 0 otherwise.
 	overLong int
 }
@@ -76,7 +76,7 @@ func (r *reply) decodeIPAddress(raw json.RawMessage) error {
 }
 
 // decodeEntries keeps string elements and counts the others, so that one
-// odd element costs one entry, not the batch. A list longer than a page
+// odd element costs one entry, not the page. A list longer than a page
 // is only counted: it will be refused whole, so its elements are not
 // decoded.
 func (r *reply) decodeEntries(raw json.RawMessage) error {
@@ -85,7 +85,7 @@ func (r *reply) decodeEntries(raw json.RawMessage) error {
 		return fmt.Errorf("ipaddress list: %w", err)
 	}
 	r.isArray = true
-	if len(elems) > BatchSize {
+	if len(elems) > PageSize {
 		r.overLong = len(elems)
 		return nil
 	}
@@ -112,29 +112,29 @@ func (r reply) noNewBans() bool {
 
 // classify reads one response: status code first, then body. sent is the
 // cursor of the request.
-func classify(status int, body []byte, sent string) (source.Batch, *failure) {
+func classify(status int, body []byte, sent string) (source.Page, *failure) {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return source.Batch{}, newFailure(ErrUnauthorized, false, "status %d", status)
+		return source.Page{}, newFailure(ErrUnauthorized, false, "status %d", status)
 	case status == http.StatusTooManyRequests:
-		return source.Batch{}, newFailure(ErrRateLimited, true, "status 429")
+		return source.Page{}, newFailure(ErrRateLimited, true, "status 429")
 	case status >= 500:
-		return source.Batch{}, newFailure(ErrServer, true, "status %d", status)
+		return source.Page{}, newFailure(ErrServer, true, "status %d", status)
 	}
 	r, err := decodeReply(body)
 	if err != nil {
 		// A 200 that does not decode was most likely damaged on the way;
 		// any other status is one we cannot read, and asking again will
 		// not change it.
-		return source.Batch{}, newFailure(ErrBadResponse, status == http.StatusOK, "status %d: %v", status, err)
+		return source.Page{}, newFailure(ErrBadResponse, status == http.StatusOK, "status %d: %v", status, err)
 	}
 	if isEnd(status, r) {
-		return source.Batch{Cursor: sent, Last: true}, nil
+		return source.Page{Cursor: sent, Last: true}, nil
 	}
 	if status != http.StatusOK {
-		return source.Batch{}, newFailure(ErrBadResponse, false, "unexpected status %d", status)
+		return source.Page{}, newFailure(ErrBadResponse, false, "unexpected status %d", status)
 	}
-	return batchOf(r, sent)
+	return pageOf(r, sent)
 }
 
 // isEnd: ID "none" means done whatever the (non-error) status; the
@@ -147,21 +147,21 @@ func isEnd(status int, r reply) bool {
 	return knownStatus && r.noNewBans()
 }
 
-// batchOf turns a 200 reply into a batch.
-func batchOf(r reply, sent string) (source.Batch, *failure) {
+// pageOf turns a 200 reply into a page.
+func pageOf(r reply, sent string) (source.Page, *failure) {
 	if !r.isArray {
-		return source.Batch{}, newFailure(ErrBadResponse, true, "status 200 without an ipaddress list")
+		return source.Page{}, newFailure(ErrBadResponse, true, "status 200 without an ipaddress list")
 	}
 	if r.overLong > 0 {
 		// APIBAN never sends more than a page: a longer one is a broken
 		// or hostile feed, and none of it may reach LAPI.
-		return source.Batch{}, newFailure(ErrBadResponse, false,
-			"page of %d entries, more than APIBAN's %d per page: refused whole", r.overLong, BatchSize)
+		return source.Page{}, newFailure(ErrBadResponse, false,
+			"page of %d entries, more than APIBAN's %d per page: refused whole", r.overLong, PageSize)
 	}
 	if !validCursor(r.id) {
-		return source.Batch{}, newFailure(ErrBadResponse, true, "status 200 with a missing or malformed ID")
+		return source.Page{}, newFailure(ErrBadResponse, true, "status 200 with a missing or malformed ID")
 	}
-	b := source.Batch{Cursor: r.id, Invalid: r.nonString, Prefixes: make([]netip.Prefix, 0, len(r.entries))}
+	b := source.Page{Cursor: r.id, Invalid: r.nonString, Prefixes: make([]netip.Prefix, 0, len(r.entries))}
 	for _, e := range r.entries {
 		p, err := ParseEntry(e)
 		if err != nil {
@@ -170,11 +170,11 @@ func batchOf(r reply, sent string) (source.Batch, *failure) {
 		}
 		b.Prefixes = append(b.Prefixes, p)
 	}
-	b.Last = len(r.entries)+r.nonString < BatchSize
+	b.Last = len(r.entries)+r.nonString < PageSize
 	if !b.Last && r.id == sent {
-		// A full batch that does not move the cursor would make the
+		// A full page that does not move the cursor would make the
 		// caller ask for the same page forever.
-		return source.Batch{}, newFailure(ErrBadResponse, false, "full page did not move past the requested cursor %s", sent)
+		return source.Page{}, newFailure(ErrBadResponse, false, "full page did not move past the requested cursor %s", sent)
 	}
 	return b, nil
 }

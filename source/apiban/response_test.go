@@ -11,7 +11,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
-	full := `{"ipaddress":[` + strings.TrimSuffix(strings.Repeat(`"192.0.2.1",`, BatchSize), ",") + `],"ID":"1700000249"}`
+	full := `{"ipaddress":[` + strings.TrimSuffix(strings.Repeat(`"192.0.2.1",`, PageSize), ",") + `],"ID":"1700000249"}`
 	cases := []struct {
 		name   string
 		status int
@@ -57,7 +57,7 @@ func TestClassify(t *testing.T) {
 		{"404 html", 404, `<html>not found</html>`, "bad final"},
 		{"302", 302, ``, "bad final"},
 		{"over-long page", 200, strings.Replace(full, `"ipaddress":[`, `"ipaddress":[7,`, 1), "bad final"},
-		{"over-long end of list", 400, `{"ipaddress":[` + strings.Repeat(`"x",`, BatchSize) + `"x"],"ID":"none"}`, "end"},
+		{"over-long end of list", 400, `{"ipaddress":[` + strings.Repeat(`"x",`, PageSize) + `"x"],"ID":"none"}`, "end"},
 	}
 	for _, tc := range cases {
 		b, f := classify(tc.status, []byte(tc.body), "sent")
@@ -121,12 +121,12 @@ func TestOverlongPageError(t *testing.T) {
 }
 
 func TestCursorMoves(t *testing.T) {
-	page := func(cursor string, entries int, last bool) source.Batch {
-		return source.Batch{Cursor: cursor, Prefixes: make([]netip.Prefix, entries), Last: last}
+	page := func(cursor string, entries int, last bool) source.Page {
+		return source.Page{Cursor: cursor, Prefixes: make([]netip.Prefix, entries), Last: last}
 	}
 	cases := []struct {
 		sent string
-		b    source.Batch
+		b    source.Page
 		want string // "" for no error
 	}{
 		{"100", page("1700000000", 250, false), ""},

@@ -185,7 +185,7 @@ func (s *Sim) hang(r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
-// writeOversized streams a well-formed batch padded past the size, so
+// writeOversized streams a well-formed page padded past the size, so
 // only a size cap, not a parse error, can stop a client.
 func (s *Sim) writeOversized(w http.ResponseWriter) {
 	const head, tail = `{"ipaddress":["192.0.2.1","`, `"],"ID":"1"}`

@@ -7,7 +7,7 @@ import (
 
 // DefaultOverlongEntries is one entry more than a page holds: the
 // smallest over-long page.
-const DefaultOverlongEntries = DefaultBatchSize + 1
+const DefaultOverlongEntries = DefaultPageSize + 1
 
 // hostile counts the hostile pages served; the Sim's mutex guards it.
 type hostile struct {
@@ -34,7 +34,7 @@ func (s *Sim) writeHostile(w http.ResponseWriter, f Fault) {
 	s.mu.Lock()
 	k := s.hostile.pages
 	s.hostile.pages++
-	n, id := s.batchSize, int64(0)
+	n, id := s.pageSize, int64(0)
 	switch f {
 	case FaultCursorCycle:
 		id = 1000 * int64(1+s.hostile.cycles%2)
@@ -46,5 +46,5 @@ func (s *Sim) writeHostile(w http.ResponseWriter, f Fault) {
 		n, id = s.overlong, s.list.nextID+1_000_000
 	}
 	s.mu.Unlock()
-	writeBatch(w, HostileEntries(k, n), id)
+	writePage(w, HostileEntries(k, n), id)
 }

@@ -81,7 +81,7 @@ func writeEnd(w http.ResponseWriter, f EndForm) {
 	}
 }
 
-func writeBatch(w http.ResponseWriter, ips []string, lastID int64) {
+func writePage(w http.ResponseWriter, ips []string, lastID int64) {
 	writeJSON(w, http.StatusOK, reply{IPAddress: ips, ID: strconv.FormatInt(lastID, 10)})
 }
 

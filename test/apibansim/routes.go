@@ -119,12 +119,12 @@ func (s *Sim) serveList(w http.ResponseWriter, set, id string) {
 		writeBadRequest(w, "invalid id")
 		return
 	}
-	ips, last := s.list.after(set, cursor, s.batchSize)
+	ips, last := s.list.after(set, cursor, s.pageSize)
 	if len(ips) == 0 {
 		writeEnd(w, s.endForm)
 		return
 	}
-	writeBatch(w, ips, last)
+	writePage(w, ips, last)
 }
 
 func (s *Sim) serveCheck(w http.ResponseWriter, set, ip string) {

@@ -18,7 +18,7 @@ const (
 	DefaultKey           = "sim-key"
 	DefaultMaxRequests   = 11
 	DefaultRateWindow    = 2 * time.Minute
-	DefaultBatchSize     = 250
+	DefaultPageSize      = 250
 	DefaultStartID       = 1700000000
 	DefaultMaxHang       = 30 * time.Second
 	DefaultOversizeBytes = 10 << 20
@@ -38,8 +38,8 @@ type Options struct {
 	MaxRequests int
 	// RateWindow is the sliding window of the limit; 0 means 2 minutes.
 	RateWindow time.Duration
-	// BatchSize caps entries per reply; 0 means 250.
-	BatchSize int
+	// PageSize caps entries per reply; 0 means 250.
+	PageSize int
 	// StartID is the ID of the first entry added; 0 means 1700000000.
 	// It must be above 100, so that the start cursors "0" and "100"
 	// come before every entry.
@@ -66,8 +66,8 @@ func (o Options) withDefaults() Options {
 	if o.RateWindow <= 0 {
 		o.RateWindow = DefaultRateWindow
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
+	if o.PageSize <= 0 {
+		o.PageSize = DefaultPageSize
 	}
 	if o.StartID == 0 {
 		o.StartID = DefaultStartID
@@ -89,13 +89,13 @@ func (o Options) withDefaults() Options {
 
 // Sim is a running simulator. All methods are safe for concurrent use.
 type Sim struct {
-	key       string
-	batchSize int
-	maxHang   time.Duration
-	oversize  int
-	overlong  int
-	srv       *httptest.Server
-	mux       *http.ServeMux
+	key      string
+	pageSize int
+	maxHang  time.Duration
+	oversize int
+	overlong int
+	srv      *httptest.Server
+	mux      *http.ServeMux
 	// closing releases hanging requests so Close does not wait on them.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -114,16 +114,16 @@ type Sim struct {
 func New(opts Options) *Sim {
 	opts = opts.withDefaults()
 	s := &Sim{
-		key:       opts.Key,
-		batchSize: opts.BatchSize,
-		maxHang:   opts.MaxHang,
-		oversize:  opts.OversizeBytes,
-		overlong:  opts.OverlongEntries,
-		closing:   make(chan struct{}),
-		list:      newList(opts.StartID),
-		endForm:   opts.EndForm,
-		limiter:   newLimiter(opts.MaxRequests, opts.RateWindow),
-		stats:     newStats(),
+		key:      opts.Key,
+		pageSize: opts.PageSize,
+		maxHang:  opts.MaxHang,
+		oversize: opts.OversizeBytes,
+		overlong: opts.OverlongEntries,
+		closing:  make(chan struct{}),
+		list:     newList(opts.StartID),
+		endForm:  opts.EndForm,
+		limiter:  newLimiter(opts.MaxRequests, opts.RateWindow),
+		stats:    newStats(),
 	}
 	s.mux = s.routes()
 	s.srv = httptest.NewUnstartedServer(s)

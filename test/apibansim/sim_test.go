@@ -45,7 +45,7 @@ func newTestSim(t *testing.T, o Options) *Sim {
 }
 
 func TestStartFormsAndPaging(t *testing.T) {
-	s := newTestSim(t, Options{BatchSize: 2, StartID: 1010})
+	s := newTestSim(t, Options{PageSize: 2, StartID: 1010})
 	s.Add("a", "b", "c")
 	for _, path := range []string{"/api/sim-key/banned", "/api/sim-key/banned/0", "/api/sim-key/banned/100"} {
 		if st, r := get(t, s, "GET", path, "", ""); st != 200 || r.ID != "1011" || !slices.Equal(toStrings(r.IPAddress), []string{"a", "b"}) {
@@ -259,7 +259,7 @@ func TestPublicIPv4s(t *testing.T) {
 }
 
 func TestHostilePages(t *testing.T) {
-	s := newTestSim(t, Options{BatchSize: 3, OverlongEntries: 7})
+	s := newTestSim(t, Options{PageSize: 3, OverlongEntries: 7})
 	s.Add("192.0.2.10", "192.0.2.11")
 	s.FailNext(FaultCursorCycle, FaultCursorCycle, FaultCursorCycle, FaultCursorBack, FaultCursorBack,
 		FaultCursorBack, FaultCursorBack, FaultOverlong, NoFault)

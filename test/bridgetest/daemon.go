@@ -10,10 +10,14 @@ import (
 
 // Daemon is the bridge running in the background for one test.
 type Daemon struct {
-	t    testing.TB
-	Cmd  *exec.Cmd
-	Log  *Buffer // stdout and stderr
-	done chan error
+	t   testing.TB
+	Cmd *exec.Cmd
+	Log *Buffer // stdout and stderr
+	// exited is closed once the one Wait call returned, with its error in
+	// err; the daemon's exit is read from there only, never from
+	// Cmd.ProcessState, which Wait writes.
+	exited chan struct{}
+	err    error
 }
 
 // StartDaemon runs bin with args (and env added to the test's environment).
@@ -21,18 +25,23 @@ type Daemon struct {
 // any of secrets, and on failure the output is logged with them redacted.
 func StartDaemon(t testing.TB, bin string, env, secrets []string, args ...string) *Daemon {
 	t.Helper()
-	d := &Daemon{t: t, Log: &Buffer{}, done: make(chan error, 1)}
+	d := &Daemon{t: t, Log: &Buffer{}, exited: make(chan struct{})}
 	d.Cmd = exec.Command(bin, args...)
 	d.Cmd.Env = append(os.Environ(), env...)
 	d.Cmd.Stdout, d.Cmd.Stderr = d.Log, d.Log
 	if err := d.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.done <- d.Cmd.Wait() }()
+	go func() {
+		d.err = d.Cmd.Wait()
+		close(d.exited)
+	}()
 	t.Cleanup(func() {
-		if d.Cmd.ProcessState == nil {
+		select {
+		case <-d.exited:
+		default:
 			_ = d.Cmd.Process.Kill()
-			<-d.done
+			<-d.exited
 		}
 		out := d.Log.String()
 		AssertNoSecrets(t, out, secrets...)
@@ -47,9 +56,8 @@ func StartDaemon(t testing.TB, bin string, env, secrets []string, args ...string
 func (d *Daemon) Running() {
 	d.t.Helper()
 	select {
-	case err := <-d.done:
-		d.done <- err
-		d.t.Fatalf("the daemon exited (%v):\n%s", err, d.Log.String())
+	case <-d.exited:
+		d.t.Fatalf("the daemon exited (%v):\n%s", d.err, d.Log.String())
 	default:
 	}
 }
@@ -63,9 +71,9 @@ func (d *Daemon) Stop() string {
 	d.t.Helper()
 	d.Signal(syscall.SIGTERM)
 	select {
-	case err := <-d.done:
-		if err != nil {
-			d.t.Fatalf("daemon exit: %v\n%s", err, d.Log.String())
+	case <-d.exited:
+		if d.err != nil {
+			d.t.Fatalf("daemon exit: %v\n%s", d.err, d.Log.String())
 		}
 	case <-time.After(20 * time.Second):
 		d.t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.Log.String())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // wantLines fails unless every pattern matches a line of out.
@@ -112,7 +113,7 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 	e := newEnv(t, withObservability(port))
 	want := feed(e, 20, 22)
 	e.daemon() // killed, and its log shown on failure, at test end
-	waitFor(t, 30*time.Second, func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "/healthz", func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 		if err == nil {
 			resp.Body.Close()
@@ -152,7 +153,7 @@ func TestStatusIsNotFooledByAPortSquatter(t *testing.T) {
 	e := newEnv(t, withObservability(port))
 	feed(e, 20, 27)
 	d := e.daemon()
-	waitFor(t, 30*time.Second, func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "a finished sync in the log file", func() bool {
 		return strings.Contains(readFile(t, e.dir+"/crowdsec-apiban-bridge.log"), "sync finished")
 	})
 	out := e.run("status").Stdout

@@ -72,7 +72,7 @@ func withV1AndCredentialsFile(e *env, c *bridgetest.Config) {
 func (e *env) run(args ...string) bridgetest.Result {
 	e.t.Helper()
 	r := bridgetest.Run(e.t, time.Minute, bridgeBin, append([]string{"-c", e.config}, args...)...)
-	assertNoSecrets(e.t, r.Stdout+r.Stderr)
+	bridgetest.AssertNoSecrets(e.t, r.Stdout+r.Stderr, apiKey, password)
 	return r
 }
 
@@ -83,14 +83,6 @@ func (e *env) mustSync(args ...string) bridgetest.Result {
 		e.t.Fatalf("bridge --once exited %d\n%s", r.Code, r.Stderr)
 	}
 	return r
-}
-
-// assertNoSecrets stops the test if out holds apiKey or password.
-func assertNoSecrets(t *testing.T, out string) {
-	t.Helper()
-	if !bridgetest.AssertNoSecrets(t, out, apiKey, password) {
-		t.FailNow()
-	}
 }
 
 // decisions returns the active apiban decisions by value and fails on

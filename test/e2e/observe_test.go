@@ -85,7 +85,9 @@ func scrape(t *testing.T, base string) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		assertNoSecrets(t, line) // every line, labels and help text included
+		if !bridgetest.AssertNoSecrets(t, line, apiKey, password) { // every line, labels and help text included
+			t.FailNow()
+		}
 		if !strings.HasPrefix(line, "crowdsec_apiban_bridge_") {
 			continue
 		}
@@ -113,7 +115,7 @@ func getHealth(t *testing.T, base string) healthz {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	assertNoSecrets(t, string(raw))
+	bridgetest.AssertNoSecrets(t, string(raw), apiKey, password)
 	h := healthz{code: resp.StatusCode, raw: string(raw)}
 	if err := json.Unmarshal(raw, &h.body); err != nil {
 		t.Fatalf("/healthz body %q: %v", raw, err)
@@ -153,7 +155,7 @@ func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	stderr := d.Log
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	waitFor(t, 30*time.Second, func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "/healthz", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -192,7 +194,7 @@ func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	// LAPI goes away: the next sync fails, counted as a LAPI error; one
 	// failure is not yet unhealthy.
 	e.lapi.Stop()
-	waitFor(t, 40*time.Second, func() bool { return scrape(t, base)[`errors_total{kind="lapi"}`] >= 1 })
+	bridgetest.Eventually(t, 40*time.Second, "a lapi error counted", func() bool { return scrape(t, base)[`errors_total{kind="lapi"}`] >= 1 })
 	m = scrape(t, base)
 	if m[`syncs_total{outcome="failure"}`] < 1 || m[`errors_total{kind="state"}`] != 0 {
 		t.Errorf("after LAPI stopped: failures %v, state errors %v", m[`syncs_total{outcome="failure"}`], m[`errors_total{kind="state"}`])
@@ -215,7 +217,7 @@ func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 	if !strings.Contains(string(logged), `msg="sync finished"`) || strings.Contains(stderr.String(), `msg="sync finished"`) {
 		t.Errorf("log_mode file: the file lacks the sync line or stderr has it\nfile:\n%s\nstderr:\n%s", logged, stderr.String())
 	}
-	assertNoSecrets(t, string(logged)+stderr.String())
+	bridgetest.AssertNoSecrets(t, string(logged)+stderr.String(), apiKey, password)
 	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		t.Error("the metrics port is still open after exit")
 	}

@@ -19,10 +19,10 @@ func TestSIGUSR1RunsAFullResync(t *testing.T) {
 	d := e.daemon()
 	logs := d.Log
 	syncs := func() int { return strings.Count(logs.String(), `msg="sync finished"`) }
-	waitFor(t, 30*time.Second, func() bool { return syncs() == 1 })
+	bridgetest.Eventually(t, 30*time.Second, "the first sync", func() bool { return syncs() == 1 })
 	e.sim.ResetStats()
 	d.Signal(syscall.SIGUSR1)
-	waitFor(t, 30*time.Second, func() bool { return syncs() == 2 })
+	bridgetest.Eventually(t, 30*time.Second, "the sync SIGUSR1 asks for", func() bool { return syncs() == 2 })
 	last := logs.String()[strings.LastIndex(logs.String(), `msg="sync finished"`):]
 	for _, want := range []string{"full=true", "fetched=300", "pushed=0 ", "already_active=300"} {
 		if !strings.Contains(last, want) {
@@ -32,5 +32,5 @@ func TestSIGUSR1RunsAFullResync(t *testing.T) {
 	if got := e.sim.Requests(); got != 2 {
 		t.Errorf("full resync of 300 entries used %d requests, want 2", got)
 	}
-	assertNoSecrets(t, logs.String())
+	bridgetest.AssertNoSecrets(t, logs.String(), apiKey, password)
 }

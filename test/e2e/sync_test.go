@@ -178,31 +178,19 @@ func TestDaemonSyncsAndStopsOnSIGTERM(t *testing.T) {
 	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.PollInterval = 10 * time.Second })
 	want := feed(e, 50, 7)
 	d := e.daemon()
-	waitFor(t, 30*time.Second, func() bool { return len(e.decisions()) == len(want) })
+	bridgetest.Eventually(t, 30*time.Second, "every decision in LAPI", func() bool { return len(e.decisions()) == len(want) })
 	more := apibansim.PublicIPv4s(5, 8)
 	e.sim.Add(more...)
 	want = append(want, more...)
-	waitFor(t, 30*time.Second, func() bool { return len(e.decisions()) == len(want) })
+	bridgetest.Eventually(t, 30*time.Second, "every decision in LAPI", func() bool { return len(e.decisions()) == len(want) })
 	e.assertExactly(want)
 
 	out := d.Stop()
-	assertNoSecrets(t, out)
+	bridgetest.AssertNoSecrets(t, out, apiKey, password)
 	if !strings.Contains(out, "stopped") {
 		t.Errorf("no clean stop logged:\n%s", out)
 	}
 	if st := e.savedState(); len(st.Active) != len(want) {
 		t.Fatalf("state holds %d active, want %d", len(st.Active), len(want))
-	}
-}
-
-// waitFor polls cond every 200ms until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", limit)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -39,7 +39,7 @@ func TestAlertFlushIsRepairedInOneSync(t *testing.T) {
 	for i := range 40 {
 		e.lapi.Cscli(t, "decisions", "add", "-i", fmt.Sprintf("203.0.113.%d", i+1), "-d", "1h")
 	}
-	waitFor(t, 3*time.Minute, func() bool { return len(e.lapi.Decisions(t, "apiban")) == 0 })
+	bridgetest.Eventually(t, 3*time.Minute, "LAPI's flush to take every apiban decision", func() bool { return len(e.lapi.Decisions(t, "apiban")) == 0 })
 
 	r := e.mustSync()
 	e.assertExactly(want)
@@ -139,7 +139,7 @@ func TestOneWriterPerStateFile(t *testing.T) {
 	}
 
 	d := e.daemon()
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(d.Log.String(), "sync finished") })
+	bridgetest.Eventually(t, 30*time.Second, "a finished sync", func() bool { return strings.Contains(d.Log.String(), "sync finished") })
 	r := e.run("--once")
 	if r.Code == 0 || !strings.Contains(r.Stderr, e.state+".lock is held by PID") {
 		t.Fatalf("--once beside the daemon: exit %d\n%s", r.Code, r.Stderr)
@@ -204,7 +204,7 @@ func TestHungLAPIFailsTheSyncAndTheHealthCheck(t *testing.T) {
 	d := e.daemon()
 	defer d.Stop()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, time.Minute, func() bool {
+	bridgetest.Eventually(t, time.Minute, "/healthz", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return false

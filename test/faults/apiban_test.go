@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // Every kind of APIBAN misbehaviour, in bursts longer than the client's
@@ -27,14 +28,10 @@ func TestAPIBANFaultsDaemonKeepsRunningAndConverges(t *testing.T) {
 	}
 	r.sim.FailNext(faults...)
 	d := r.start()
-	deadline := time.Now().Add(4 * time.Minute)
-	for r.sim.PendingFaults() > 0 {
+	bridgetest.Eventually(t, 4*time.Minute, "every fault served", func() bool {
 		d.Running()
-		if time.Now().After(deadline) {
-			t.Fatalf("%d faults never served:\n%s", r.sim.PendingFaults(), d.Log.String())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return r.sim.PendingFaults() == 0
+	})
 	// New entries after the storm still arrive.
 	r.feed(40, 12)
 	r.waitConverged(d, 90*time.Second)

@@ -94,7 +94,7 @@ func runAndKill(r *rig, delay time.Duration) (finished bool, err error) {
 	defer timer.Stop()
 	select {
 	case err := <-done:
-		assertNoSecrets(r.t, out.String())
+		bridgetest.AssertNoSecrets(r.t, out.String(), apiKey, password)
 		if err != nil {
 			return true, errors.New("a sync failed without being killed:\n" + out.String())
 		}
@@ -103,7 +103,7 @@ func runAndKill(r *rig, delay time.Duration) (finished bool, err error) {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	<-done
-	assertNoSecrets(r.t, out.String())
+	bridgetest.AssertNoSecrets(r.t, out.String(), apiKey, password)
 	return false, nil
 }
 

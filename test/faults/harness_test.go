@@ -114,13 +114,6 @@ func stop(t *testing.T, d *bridgetest.Daemon) string {
 	return out
 }
 
-// assertNoSecrets fails the test, and lets it go on, if out holds apiKey
-// or password.
-func assertNoSecrets(t *testing.T, out string) {
-	t.Helper()
-	bridgetest.AssertNoSecrets(t, out, apiKey, password)
-}
-
 // decisions returns this bridge's active decisions by value; it fails on
 // a value holding two.
 func (r *rig) decisions() (map[string]bool, error) {
@@ -156,35 +149,34 @@ func (r *rig) converged() bool {
 // waitConverged waits for convergence, with the daemon alive throughout.
 func (r *rig) waitConverged(d *bridgetest.Daemon, limit time.Duration) {
 	r.t.Helper()
-	deadline := time.Now().Add(limit)
-	for !r.converged() {
+	if bridgetest.Poll(limit, func() bool {
 		if d != nil {
 			d.Running()
 		}
-		if time.Now().After(deadline) {
-			got, _ := r.decisions()
-			var missing, extra []string
-			for v := range r.want {
-				if !got[v] {
-					missing = append(missing, v)
-				}
-			}
-			for v := range got {
-				if !r.want[v] {
-					extra = append(extra, v)
-				}
-			}
-			sort.Strings(missing)
-			sort.Strings(extra)
-			log := ""
-			if d != nil {
-				log = d.Log.String()
-			}
-			r.t.Fatalf("not converged within %s: %d missing %v, %d unexpected %v\n%s",
-				limit, len(missing), bridgetest.Head(missing, 10), len(extra), bridgetest.Head(extra, 10), log)
-		}
-		time.Sleep(500 * time.Millisecond)
+		return r.converged()
+	}) {
+		return
 	}
+	got, _ := r.decisions()
+	var missing, extra []string
+	for v := range r.want {
+		if !got[v] {
+			missing = append(missing, v)
+		}
+	}
+	for v := range got {
+		if !r.want[v] {
+			extra = append(extra, v)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	log := ""
+	if d != nil {
+		log = d.Log.String()
+	}
+	r.t.Fatalf("not converged within %s: %d missing %v, %d unexpected %v\n%s",
+		limit, len(missing), bridgetest.Head(missing, 10), len(extra), bridgetest.Head(extra, 10), log)
 }
 
 func (r *rig) savedState() *state.State {
@@ -201,7 +193,7 @@ func (r *rig) once(args ...string) (int, string) {
 	r.t.Helper()
 	res := bridgetest.Run(r.t, 2*time.Minute, bridgeBin, append([]string{"-c", r.config, "--once"}, args...)...)
 	out := res.Combined()
-	assertNoSecrets(r.t, out)
+	bridgetest.AssertNoSecrets(r.t, out, apiKey, password)
 	return res.Code, out
 }
 

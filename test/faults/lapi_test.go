@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,15 +90,12 @@ func TestLAPIDownMidSync(t *testing.T) {
 	stop(t, d)
 }
 
-// waitLog waits until the daemon's log holds s.
+// waitLog waits until the daemon's log holds s, the daemon alive
+// throughout.
 func waitLog(t *testing.T, d *bridgetest.Daemon, s string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(d.Log.String(), s) {
+	bridgetest.Eventually(t, limit, fmt.Sprintf("the log to say %q", s), func() bool {
 		d.Running()
-		if time.Now().After(deadline) {
-			t.Fatalf("the log never said %q within %s:\n%s", s, limit, d.Log.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return strings.Contains(d.Log.String(), s)
+	})
 }

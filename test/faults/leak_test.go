@@ -15,6 +15,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 )
 
 // The daemon loop, wired in-process as cmd wires it and run against the
@@ -37,12 +38,12 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	}
 	lc, err := lapi.New(lapi.Options{URL: r.lapi.URL, Login: "crowdsec-apiban-bridge", Password: password,
 		UserAgent: "crowdsec-apiban-bridge/test", Origin: origin, Scenario: "apiban/sip-blocklist", Type: "ban",
-		Timeout: 30 * time.Second, PerAlert: 250, Message: "leak test"})
+		Timeout: 30 * time.Second, BatchSize: 250, Message: "leak test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := bridge.New(src, lc, bridge.Options{StatePath: filepath.Join(r.dir, "leak-state.json"),
-		Duration: 168 * time.Hour, RefreshBefore: 24 * time.Hour, PushSize: 250, Log: log})
+		Duration: 168 * time.Hour, RefreshBefore: 24 * time.Hour, BatchSize: 250, Log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -50,10 +51,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 		e.Run(ctx, bridge.Schedule{Interval: time.Minute, RetryMin: 100 * time.Millisecond})
 	}()
 	// Cancel while the first page hangs.
-	deadline := time.Now().Add(30 * time.Second)
-	for r.sim.PendingFaults() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	bridgetest.Poll(30*time.Second, func() bool { return r.sim.PendingFaults() == 0 })
 	cancel()
 	select {
 	case <-done:
@@ -62,11 +60,11 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	}
 	closeIdle()
 	var left []string
-	for range 50 { // goroutines need a moment to unwind
-		if left = extra(before, ours()); len(left) == 0 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if bridgetest.Poll(5*time.Second, func() bool { // goroutines need a moment to unwind
+		left = extra(before, ours())
+		return len(left) == 0
+	}) {
+		return
 	}
 	t.Fatalf("%d goroutines left after shutdown:\n%s", len(left), strings.Join(left, "\n\n"))
 }

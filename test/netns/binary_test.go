@@ -120,7 +120,7 @@ func TestBinaryInNamespace(t *testing.T) {
 		}
 	})
 
-	eventually(t, 60*time.Second, "the APIBAN address in the kernel set", func() bool {
+	bridgetest.Eventually(t, 60*time.Second, "the APIBAN address in the kernel set", func() bool {
 		return has(ourElements(t, "nftables", pbx), banned+"/32")
 	})
 	probe.want(banned, false, "listed by APIBAN")

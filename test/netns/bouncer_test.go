@@ -23,6 +23,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/ipset"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/nftables"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -82,11 +83,11 @@ func helper() int {
 // the namespace nsName (open at fd).
 func newBackend(mode string, fd int, nsName string) (bouncer.Backend, error) {
 	if mode == "ipset" {
-		return ipset.New(ipset.Options{SetPrefix: "apiban-bridge", Chain: "APIBAN_BRIDGE", Hooks: []string{"INPUT"},
+		return ipset.New(ipset.Options{SetPrefix: ourPrefix, Chain: ourIptablesChain, Hooks: []string{"INPUT"},
 			NetNSFd: fd, CommandPrefix: []string{"ip", "netns", "exec", nsName}})
 	}
-	return nftables.New(nftables.Options{Table: "apiban_bridge", SetPrefix: "apiban-bridge",
-		InputChain: "apiban-bridge-input", Priority: -10, NetNSFd: fd})
+	return nftables.New(nftables.Options{Table: ourTable, SetPrefix: ourPrefix,
+		InputChain: ourChain + "-input", Priority: ourPriority, NetNSFd: fd})
 }
 
 // pbxHost is the running helper.
@@ -194,19 +195,16 @@ func (p *udpProbe) arrives(src string) bool {
 			p.t.Fatalf("send from %s: %v", src, err)
 		}
 	}
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
+	return bridgetest.Poll(time.Second, func() bool {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		for _, m := range payloads {
 			if p.got[m] {
-				p.mu.Unlock()
 				return true
 			}
 		}
-		p.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
+		return false
+	})
 }
 
 func (p *udpProbe) want(src string, arrive bool, why string) {
@@ -216,19 +214,8 @@ func (p *udpProbe) want(src string, arrive bool, why string) {
 	}
 }
 
-// eventually polls cond for up to limit.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out after %s waiting for %s", limit, what)
-}
-
 // ourIpsets matches the names of our ipsets, one pair per origin.
-var ourIpsets = regexp.MustCompile(`^apiban-bridge-[0-9]+-v[46]$`)
+var ourIpsets = regexp.MustCompile(`^` + regexp.QuoteMeta(ourPrefix) + `-[0-9]+-v[46]$`)
 
 // ourElements lists the elements of our sets.
 func ourElements(t *testing.T, mode string, pbx *NS) map[netip.Prefix]SetElem {
@@ -243,8 +230,8 @@ func ourElements(t *testing.T, mode string, pbx *NS) map[netip.Prefix]SetElem {
 		}
 		return all
 	}
-	for _, s := range pbx.NftSetNames(t, "inet", "apiban_bridge") {
-		elems, _ := pbx.NftSet(t, "inet", "apiban_bridge", s)
+	for _, s := range pbx.NftSetNames(t, "inet", ourTable) {
+		elems, _ := pbx.NftSet(t, "inet", ourTable, s)
 		for p, e := range elems {
 			all[p] = e
 		}
@@ -282,15 +269,15 @@ func ourObjects(t *testing.T, mode string, pbx *NS) string {
 		sets := strings.Fields(pbx.Cmd(t, "ipset", "list", "-n"))
 		var ours []string
 		for _, s := range sets {
-			if strings.HasPrefix(s, "apiban-bridge") {
+			if strings.HasPrefix(s, ourPrefix) {
 				ours = append(ours, s)
 			}
 		}
-		chain, err := pbx.Try("iptables", "-w", "-S", "APIBAN_BRIDGE")
+		chain, err := pbx.Try("iptables", "-w", "-S", ourIptablesChain)
 		if err != nil {
 			chain = "" // no such chain
 		}
-		jumps := strings.Count(pbx.Cmd(t, "iptables", "-w", "-S", "INPUT"), "-j APIBAN_BRIDGE")
+		jumps := strings.Count(pbx.Cmd(t, "iptables", "-w", "-S", "INPUT"), "-j "+ourIptablesChain)
 		if len(ours) == 0 && jumps == 0 && chain == "" {
 			return ""
 		}
@@ -299,14 +286,14 @@ func ourObjects(t *testing.T, mode string, pbx *NS) string {
 	}
 	n := 0
 	for _, tb := range pbx.NftTables(t) {
-		if tb == "inet apiban_bridge" {
+		if tb == "inet "+ourTable {
 			n++
 		}
 	}
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d tables, %d drop rules", n, strings.Count(pbx.NftTable("inet", "apiban_bridge"), " drop"))
+	return fmt.Sprintf("%d tables, %d drop rules", n, strings.Count(pbx.NftTable("inet", ourTable), " drop"))
 }
 
 // wantDropsByOrigin reads the drop counters as the bouncer's metrics do,
@@ -344,7 +331,7 @@ func wantDropsByOrigin(t *testing.T, mode string, pbx *NS) {
 func wantUsageByOrigin(t *testing.T, l *lapitest.LAPI) {
 	t.Helper()
 	var last string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	if bridgetest.Poll(20*time.Second, func() bool {
 		out := l.BouncerMetrics(t)
 		last = string(out)
 		var doc struct {
@@ -360,10 +347,10 @@ func wantUsageByOrigin(t *testing.T, l *lapitest.LAPI) {
 				ok = ok && d["packet"] >= 3 && d["byte"] > 0 && byOrigin[origin]["active_decisions"]["ip"] >= 1
 			}
 		}
-		if ok {
-			t.Logf("LAPI's usage metrics: %s", out)
-			return
-		}
+		return ok
+	}) {
+		t.Logf("LAPI's usage metrics: %s", last)
+		return
 	}
 	t.Errorf("LAPI's usage metrics lack drops by origin:\n%s", last)
 }
@@ -386,7 +373,7 @@ var wantObjects = map[string]string{
 	"nftables": "1 tables, 2 drop rules",
 	// After the restart over the killed run's slots 0 and 1: slot 2
 	// cscli, slot 3 cscli-import (byte order), and the registry.
-	"ipset": "sets [apiban-bridge-2-v4 apiban-bridge-2-v6 apiban-bridge-3-v4 apiban-bridge-3-v6 apiban-bridge-origins], 2 drop rules, 1 jumps",
+	"ipset": strings.ReplaceAll("sets [P-2-v4 P-2-v6 P-3-v4 P-3-v6 P-origins], 2 drop rules, 1 jumps", "P", ourPrefix),
 }
 
 func testBouncer(t *testing.T, mode string) {
@@ -431,7 +418,7 @@ func testBouncer(t *testing.T, mode string) {
 	}
 	shortAdded := time.Now()
 	host := startPBX(t, mode, pbx, l, key)
-	eventually(t, 30*time.Second, "the first decisions in the kernel", func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "the first decisions in the kernel", func() bool {
 		e := ourElements(t, mode, pbx)
 		return has(e, banned+"/32") && has(e, "198.51.100.0/24") && has(e, shortLong+"/32") && has(e, deleted+"/32")
 	})
@@ -449,13 +436,13 @@ func testBouncer(t *testing.T, mode string) {
 
 	// A longer decision for an IP already in the set refreshes its timeout.
 	l.Cscli(t, "decisions", "add", "--ip", shortLong, "--duration", "1h", "--reason", "netns test")
-	eventually(t, 15*time.Second, "the longer decision's timeout", func() bool {
+	bridgetest.Eventually(t, 15*time.Second, "the longer decision's timeout", func() bool {
 		return ourElements(t, mode, pbx)[netip.MustParsePrefix(shortLong+"/32")].Expires > 30*time.Minute
 	})
 
 	// A deleted decision stops being enforced.
 	l.Cscli(t, "decisions", "delete", "--ip", deleted)
-	eventually(t, 15*time.Second, "the deleted decision to leave the set", func() bool {
+	bridgetest.Eventually(t, 15*time.Second, "the deleted decision to leave the set", func() bool {
 		return !has(ourElements(t, mode, pbx), deleted+"/32")
 	})
 	probe.want(deleted, true, "decision deleted")
@@ -470,7 +457,7 @@ func testBouncer(t *testing.T, mode string) {
 	}
 	host = startPBX(t, mode, pbx, l, key)
 	time.Sleep(3 * time.Second)
-	eventually(t, 30*time.Second, "the restarted bouncer's sets", func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "the restarted bouncer's sets", func() bool {
 		e := ourElements(t, mode, pbx)
 		return has(e, banned+"/32") && has(e, "198.51.100.0/24") && has(e, shortLong+"/32")
 	})

@@ -19,7 +19,7 @@ func TestDetectFirewallBouncer(t *testing.T) {
 		UnitActive: func(_ context.Context, name string) bool { return unit && name == "crowdsec-firewall-bouncer" }}
 
 	// Our own objects are no sign of the stock bouncer.
-	ns.Cmd(t, "nft", "add table inet apiban_bridge")
+	ns.Cmd(t, "nft", "add table inet "+ourTable)
 	if got := probe.Detect(ctx); got != nil {
 		t.Fatalf("detected on a clean namespace: %v", got)
 	}

@@ -295,8 +295,8 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	}.Write(t, dir)
 
 	d := bridgetest.StartDaemon(t, "ip", nil, []string{bouncerKey, password, apibanKey}, "netns", "exec", pbx.Name, bin, "-c", cfgPath)
-	eventually(t, 60*time.Second, "the bouncer's objects", func() bool { return ourObjects(t, mode, pbx) != "" })
-	eventually(t, 10*time.Second, "the flood tracked as established", func() bool {
+	bridgetest.Eventually(t, 60*time.Second, "the bouncer's objects", func() bool { return ourObjects(t, mode, pbx) != "" })
+	bridgetest.Eventually(t, 10*time.Second, "the flood tracked as established", func() bool {
 		return pbxEcho.count(flooder) > 20 && fl.echoed.Load() > 20 && estab() > 20
 	})
 
@@ -306,7 +306,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	} {
 		l.Cscli(t, append([]string{"decisions", "add", "--duration", "1h", "--reason", "lockout test"}, args...)...)
 	}
-	eventually(t, 30*time.Second, "the attackers' bans in the kernel", func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "the attackers' bans in the kernel", func() bool {
 		e := ourElements(t, mode, pbx)
 		return has(e, banned+"/32") && has(e, flooder+"/32") && has(e, server+"/32")
 	})
@@ -360,7 +360,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 
 	// The pbx still hears LAPI (whose address was banned).
 	l.Cscli(t, "decisions", "add", "--ip", lateBan, "--duration", "1h", "--reason", "lockout test")
-	eventually(t, 30*time.Second, "a ban made after LAPI's own", func() bool { return has(ourElements(t, mode, pbx), lateBan+"/32") })
+	bridgetest.Eventually(t, 30*time.Second, "a ban made after LAPI's own", func() bool { return has(ourElements(t, mode, pbx), lateBan+"/32") })
 
 	m := metrics(t, pbx, "127.0.0.1:60603")
 	for _, want := range []string{

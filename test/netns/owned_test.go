@@ -63,19 +63,19 @@ func TestOwnedObjectsOnly(t *testing.T) {
 // and returns a function describing them.
 func foreignOfOurName(t *testing.T, mode string, pbx *NS) (describe func() string, refusal string) {
 	if mode == "ipset" {
-		pbx.Cmd(t, "ipset", "create", "apiban-bridge-origins", "bitmap:port", "range", "0-10000", "comment")
-		pbx.Cmd(t, "ipset", "add", "apiban-bridge-origins", "5060", "comment", "someone else's")
-		pbx.Cmd(t, "ipset", "create", "apiban-bridge-0-v4", "hash:net")
-		pbx.Cmd(t, "ipset", "add", "apiban-bridge-0-v4", "192.0.2.77")
+		pbx.Cmd(t, "ipset", "create", ourPrefix+"-origins", "bitmap:port", "range", "0-10000", "comment")
+		pbx.Cmd(t, "ipset", "add", ourPrefix+"-origins", "5060", "comment", "someone else's")
+		pbx.Cmd(t, "ipset", "create", ourPrefix+"-0-v4", "hash:net")
+		pbx.Cmd(t, "ipset", "add", ourPrefix+"-0-v4", "192.0.2.77")
 		return func() string {
-			return pbx.Cmd(t, "ipset", "list", "apiban-bridge-origins") + pbx.Cmd(t, "ipset", "list", "apiban-bridge-0-v4")
-		}, "ipset: set apiban-bridge-origins exists but crowdsec-apiban-bridge did not create it"
+			return pbx.Cmd(t, "ipset", "list", ourPrefix+"-origins") + pbx.Cmd(t, "ipset", "list", ourPrefix+"-0-v4")
+		}, "ipset: set " + ourPrefix + "-origins exists but crowdsec-apiban-bridge did not create it"
 	}
-	pbx.Cmd(t, "nft", "add table inet apiban_bridge")
-	pbx.Cmd(t, "nft", "add chain inet apiban_bridge apiban-bridge-input { type filter hook input priority 0; policy accept; }")
-	pbx.Cmd(t, "nft", `add rule inet apiban_bridge apiban-bridge-input tcp dport 22 accept comment "someone else's"`)
-	return func() string { return pbx.NftTable("inet", "apiban_bridge") },
-		"nftables: table inet apiban_bridge exists but crowdsec-apiban-bridge did not create it"
+	pbx.Cmd(t, "nft", "add table inet "+ourTable)
+	pbx.Cmd(t, "nft", "add chain inet "+ourTable+" "+ourChain+"-input { type filter hook input priority 0; policy accept; }")
+	pbx.Cmd(t, "nft", "add rule inet "+ourTable+" "+ourChain+`-input tcp dport 22 accept comment "someone else's"`)
+	return func() string { return pbx.NftTable("inet", ourTable) },
+		"nftables: table inet " + ourTable + " exists but crowdsec-apiban-bridge did not create it"
 }
 
 func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
@@ -143,7 +143,7 @@ func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
 
 	// Start and stop over objects we did not create: refused, untouched.
 	d := bridgetest.StartDaemon(t, "ip", nil, secrets, "netns", "exec", pbx.Name, installed, "-c", cfgPath)
-	eventually(t, 60*time.Second, "the refusal to load over another's objects", func() bool {
+	bridgetest.Eventually(t, 60*time.Second, "the refusal to load over another's objects", func() bool {
 		return strings.Contains(d.Log.String(), refusal)
 	})
 	if after := describe(); after != before {
@@ -166,9 +166,9 @@ func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
 
 	// Without them: ours are made; after a kill -9 uninstall.sh removes them.
 	if mode == "ipset" {
-		pbx.Cmd(t, "ipset", "destroy", "apiban-bridge-origins")
+		pbx.Cmd(t, "ipset", "destroy", ourPrefix+"-origins")
 	} else {
-		pbx.Cmd(t, "nft", "delete table inet apiban_bridge")
+		pbx.Cmd(t, "nft", "delete table inet "+ourTable)
 	}
 	if out, err := exec.Command("cp", bin, installed).CombinedOutput(); err != nil { // uninstall.sh removed it
 		t.Fatalf("cp: %v %s", err, out)
@@ -180,15 +180,15 @@ func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "our objects", func() bool { return has(ourElements(t, mode, pbx), banned+"/32") })
+	bridgetest.Eventually(t, 60*time.Second, "our objects", func() bool { return has(ourElements(t, mode, pbx), banned+"/32") })
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	bridgetest.AssertNoSecrets(t, log.String(), secrets...)
 	out = uninstall()
 	left := ourObjects(t, mode, pbx)
 	if mode == "ipset" {
-		// The unrecorded apiban-bridge-0-v4 stays, alone.
-		if left != "sets [apiban-bridge-0-v4], 0 drop rules, 0 jumps" {
+		// The unrecorded PREFIX-0-v4 stays, alone.
+		if left != "sets ["+ourPrefix+"-0-v4], 0 drop rules, 0 jumps" {
 			t.Errorf("after uninstall.sh: %s, want only the set we did not create\n%s", left, out)
 		}
 	} else if left != "" {

@@ -149,7 +149,7 @@ func testStock(t *testing.T, pkg StockPackage, bin, stockMode, ourMode string) {
 		"log_mode": "stdout", "log_dir": dir, "pid_dir": dir,
 	})
 	stock := startProc(t, "crowdsec-firewall-bouncer", "ip", "netns", "exec", pbx.Name, pkg.Binary, "-c", stockCfg)
-	eventually(t, 30*time.Second, "the stock bouncer's sets to hold the decisions", func() bool {
+	bridgetest.Eventually(t, 30*time.Second, "the stock bouncer's sets to hold the decisions", func() bool {
 		stock.running(t)
 		return holds(stockElements(t, stockMode, pbx), allBanned...)
 	})
@@ -182,7 +182,7 @@ func testStock(t *testing.T, pkg StockPackage, bin, stockMode, ourMode string) {
 		t.Helper()
 		p := startProc(t, "crowdsec-apiban-bridge", "ip", "netns", "exec", pbx.Name, bin, "-c", ourCfg)
 		procs = append(procs, p)
-		eventually(t, 60*time.Second, "our objects to hold the decisions", func() bool {
+		bridgetest.Eventually(t, 60*time.Second, "our objects to hold the decisions", func() bool {
 			p.running(t)
 			o := ours(t, ourMode, pbx, watch.ipsets)
 			return o.present && strings.Contains(p.log.String(), "sets loaded") && holds(o.elems, allBanned...)
@@ -388,7 +388,7 @@ func (w *stockWatch) take() stockState {
 	var parts []string
 	if w.mode == "nftables" {
 		for _, tb := range w.pbx.NftTables(w.t) {
-			if tb == "inet apiban_bridge" {
+			if tb == "inet "+ourTable {
 				continue // ours
 			}
 			family, name, _ := strings.Cut(tb, " ")
@@ -402,7 +402,7 @@ func (w *stockWatch) take() stockState {
 	}
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		for _, line := range strings.Split(w.pbx.Cmd(w.t, tool, "-w", "-S"), "\n") {
-			if line == "" || strings.Contains(line, "APIBAN_BRIDGE") {
+			if line == "" || strings.Contains(line, ourIptablesChain) {
 				continue
 			}
 			parts = append(parts, tool+" "+line)
@@ -551,9 +551,9 @@ func ours(t *testing.T, mode string, pbx *NS, stockSets []string) ourState {
 	t.Helper()
 	o := ourState{elems: map[netip.Prefix]SetElem{}}
 	if mode == "nftables" {
-		out, err := pbx.Try("nft", "-j", "list", "table", "inet", "apiban_bridge")
+		out, err := pbx.Try("nft", "-j", "list", "table", "inet", ourTable)
 		if err != nil {
-			o.gone, o.shape = true, "no table inet apiban_bridge"
+			o.gone, o.shape = true, "no table inet "+ourTable
 			return o
 		}
 		var doc struct {
@@ -592,19 +592,19 @@ func ours(t *testing.T, mode string, pbx *NS, stockSets []string) ourState {
 		slices.Sort(sets)
 		slices.Sort(chains)
 		o.present = drops > 0
-		o.shape = fmt.Sprintf("table inet apiban_bridge: sets %v, chains %v, %d drop rules", sets, chains, drops)
+		o.shape = fmt.Sprintf("table inet %s: sets %v, chains %v, %d drop rules", ourTable, sets, chains, drops)
 		return o
 	}
 	var referenced []string
 	jumps, chains := map[string]int{}, 0
 	for _, tool := range []string{"iptables", "ip6tables"} {
-		if chain, err := pbx.Try(tool, "-w", "-S", "APIBAN_BRIDGE"); err == nil {
+		if chain, err := pbx.Try(tool, "-w", "-S", ourIptablesChain); err == nil {
 			chains++
 			for _, m := range matchSet.FindAllStringSubmatch(chain, -1) {
 				referenced = append(referenced, m[1])
 			}
 		}
-		jumps[tool] = strings.Count(pbx.Cmd(t, tool, "-w", "-S", "INPUT"), "-j APIBAN_BRIDGE")
+		jumps[tool] = strings.Count(pbx.Cmd(t, tool, "-w", "-S", "INPUT"), "-j "+ourIptablesChain)
 	}
 	var extra []string
 	for _, s := range strings.Fields(pbx.Cmd(t, "ipset", "list", "-n")) {
@@ -625,8 +625,8 @@ func ours(t *testing.T, mode string, pbx *NS, stockSets []string) ourState {
 	o.gone = chains == 0 && jumps["iptables"] == 0 && jumps["ip6tables"] == 0 && len(extra) == 0
 	// A full load builds a new generation of sets under slot numbers not
 	// in use, so a restart renames them: compare the shape, not numbers.
-	o.shape = fmt.Sprintf("chain APIBAN_BRIDGE in %d of iptables/ip6tables, INPUT jumps %v, matching ipsets %v, ipsets not the stock bouncer's %v",
-		chains, jumps, anySlot(referenced), anySlot(extra))
+	o.shape = fmt.Sprintf("chain %s in %d of iptables/ip6tables, INPUT jumps %v, matching ipsets %v, ipsets not the stock bouncer's %v",
+		ourIptablesChain, chains, jumps, anySlot(referenced), anySlot(extra))
 	return o
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
@@ -21,7 +22,7 @@ const bouncerKey = "Bouncer-tls-7c1d2e3f4a5b"
 // running is one bouncer.Run in the background.
 type running struct {
 	b    *bouncer.Bouncer
-	rec  *recorder
+	rec  *bouncertest.Recorder
 	log  *bridgetest.Buffer // the bouncer's own logger
 	done chan struct{}      // closed when Run returns
 	stop func() error       // cancels Run and returns its error
@@ -31,7 +32,7 @@ type running struct {
 // then Run) with opts' TLS settings against l. It is stopped at test end.
 func startBouncer(t *testing.T, l *lapitest.LAPI, opts bouncer.Options) *running {
 	t.Helper()
-	r := &running{rec: newRecorder(), log: &bridgetest.Buffer{}, done: make(chan struct{})}
+	r := &running{rec: bouncertest.NewRecorder(true), log: &bridgetest.Buffer{}, done: make(chan struct{})}
 	logger := logrus.New()
 	logger.SetOutput(r.log)
 	opts.APIURL, opts.UpdateFrequency, opts.UserAgent, opts.Log = l.URL, 200*time.Millisecond, "tls-test/1", logger
@@ -73,7 +74,7 @@ func (r *running) ended() bool {
 // LAPI's first answer, and wants it in the backend soon after.
 func assertReceives(t *testing.T, l *lapitest.LAPI, r *running, ip string) {
 	t.Helper()
-	if !waitFor(30*time.Second, func() bool { return r.rec.loaded() > 0 || r.ended() }) {
+	if !bridgetest.Poll(30*time.Second, func() bool { return r.rec.Reconciles() > 0 || r.ended() }) {
 		t.Fatal("the bouncer never received LAPI's first answer")
 	}
 	if r.ended() {
@@ -81,7 +82,7 @@ func assertReceives(t *testing.T, l *lapitest.LAPI, r *running, ip string) {
 	}
 	l.Cscli(t, "decisions", "add", "-i", ip, "-d", "1h")
 	p := netip.PrefixFrom(netip.MustParseAddr(ip), 32)
-	if !waitFor(15*time.Second, func() bool { return r.rec.has(p) }) {
+	if !bridgetest.Poll(15*time.Second, func() bool { return r.rec.Has(p) }) {
 		t.Fatalf("the decision for %s never reached the backend (stats %+v)", ip, r.b.Stats())
 	}
 	if err := r.stop(); err != nil {
@@ -122,13 +123,13 @@ func TestBouncerWrongCA(t *testing.T) {
 	std := captureStdLog(t)
 	r := startBouncer(t, l, bouncer.Options{APIKey: bouncerKey, CACertPath: files.WrongCA})
 	const why = "x509: certificate signed by unknown authority"
-	if !waitFor(15*time.Second, func() bool { return strings.Contains(std.String(), why) }) {
+	if !bridgetest.Poll(15*time.Second, func() bool { return strings.Contains(std.String(), why) }) {
 		t.Fatalf("no log line says %q:\n%s", why, std.String())
 	}
 	if err := r.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if n, s := r.rec.loaded(), r.b.Stats(); n != 0 || s.Ticks != 0 || s.Decisions != 0 {
+	if n, s := r.rec.Reconciles(), r.b.Stats(); n != 0 || s.Ticks != 0 || s.Decisions != 0 {
 		t.Fatalf("received something through an untrusted certificate: %d loads, stats %+v", n, s)
 	}
 	if strings.Contains(std.String(), bouncerKey) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
 
@@ -22,7 +23,7 @@ func hour(p netip.Prefix) []lapi.Decision {
 func machine(t *testing.T, l *lapitest.LAPI, o lapi.Options) *lapi.Client {
 	t.Helper()
 	o.URL, o.Login, o.UserAgent = l.URL, "crowdsec-apiban-bridge", "crowdsec-apiban-bridge/test"
-	o.Origin, o.Scenario, o.Type, o.Timeout, o.PerAlert, o.Message = "apiban", "apiban/sip-blocklist", "ban", 30*time.Second, 100, "APIBAN sip"
+	o.Origin, o.Scenario, o.Type, o.Timeout, o.BatchSize, o.Message = "apiban", "apiban/sip-blocklist", "ban", 30*time.Second, 100, "APIBAN sip"
 	c, err := lapi.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestBridgeAndBouncerInOneProcess(t *testing.T) {
 			if _, err := m.Push(context.Background(), hour(p), time.Now()); err != nil {
 				t.Fatalf("machine push: %v", err)
 			}
-			if !waitFor(20*time.Second, func() bool { return r.rec.has(p) }) {
+			if !bridgetest.Poll(20*time.Second, func() bool { return r.rec.Has(p) }) {
 				t.Fatalf("the bouncer never received the machine's decision (stats %+v)", r.b.Stats())
 			}
 			assertIdentities(t, l, c.wantTLS)

@@ -3,102 +3,9 @@ package bouncer
 import (
 	"net/netip"
 	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 )
-
-// tracker holds every active ban decision per value. LAPI may hold several
-// decisions for one value (several origins, a short and a long one): the
-// value stays banned until its longest decision ends, and a deleted
-// decision only removes itself.
-type tracker struct {
-	byValue map[netip.Prefix]map[int64]time.Time
-	byID    map[int64]netip.Prefix
-	origin  map[int64]string
-}
-
-func newTracker() *tracker {
-	return &tracker{byValue: map[netip.Prefix]map[int64]time.Time{}, byID: map[int64]netip.Prefix{}, origin: map[int64]string{}}
-}
-
-func (t *tracker) add(id int64, p netip.Prefix, until time.Time, origin string) {
-	if old, ok := t.byID[id]; ok && old != p {
-		t.remove(id)
-	}
-	ds := t.byValue[p]
-	if ds == nil {
-		ds = map[int64]time.Time{}
-		t.byValue[p] = ds
-	}
-	ds[id] = until
-	t.byID[id] = p
-	t.origin[id] = origin
-}
-
-// remove forgets one decision; an unknown id is ignored.
-func (t *tracker) remove(id int64) {
-	p, ok := t.byID[id]
-	if !ok {
-		return
-	}
-	delete(t.byID, id)
-	delete(t.origin, id)
-	ds := t.byValue[p]
-	delete(ds, id)
-	if len(ds) == 0 {
-		delete(t.byValue, p)
-	}
-}
-
-// expire forgets the decisions that ended by now.
-func (t *tracker) expire(now time.Time) {
-	for p, ds := range t.byValue {
-		for id, until := range ds {
-			if !until.After(now) {
-				delete(ds, id)
-				delete(t.byID, id)
-				delete(t.origin, id)
-			}
-		}
-		if len(ds) == 0 {
-			delete(t.byValue, p)
-		}
-	}
-}
-
-// want is what the kernel should hold for one value: its ban's end and
-// the origin its drops are counted under.
-type want struct {
-	until  time.Time
-	origin string
-}
-
-// desired returns each value with the end of its longest decision and
-// that decision's origin (on a tie, the origin first in byte order, so
-// that the choice does not change from one tick to the next).
-func (t *tracker) desired() map[netip.Prefix]want {
-	out := make(map[netip.Prefix]want, len(t.byValue))
-	for p, ds := range t.byValue {
-		var best want
-		for id, until := range ds {
-			o := t.origin[id]
-			if until.After(best.until) || (until.Equal(best.until) && o < best.origin) {
-				best = want{until, o}
-			}
-		}
-		out[p] = best
-	}
-	return out
-}
-
-func (t *tracker) decisions() int { return len(t.byID) }
-
-// byOrigin counts the active decisions of each origin.
-func (t *tracker) byOrigin() map[string]int {
-	out := map[string]int{}
-	for _, o := range t.origin {
-		out[o]++
-	}
-	return out
-}
 
 // Planning tolerances.
 const (
@@ -169,7 +76,7 @@ func (pl *planner) effective(desired map[netip.Prefix]want, now time.Time) map[n
 		if w.until.Sub(now) <= expiringSoon {
 			continue
 		}
-		if !pl.nested && isRange(p) && coveredByWider(desired, p, w.origin, now) {
+		if !pl.nested && source.IsRange(p) && coveredByWider(desired, p, w.origin, now) {
 			continue
 		}
 		out[p] = w
@@ -188,8 +95,6 @@ func coveredByWider(desired map[netip.Prefix]want, p netip.Prefix, origin string
 	}
 	return false
 }
-
-func isRange(p netip.Prefix) bool { return p.Bits() < p.Addr().BitLen() }
 
 // full returns every element for a reconcile and makes it the view.
 func (pl *planner) full(desired map[netip.Prefix]want, now time.Time) []Element {
@@ -225,7 +130,7 @@ func (pl *planner) plan(desired map[netip.Prefix]want, now time.Time) Changes {
 		e := Element{Prefix: p, Timeout: end.Sub(now), Origin: w.origin}
 		switch {
 		case !ok || old.origin != w.origin || expiring:
-			if !pl.nested && isRange(p) && pl.overlapsLingering(here) {
+			if !pl.nested && source.IsRange(p) && pl.overlapsLingering(here) {
 				continue // the kernel would refuse it: next tick
 			}
 			delete(pl.lingering, here)
@@ -272,7 +177,7 @@ func (pl *planner) leaving(eff map[netip.Prefix]want, now time.Time) []Element {
 // still in the kernel and left there to time out, overlaps k's prefix.
 func (pl *planner) overlapsLingering(k copyKey) bool {
 	for q := range pl.lingering {
-		if q.origin == k.origin && q.prefix != k.prefix && isRange(q.prefix) && q.prefix.Overlaps(k.prefix) {
+		if q.origin == k.origin && q.prefix != k.prefix && source.IsRange(q.prefix) && q.prefix.Overlaps(k.prefix) {
 			return true
 		}
 	}
