@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
-	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 )
@@ -59,7 +58,7 @@ func Stream(ctx context.Context, set *Set, o bouncer.StreamOptions) error {
 }
 
 // Serve answers h on ln (HTTPS when certFile is set) until ctx ends.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, certFile, keyFile string, log logrus.FieldLogger) error {
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, certFile, keyFile string) error {
 	srv := &http.Server{
 		Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
 		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: MaxHeaderBytes,
