@@ -136,7 +136,9 @@ func TestKamailioRecipeReadsTheMirror(t *testing.T) {
 
 	// Kamailio polls the mirror (end of list: nothing listed yet) and
 	// answers everyone.
-	e.waitFor("kamailio to poll the mirror", func() bool { return strings.Contains(k.log(), `APIBAN: Non 200 response. {"ipaddress":["no new bans"],"ID":"none"}`) })
+	e.waitFor("kamailio to poll the mirror", func() bool {
+		return strings.Contains(k.log(), `APIBAN: Non 200 response. {"ipaddress":["no new bans"],"ID":"none"}`)
+	})
 	for _, src := range []string{attacker1, attacker2, cleanAddr} {
 		if !options(t, n, src) {
 			t.Fatalf("before any listing, OPTIONS from %s got no 200", src)
