@@ -37,7 +37,9 @@ type Set struct {
 	ready      bool
 	maxID      int64 // the highest decision ID seen since start
 	byDecision map[int64]netip.Prefix
-	byPrefix   map[netip.Prefix]map[int64]struct{}
+	// byPrefix holds the decision IDs banning each prefix: nearly always
+	// one, so a slice (a map per prefix costs ~30 MB at 100,000).
+	byPrefix map[netip.Prefix][]int64
 	order      []entry // sorted by id; rebuilt after each Apply
 	ranges     []entry // the entries wider than one address, for checks
 }
@@ -48,7 +50,7 @@ func NewSet(keep func(netip.Prefix) bool) *Set {
 	if keep == nil {
 		keep = func(netip.Prefix) bool { return true }
 	}
-	return &Set{keep: keep, byDecision: map[int64]netip.Prefix{}, byPrefix: map[netip.Prefix]map[int64]struct{}{}}
+	return &Set{keep: keep, byDecision: map[int64]netip.Prefix{}, byPrefix: map[netip.Prefix][]int64{}}
 }
 
 // Apply takes one answer of LAPI's decision stream: deleted decisions
@@ -56,20 +58,26 @@ func NewSet(keep func(netip.Prefix) bool) *Set {
 func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	changed := !s.ready
 	if resp != nil {
 		for _, d := range resp.Deleted {
 			if d != nil {
-				s.remove(d.ID)
+				changed = s.remove(d.ID) || changed
 			}
 		}
 		for _, d := range resp.New {
 			if p, ok := s.accept(d); ok {
 				s.add(d.ID, p)
+				changed = true
 			}
 		}
 	}
 	s.ready = true
-	s.rebuild()
+	// Most stream answers are empty: the order is rebuilt only when
+	// something changed.
+	if changed {
+		s.rebuild()
+	}
 }
 
 // accept returns the prefix a ban decision covers, or false for what is
@@ -105,25 +113,24 @@ func (s *Set) accept(d *models.Decision) (netip.Prefix, bool) {
 func (s *Set) add(id int64, p netip.Prefix) {
 	s.remove(id) // a decision ID names one value; never count it twice
 	s.byDecision[id] = p
-	ids := s.byPrefix[p]
-	if ids == nil {
-		ids = map[int64]struct{}{}
-		s.byPrefix[p] = ids
-	}
-	ids[id] = struct{}{}
+	s.byPrefix[p] = append(s.byPrefix[p], id)
 	s.maxID = max(s.maxID, id)
 }
 
-func (s *Set) remove(id int64) {
+// remove drops decision id; false if it was not held.
+func (s *Set) remove(id int64) bool {
 	p, ok := s.byDecision[id]
 	if !ok {
-		return
+		return false
 	}
 	delete(s.byDecision, id)
-	delete(s.byPrefix[p], id)
-	if len(s.byPrefix[p]) == 0 {
+	ids := slices.DeleteFunc(s.byPrefix[p], func(x int64) bool { return x == id })
+	if len(ids) == 0 {
 		delete(s.byPrefix, p)
+	} else {
+		s.byPrefix[p] = ids
 	}
+	return true
 }
 
 // rebuild orders the entries by their newest decision ID.
@@ -131,11 +138,7 @@ func (s *Set) rebuild() {
 	order := make([]entry, 0, len(s.byPrefix))
 	var ranges []entry
 	for p, ids := range s.byPrefix {
-		var top int64
-		for id := range ids {
-			top = max(top, id)
-		}
-		e := entry{id: top, p: p, text: prefixText(p)}
+		e := entry{id: slices.Max(ids), p: p, text: prefixText(p)}
 		order = append(order, e)
 		if !p.IsSingleIP() {
 			ranges = append(ranges, e)
@@ -197,11 +200,7 @@ func (s *Set) Find(a netip.Addr) (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if ids, ok := s.byPrefix[netip.PrefixFrom(a, a.BitLen())]; ok {
-		var top int64
-		for id := range ids {
-			top = max(top, id)
-		}
-		return strconv.FormatInt(top+CursorBase, 10), true
+		return strconv.FormatInt(slices.Max(ids)+CursorBase, 10), true
 	}
 	for _, e := range s.ranges {
 		if e.p.Contains(a) {
