@@ -40,8 +40,8 @@ type Set struct {
 	// byPrefix holds the decision IDs banning each prefix: nearly always
 	// one, so a slice (a map per prefix costs ~30 MB at 100,000).
 	byPrefix map[netip.Prefix][]int64
-	order      []entry // sorted by id; rebuilt after each Apply
-	ranges     []entry // the entries wider than one address, for checks
+	order    []entry // sorted by id; rebuilt after each Apply
+	ranges   []entry // the entries wider than one address, for checks
 }
 
 // NewSet returns an empty set; keep says whether a prefix may be served
