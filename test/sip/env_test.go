@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ type env struct {
 func newEnv(t *testing.T, listen string) *env {
 	t.Helper()
 	e := &env{t: t, lapi: lapitest.Start(t), dir: t.TempDir(), listen: listen}
+	// A fixed metrics port, so that `status` finds the daemon's figures.
+	_, port, _ := net.SplitHostPort(freePort(t, "127.0.0.1"))
+	promPort, _ := strconv.Atoi(port)
 	e.sim = apibansim.New(apibansim.Options{Key: apiKey, MaxRequests: apibansim.Unlimited})
 	t.Cleanup(e.sim.Close)
 	e.lapi.AddMachine(t, "crowdsec-apiban-bridge", password)
@@ -51,7 +55,7 @@ func newEnv(t *testing.T, listen string) *env {
 		CrowdSec:   bridgetest.CrowdSec{LAPIURL: e.lapi.URL, Login: "crowdsec-apiban-bridge", Password: password},
 		StateFile:  filepath.Join(e.dir, "state", "state.json"),
 		LogLevel:   "debug",
-		Prometheus: bridgetest.Prometheus{ListenPort: new(0)},
+		Prometheus: bridgetest.Prometheus{ListenPort: new(promPort)},
 		Bouncer:    bridgetest.Bouncer{Enabled: new(false)},
 		Extra: fmt.Sprintf("mirror:\n  enabled: true\n  listen_addr: %s\n  keys: [{name: %s, key: %s}]\n  lapi_key: %s\n  update_frequency: 1s\n  max_requests: 0\n",
 			listen, mirrorClient, mirrorKey, mirrorLAPI),
@@ -71,6 +75,14 @@ func (e *env) start() *bridgetest.Daemon {
 	})
 	d.Running()
 	return d
+}
+
+// status runs `status` against the running daemon and returns its output.
+func (e *env) status() string {
+	e.t.Helper()
+	r := bridgetest.Run(e.t, time.Minute, bridgeBin, "-c", e.config, "status")
+	bridgetest.AssertNoSecrets(e.t, r.Combined(), secrets...)
+	return r.Stdout
 }
 
 // get asks the mirror for path.

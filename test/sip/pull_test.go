@@ -42,6 +42,10 @@ func TestClientPullsMirrorAcrossRestart(t *testing.T) {
 		t.Fatal("the pull did not end")
 	}
 	assertSame(t, got, want)
+	wantRow := fmt.Sprintf("enabled on %s: 10000 addresses and ranges served to 1 keys", e.listen)
+	if out := e.status(); !strings.Contains(out, wantRow) {
+		t.Fatalf("status has no %q:\n%s", wantRow, out)
+	}
 
 	got = map[netip.Prefix]int{}
 	if _, last = pull(t, newMirrorClient(t, e, "v2"), got, "", 1000); !last {
