@@ -128,7 +128,7 @@ func options(t *testing.T, n *sipNet, src string) bool {
 // stock Kamailio running APIBAN's recipe through the mirror, and
 // Kamailio, not the kernel, ignores the listed sources.
 func TestKamailioRecipeReadsTheMirror(t *testing.T) {
-	netns.Require(t, "kamailio", "sipsak", "ipset")
+	netns.Require(t, "kamailio", "sipsak", "ipset", "nft")
 	n := newSIPNet(t)
 	e := newEnv(t, freePort(t, n.hostIP))
 	d := e.start()
