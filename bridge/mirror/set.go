@@ -20,10 +20,11 @@ const CursorBase = 1000
 const PageSize = 250
 
 // entry is one served address or range, ordered by id (its decision's).
+// Its text is made when a page is answered: keeping 100,000 strings
+// would cost more than formatting 250 per page.
 type entry struct {
-	id   int64
-	text string
-	p    netip.Prefix
+	id int64
+	p  netip.Prefix
 }
 
 // Set is the served list: LAPI's active ban decisions that pass the
@@ -138,7 +139,7 @@ func (s *Set) rebuild() {
 	order := make([]entry, 0, len(s.byPrefix))
 	var ranges []entry
 	for p, ids := range s.byPrefix {
-		e := entry{id: slices.Max(ids), p: p, text: prefixText(p)}
+		e := entry{id: slices.Max(ids), p: p}
 		order = append(order, e)
 		if !p.IsSingleIP() {
 			ranges = append(ranges, e)
@@ -189,7 +190,7 @@ func (s *Set) Page(cursor int64, n int) (texts []string, next string) {
 	}
 	texts = make([]string, 0, end-i)
 	for _, e := range s.order[i:end] {
-		texts = append(texts, e.text)
+		texts = append(texts, prefixText(e.p))
 	}
 	return texts, strconv.FormatInt(s.order[end-1].id+CursorBase, 10)
 }
@@ -216,7 +217,7 @@ func (s *Set) All() []string {
 	defer s.mu.RUnlock()
 	out := make([]string, len(s.order))
 	for i, e := range s.order {
-		out[i] = e.text
+		out[i] = prefixText(e.p)
 	}
 	return out
 }
