@@ -59,7 +59,8 @@ compat-146:
 # seed corpora under testdata/fuzz.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := source/apiban:FuzzParseEntry source/apiban:FuzzClassify \
-	source/apiban:FuzzClientResponse config:FuzzLoadConfig
+	source/apiban:FuzzClientResponse config:FuzzLoadConfig \
+	bridge/mirror:FuzzRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -122,19 +122,13 @@ func (b *Bouncer) Stats() Stats {
 // objects (unless KeepOnExit). It waits for LAPI at start rather than
 // failing, since the bridge may start before it.
 func (b *Bouncer) Run(ctx context.Context) error {
-	skip := b.opts.InsecureSkipVerify
-	sb := &csbouncer.StreamBouncer{
-		APIKey: b.opts.APIKey, APIUrl: b.opts.APIURL,
-		CertPath: b.opts.CertPath, KeyPath: b.opts.KeyPath, CAPath: b.opts.CACertPath,
-		InsecureSkipVerify: &skip, RetryInitialConnect: true,
-		TickerInterval: b.opts.UpdateFrequency.String(),
-		Scopes:         []string{"ip", "range"},
-		UserAgent:      b.opts.UserAgent,
-	}
-	if len(b.opts.Origins) > 0 {
-		sb.Origins = b.opts.Origins
-	}
-	if err := sb.Init(); err != nil {
+	sb, err := OpenStream(StreamOptions{
+		APIURL: b.opts.APIURL, APIKey: b.opts.APIKey,
+		CertPath: b.opts.CertPath, KeyPath: b.opts.KeyPath, CACertPath: b.opts.CACertPath,
+		InsecureSkipVerify: b.opts.InsecureSkipVerify, UpdateFrequency: b.opts.UpdateFrequency,
+		Origins: b.opts.Origins, UserAgent: b.opts.UserAgent,
+	})
+	if err != nil {
 		return fmt.Errorf("bouncer: %w", err)
 	}
 	streamCtx, stop := context.WithCancel(ctx)
@@ -150,7 +144,7 @@ func (b *Bouncer) Run(ctx context.Context) error {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- sb.Run(streamCtx) }()
-	err := b.RunStream(ctx, sb.Stream)
+	err = b.RunStream(ctx, sb.Stream)
 	stop()
 	if serr := <-runErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = fmt.Errorf("bouncer: stream: %w", serr)

@@ -37,6 +37,8 @@ type Config struct {
 
 	Bouncer Bouncer `mapstructure:"bouncer"`
 
+	Mirror Mirror `mapstructure:"mirror"`
+
 	// Level is LogLevel parsed.
 	Level logrus.Level `mapstructure:"-"`
 
@@ -220,6 +222,7 @@ func Default() *Config {
 			MinPrefixV4:     16,
 			MinPrefixV6:     32,
 		},
+		Mirror:        defaultMirror(),
 		LogMode:       "stdout",
 		LogDir:        "/var/log/crowdsec-apiban-bridge/",
 		LogMaxSize:    100,

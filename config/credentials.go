@@ -31,9 +31,9 @@ const keyLAPIURL = "crowdsec.lapi_url"
 const keyBouncerAPIKey = "bouncer.api_key"
 
 // secretKeys lists every secret key.
-var secretKeys = []string{keyAPIKey, keyPassword, keyBouncerAPIKey}
+var secretKeys = []string{keyAPIKey, keyPassword, keyBouncerAPIKey, keyMirrorLAPIKey, keyMirrorKey}
 
-func isSecret(key string) bool { return slices.Contains(secretKeys, key) }
+func isSecret(key string) bool { return slices.Contains(secretKeys, secretPath(key)) }
 
 // applyEnv lets the environment override the secrets, after the files.
 func (c *Config) applyEnv(getenv func(string) string) {

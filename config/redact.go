@@ -63,6 +63,15 @@ func render(v reflect.Value, key string) *yaml.Node {
 		}
 		return n
 	}
+	if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct {
+		// mirror.keys: each item's fields by their keys, so that a
+		// secret field is masked.
+		n := &yaml.Node{Kind: yaml.SequenceNode}
+		for i := range v.Len() {
+			n.Content = append(n.Content, render(v.Index(i), key))
+		}
+		return n
+	}
 	if isSecret(key) && v.String() != "" {
 		return scalar(Masked)
 	}

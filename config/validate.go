@@ -60,6 +60,7 @@ func (c *Config) validate() (errs []error, warnings []string) {
 	errs = append(errs, c.validateLog()...)
 	errs = append(errs, c.Prometheus.validate()...)
 	errs = append(errs, c.Bouncer.validate()...)
+	errs = append(errs, c.Mirror.validate()...)
 
 	if level, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, invalid("log_level", "want one of trace, debug, info, warn, error, fatal, panic, got %q", c.LogLevel))

@@ -121,6 +121,7 @@ func (textYAML) Decode(b []byte, m map[string]any) error {
 			section[last] = secretText{s}
 		}
 	}
+	wrapMirrorKeys(tree)
 	maps.Copy(m, tree)
 	return nil
 }

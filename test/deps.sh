@@ -4,13 +4,15 @@
 #   iproute2 nftables ipset iptables  kernel firewall tests in network namespaces
 #   systemd                           systemd-analyze, to rate the unit's hardening
 #   make git                          the build (git describe gives the version)
+#   kamailio kamailio-utils-modules   a real SIP proxy running APIBAN's recipe
+#   kamailio-extra-modules sipsak       against the mirror (test/sip)
 # apt and dpkg (the .deb test, crowdsec-firewall-bouncer downloaded with
 # `apt-get download`) and util-linux are on every Debian.
 # Missing packages are installed when run as root; otherwise the one
 # command to run is printed and this fails.
 set -euo pipefail
 
-PACKAGES=(iproute2 nftables ipset iptables systemd make git)
+PACKAGES=(iproute2 nftables ipset iptables systemd make git kamailio kamailio-utils-modules kamailio-extra-modules sipsak)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "not a Debian system: install the equivalents of ${PACKAGES[*]} yourself" >&2

@@ -221,6 +221,7 @@ func daemon(ctx context.Context, e *bridge.Engine, cfg *config.Config, fullFirst
 	obs := startObserver(ctx, e, cfg, log)
 	defer obs.close()
 	defer startBouncer(ctx, cfg, obs, log)() // waits for the bouncer's cleanup
+	defer startMirror(ctx, cfg, obs, log)()
 	e.Run(ctx, bridge.Schedule{
 		Interval: cfg.APIBAN.PollInterval, RetryMin: min(10*time.Second, cfg.APIBAN.PollInterval),
 		FirstFull: fullFirst, FullNow: full, Done: func(rep bridge.Report, err error) { logReport(log, rep, err); obs.observe(e, rep, err) },

@@ -58,6 +58,7 @@ func status(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Write
 		row(w, "LAPI", "%s reachable: %d active decisions of origin %s in %d alerts", cfg.CrowdSec.LAPIURL, len(held.Active), cfg.Decisions.Origin, len(held.Alerts))
 	}
 	bouncerRow(ctx, cfg, w)
+	mirrorRow(ctx, cfg, w)
 	return ok
 }
 

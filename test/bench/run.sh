@@ -7,6 +7,7 @@
 #   BENCH_SIZES=10000,100000  list sizes of the full-sync comparison
 #   BENCH_ADDS=200            `cscli decisions add` runs timed, then scaled
 #   BENCH_GOFLAGS=            extra flags for `go test -bench`
+#   BENCH_MIRROR_N=100000     entries of the mirror benchmark
 #   BENCH_KERNELFLAGS=        extra flags for benchkernel, e.g.
 #                             "-apply-rounds 1 -pps-rounds 1 -pps-time 1s"
 set -euo pipefail
@@ -60,6 +61,11 @@ fi
 echo "== benchsync (sizes $SIZES, $ADDS timed cscli decisions add)"
 $GO run ./test/bench/cmd/benchsync -bridge "$BRIDGE" -sizes "$SIZES" -adds "$ADDS" \
 	-gobench "$work/gobench.txt" -kernel "$work/kernel.txt"
+# Issue 13: the APIBAN-compatible mirror under 50 concurrent clients
+# pulling 100,000 entries, beside static files served by http.FileServer.
+echo "== benchmirror (${BENCH_MIRROR_N:-100000} entries, 50 clients)"
+$GO run ./test/bench/cmd/benchmirror -bridge "$BRIDGE" -n "${BENCH_MIRROR_N:-100000}" -clients 50
+
 if [ "$kernel_rc" -ne 0 ]; then
 	echo "run.sh: benchkernel failed (exit $kernel_rc): items 3 and 4 not measured" >&2
 	exit "$kernel_rc"

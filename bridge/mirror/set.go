@@ -1,0 +1,245 @@
+package mirror
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/crowdsecurity/crowdsec/pkg/models"
+)
+
+// CursorBase is added to a LAPI decision ID to make the cursor a client
+// sees. APIBAN's clients start a pull at "100" (older ones at "0" or with
+// no ID); every cursor at or below CursorBase means "from the start", and
+// no real entry can hide below it.
+const CursorBase = 1000
+
+// PageSize is APIBAN's page: at most 250 entries, oldest first.
+const PageSize = 250
+
+// entry is one served address or range, ordered by id (its decision's).
+// Its text is made when a page is answered: keeping 100,000 strings
+// would cost more than formatting 250 per page.
+type entry struct {
+	id int64
+	p  netip.Prefix
+}
+
+// Set is the served list: LAPI's active ban decisions that pass the
+// filter, one entry per address or range, each ordered by the newest
+// LAPI decision ID that bans it (a re-listed address moves to the end, as
+// APIBAN re-lists it under a newer ID).
+type Set struct {
+	keep func(netip.Prefix) bool
+
+	mu         sync.RWMutex
+	ready      bool
+	maxID      int64 // the highest decision ID seen since start
+	byDecision map[int64]netip.Prefix
+	// byPrefix holds the decision IDs banning each prefix: nearly always
+	// one, so a slice (a map per prefix costs ~30 MB at 100,000).
+	byPrefix map[netip.Prefix][]int64
+	order    []entry // sorted by id; rebuilt after each Apply
+	ranges   []entry // the entries wider than one address, for checks
+}
+
+// NewSet returns an empty set; keep says whether a prefix may be served
+// (allowlists, never-ban set); nil keeps everything.
+func NewSet(keep func(netip.Prefix) bool) *Set {
+	if keep == nil {
+		keep = func(netip.Prefix) bool { return true }
+	}
+	return &Set{keep: keep, byDecision: map[int64]netip.Prefix{}, byPrefix: map[netip.Prefix][]int64{}}
+}
+
+// Apply takes one answer of LAPI's decision stream: deleted decisions
+// first, then new ones. The first call makes the set ready.
+func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := !s.ready
+	if resp != nil {
+		for _, d := range resp.Deleted {
+			if d != nil {
+				changed = s.remove(d.ID) || changed
+			}
+		}
+		for _, d := range resp.New {
+			if p, ok := s.accept(d); ok {
+				s.add(d.ID, p)
+				changed = true
+			}
+		}
+	}
+	s.ready = true
+	// Most stream answers are empty: the order is rebuilt only when
+	// something changed.
+	if changed {
+		s.rebuild()
+	}
+}
+
+// accept returns the prefix a ban decision covers, or false for what is
+// never served: other types and scopes, malformed values, filtered ones.
+func (s *Set) accept(d *models.Decision) (netip.Prefix, bool) {
+	if d == nil || d.Type == nil || d.Value == nil || d.Scope == nil || !strings.EqualFold(*d.Type, "ban") {
+		return netip.Prefix{}, false
+	}
+	var p netip.Prefix
+	switch strings.ToLower(*d.Scope) {
+	case "ip":
+		a, err := netip.ParseAddr(*d.Value)
+		if err != nil {
+			return p, false
+		}
+		a = a.Unmap()
+		p = netip.PrefixFrom(a, a.BitLen())
+	case "range":
+		q, err := netip.ParsePrefix(*d.Value)
+		if err != nil {
+			return p, false
+		}
+		if q.Addr().Is4In6() {
+			q = netip.PrefixFrom(q.Addr().Unmap(), q.Bits()-96)
+		}
+		p = q.Masked()
+	default:
+		return p, false
+	}
+	return p, p.IsValid() && s.keep(p)
+}
+
+func (s *Set) add(id int64, p netip.Prefix) {
+	s.remove(id) // a decision ID names one value; never count it twice
+	s.byDecision[id] = p
+	s.byPrefix[p] = append(s.byPrefix[p], id)
+	s.maxID = max(s.maxID, id)
+}
+
+// remove drops decision id; false if it was not held.
+func (s *Set) remove(id int64) bool {
+	p, ok := s.byDecision[id]
+	if !ok {
+		return false
+	}
+	delete(s.byDecision, id)
+	ids := slices.DeleteFunc(s.byPrefix[p], func(x int64) bool { return x == id })
+	if len(ids) == 0 {
+		delete(s.byPrefix, p)
+	} else {
+		s.byPrefix[p] = ids
+	}
+	return true
+}
+
+// rebuild orders the entries by their newest decision ID.
+func (s *Set) rebuild() {
+	order := make([]entry, 0, len(s.byPrefix))
+	var ranges []entry
+	for p, ids := range s.byPrefix {
+		e := entry{id: slices.Max(ids), p: p}
+		order = append(order, e)
+		if !p.IsSingleIP() {
+			ranges = append(ranges, e)
+		}
+	}
+	slices.SortFunc(order, func(a, b entry) int { return int(min(max(a.id-b.id, -1), 1)) })
+	s.order, s.ranges = order, ranges
+}
+
+// prefixText is how APIBAN lists an entry: a bare address, or CIDR for a
+// range.
+func prefixText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// Ready says whether LAPI's first answer has arrived.
+func (s *Set) Ready() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ready
+}
+
+// Len is the number of served entries.
+func (s *Set) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.order)
+}
+
+// Page returns up to n entries after the client's cursor (already parsed
+// by ParseCursor) and the cursor of the last one. A cursor at or below
+// CursorBase, or above every decision ID seen (from the future, or from
+// before a LAPI reset), starts from the beginning.
+func (s *Set) Page(cursor int64, n int) (texts []string, next string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	after := cursor - CursorBase
+	if after <= 0 || after > s.maxID {
+		after = 0
+	}
+	i, _ := slices.BinarySearchFunc(s.order, after+1, func(e entry, id int64) int { return int(min(max(e.id-id, -1), 1)) })
+	end := min(i+n, len(s.order))
+	if i >= end {
+		return nil, ""
+	}
+	texts = make([]string, 0, end-i)
+	for _, e := range s.order[i:end] {
+		texts = append(texts, prefixText(e.p))
+	}
+	return texts, strconv.FormatInt(s.order[end-1].id+CursorBase, 10)
+}
+
+// Find returns the served cursor of the entry holding a, if any.
+func (s *Set) Find(a netip.Addr) (string, bool) {
+	a = a.Unmap()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if ids, ok := s.byPrefix[netip.PrefixFrom(a, a.BitLen())]; ok {
+		return strconv.FormatInt(slices.Max(ids)+CursorBase, 10), true
+	}
+	for _, e := range s.ranges {
+		if e.p.Contains(a) {
+			return strconv.FormatInt(e.id+CursorBase, 10), true
+		}
+	}
+	return "", false
+}
+
+// All returns every served entry, oldest first.
+func (s *Set) All() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, len(s.order))
+	for i, e := range s.order {
+		out[i] = prefixText(e.p)
+	}
+	return out
+}
+
+// ParseCursor reads a client's ID: "" is the start; anything but digits
+// is refused; digits too large for an int64 are from the future, so the
+// start too.
+func ParseCursor(id string) (int64, bool) {
+	if id == "" {
+		return 0, true
+	}
+	if len(id) > 40 {
+		return 0, false
+	}
+	for _, c := range id {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return 0, true
+	}
+	return n, true
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/mirror"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
+)
+
+// startMirror serves the APIBAN-compatible mirror when it is enabled and
+// returns a function that waits for it to stop once ctx ends. A mirror
+// that cannot listen is logged; the bridge keeps running. Keys are never
+// logged: only their names.
+func startMirror(ctx context.Context, cfg *config.Config, obs *observer, log *logrus.Logger) (wait func()) {
+	mc := cfg.Mirror
+	if !mc.Enabled {
+		return func() {}
+	}
+	l := log.WithField("component", "mirror")
+	ln, err := net.Listen("tcp", mc.ListenAddr)
+	if err != nil {
+		l.WithError(err).Error("mirror: cannot listen")
+		return func() {}
+	}
+	never := neverBan(ctx, cfg, l).With(neverban.ReasonAllowlist, cfg.Allowlist.Prefixes...)
+	set := mirror.NewSet(func(p netip.Prefix) bool { _, _, hit := never.Match(p); return !hit })
+	keys := make([]mirror.Key, len(mc.Keys))
+	names := make([]string, len(mc.Keys))
+	for i, k := range mc.Keys {
+		keys[i], names[i] = mirror.Key{Name: k.Name, Key: k.Key}, k.Name
+	}
+	opts := mirror.Options{Keys: keys, MaxRequests: mc.MaxRequests, RateWindow: mc.RateWindow}
+	if obs != nil && obs.m != nil {
+		opts.Metrics = mirror.NewMetrics(set)
+		obs.m.Registry().MustRegister(opts.Metrics.Collectors()...)
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		err := mirror.Stream(ctx, set, bouncer.StreamOptions{
+			APIURL: cfg.CrowdSec.LAPIURL, APIKey: mc.LAPIKey, CACertPath: cfg.CrowdSec.CACertPath,
+			InsecureSkipVerify: cfg.CrowdSec.InsecureSkipVerify, UpdateFrequency: mc.UpdateFrequency,
+			Origins: mc.Origins, UserAgent: name + "-mirror/" + version,
+		})
+		if err != nil {
+			l.WithError(err).Error("mirror: decision stream stopped")
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		l.WithFields(logrus.Fields{"address": ln.Addr().String(), "clients": names, "origins": originsField(mc.Origins),
+			"tls": mc.TLSCertPath != ""}).Info("mirror: serving APIBAN's API")
+		if err := mirror.Serve(ctx, ln, mirror.NewHandler(set, opts), mc.TLSCertPath, mc.TLSKeyPath); err != nil {
+			l.WithError(err).Error("mirror: stopped")
+		}
+	}()
+	return func() { <-done; <-done }
+}
+
+// mirrorRow reports the mirror as the running daemon's /metrics shows it.
+func mirrorRow(ctx context.Context, cfg *config.Config, w io.Writer) {
+	mc := cfg.Mirror
+	if !mc.Enabled {
+		row(w, "mirror", "n/a (mirror.enabled is false)")
+		return
+	}
+	if !cfg.Prometheus.Enabled {
+		row(w, "mirror", "enabled on %s, set size unknown (prometheus.enabled is false)", mc.ListenAddr)
+		return
+	}
+	m, err := scrapeMetrics(ctx, cfg.Prometheus.Addr())
+	size, ok := m["crowdsec_apiban_bridge_mirror_set_size"]
+	if err != nil || !ok {
+		row(w, "mirror", "enabled on %s, set size unknown (the daemon's /metrics has no mirror figures)", mc.ListenAddr)
+		return
+	}
+	row(w, "mirror", "enabled on %s: %.0f addresses and ranges served to %d keys, %.0f requests answered",
+		mc.ListenAddr, size, len(mc.Keys), m["crowdsec_apiban_bridge_mirror_requests_total"])
+}

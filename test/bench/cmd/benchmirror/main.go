@@ -1,0 +1,350 @@
+// Command benchmirror measures the bridge's APIBAN-compatible mirror:
+// 50 concurrent clients each pulling a 100,000-entry mirror from the
+// start, page by page, against a real LAPI and the bridge binary; pages
+// per second, p99 page latency and the daemon's peak RSS, beside the
+// floor: the same pages as static files served by Go's http.FileServer.
+// Every client's pull is checked to hold the whole list exactly once.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bench/benchfmt"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
+)
+
+const (
+	mirrorKey = "bench-mirror-key-0123456789abcdef"
+	lapiKey   = "bench-mirror-lapi-key"
+	password  = "bench-mirror-password"
+)
+
+func main() {
+	bridge := flag.String("bridge", "bin/crowdsec-apiban-bridge", "the bridge binary")
+	n := flag.Int("n", 100_000, "entries in LAPI")
+	clients := flag.Int("clients", 50, "concurrent clients")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "benchmirror-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := run(*bridge, *n, *clients, dir); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchmirror: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "benchmirror: "+format+"\n", args...) }
+
+func run(bridge string, n, clients int, dir string) error {
+	l, err := lapitest.Launch(filepath.Join(dir, "lapi"))
+	if err != nil {
+		return err
+	}
+	defer l.Stop()
+	if err := load(l, dir, n); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	sim := apibansim.New(apibansim.Options{MaxRequests: apibansim.Unlimited})
+	defer sim.Close()
+	cfg := bridgetest.Config{
+		APIBAN:     bridgetest.APIBAN{APIKey: sim.Key(), URL: sim.URL(), MaxRequests: new(0), PollInterval: time.Hour},
+		CrowdSec:   bridgetest.CrowdSec{LAPIURL: l.URL, Login: "crowdsec-apiban-bridge", Password: password},
+		StateFile:  filepath.Join(dir, "state.json"),
+		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
+		Extra: fmt.Sprintf("mirror:\n  enabled: true\n  listen_addr: %s\n  keys: [{name: bench, key: %s}]\n  lapi_key: %s\n  max_requests: 0\n",
+			addr, mirrorKey, lapiKey),
+	}
+	cfgPath := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(cfgPath, cfg.YAML(), 0o600); err != nil {
+		return err
+	}
+	base := "http://" + addr
+	var mirror result
+	var floorURL string
+	var stop func()
+	rss, err := daemon(bridge, cfgPath, dir, nil, func() error {
+		if err := waitFull(base, n); err != nil {
+			return err
+		}
+		var err error
+		if mirror, err = pullAll(base, clients, n); err != nil {
+			return fmt.Errorf("mirror: %w", err)
+		}
+		// The floor serves the very pages the mirror answered.
+		floorURL, stop, err = staticFloor(base, filepath.Join(dir, "static"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// The same load with a soft memory limit, the remedy benchmarks.md
+	// discusses for the sync's peak.
+	limited, err := daemon(bridge, cfgPath, dir, []string{"GOMEMLIMIT=" + memLimit}, func() error {
+		if err := waitFull(base, n); err != nil {
+			return err
+		}
+		_, err := pullAll(base, clients, n)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	floor, err := pullAll(floorURL, clients, n)
+	if err != nil {
+		return fmt.Errorf("static floor: %w", err)
+	}
+	print(n, clients, mirror, floor, rss, limited)
+	return nil
+}
+
+// load imports n addresses (one origin, cscli-import) and adds the
+// mirror's bouncer and the bridge's machine.
+func load(l *lapitest.LAPI, dir string, n int) error {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "11.%d.%d.%d\n", i>>16, i>>8&255, i&255)
+	}
+	file := filepath.Join(dir, "ips.txt")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	logf("importing %s decisions into LAPI", benchfmt.Num(n))
+	if _, err := l.CscliErr("decisions", "import", "-i", file, "--format", "values", "-d", "168h"); err != nil {
+		return err
+	}
+	if _, err := l.CscliErr("bouncers", "add", "bench-mirror", "-k", lapiKey); err != nil {
+		return err
+	}
+	_, err := l.AddMachineErr("crowdsec-apiban-bridge", password)
+	return err
+}
+
+// memLimit is the GOMEMLIMIT of the second daemon run.
+const memLimit = "64MiB"
+
+// daemon runs the bridge with env added, calls work once the process is
+// up, and returns its peak RSS, read before it is stopped.
+func daemon(bridge, cfgPath, dir string, env []string, work func() error) (int64, error) {
+	logFile, err := os.Create(filepath.Join(dir, "bridge.log"))
+	if err != nil {
+		return 0, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bridge, "-c", cfgPath)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	if err := work(); err != nil {
+		return 0, err
+	}
+	return peakRSS(cmd.Process.Pid)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitFull waits until the mirror serves n entries (LAPI's first stream
+// answer is in).
+func waitFull(base string, n int) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/ipset/" + mirrorKey + "/list")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && bytes.Count(body, []byte("\n")) == n {
+				return nil
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	return errors.New("the mirror never served the whole list")
+}
+
+type result struct {
+	pages     int
+	wall      time.Duration
+	latencies []time.Duration
+}
+
+func (r result) pagesPerSec() float64 { return float64(r.pages) / r.wall.Seconds() }
+
+func (r result) p99() time.Duration {
+	s := slices.Clone(r.latencies)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*99/100)]
+}
+
+// pullAll runs clients concurrent pulls of base from the start to the end
+// of the list; each must get n distinct entries.
+func pullAll(base string, clients, n int) (result, error) {
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2}}
+	var mu sync.Mutex
+	var res result
+	var errs []error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			lat, err := pullOne(hc, base, n)
+			mu.Lock()
+			defer mu.Unlock()
+			res.latencies = append(res.latencies, lat...)
+			res.pages += len(lat)
+			errs = append(errs, err)
+		})
+	}
+	wg.Wait()
+	res.wall = time.Since(start)
+	return res, errors.Join(errs...)
+}
+
+type page struct {
+	IPAddress json.RawMessage `json:"ipaddress"`
+	ID        string          `json:"ID"`
+}
+
+func pullOne(hc *http.Client, base string, n int) ([]time.Duration, error) {
+	seen := make(map[string]struct{}, n)
+	var lat []time.Duration
+	cursor := "100"
+	for {
+		t0 := time.Now()
+		resp, err := hc.Get(base + "/api/" + mirrorKey + "/banned/" + cursor)
+		if err != nil {
+			return lat, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		lat = append(lat, time.Since(t0))
+		if err != nil {
+			return lat, err
+		}
+		var p page
+		if err := json.Unmarshal(body, &p); err != nil {
+			return lat, fmt.Errorf("page after %s: %w", cursor, err)
+		}
+		if p.ID == "none" {
+			break
+		}
+		var ips []string
+		if err := json.Unmarshal(p.IPAddress, &ips); err != nil {
+			return lat, err
+		}
+		for _, ip := range ips {
+			seen[ip] = struct{}{}
+		}
+		cursor = p.ID
+	}
+	if len(seen) != n {
+		return lat, fmt.Errorf("a client pulled %d distinct entries, want %d", len(seen), n)
+	}
+	return lat, nil
+}
+
+// staticFloor copies every page the mirror answers (the same bodies, the
+// end-of-list one included) into files under dir, at the same paths, and
+// serves them with http.FileServer.
+func staticFloor(base, dir string) (string, func(), error) {
+	pages := filepath.Join(dir, "api", mirrorKey, "banned")
+	if err := os.MkdirAll(pages, 0o755); err != nil {
+		return "", nil, err
+	}
+	cursor := "100"
+	for {
+		resp, err := http.Get(base + "/api/" + mirrorKey + "/banned/" + cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := os.WriteFile(filepath.Join(pages, cursor), body, 0o644); err != nil {
+			return "", nil, err
+		}
+		var p page
+		if err := json.Unmarshal(body, &p); err != nil {
+			return "", nil, err
+		}
+		if p.ID == "none" {
+			break
+		}
+		cursor = p.ID
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir)), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Shutdown(context.Background()) }, nil
+}
+
+// peakRSS is the process's high-water resident set (VmHWM).
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/PID/status")
+}
+
+func print(n, clients int, mirror, floor result, rss, rssLimited int64) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	fmt.Printf("\n%d clients pulling %s entries from the start (%d pages each)\n\n", clients, benchfmt.Num(n), mirror.pages/clients)
+	fmt.Println("| measure | mirror (bridge daemon) | floor (static files, http.FileServer) | goal | |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| pages per second | %.0f | %.0f | | |\n", mirror.pagesPerSec(), floor.pagesPerSec())
+	fmt.Printf("| p99 page latency | %s | %s | < 20 ms | %s |\n", benchfmt.Ms(mirror.p99()), benchfmt.Ms(floor.p99()), verdict(mirror.p99() < 20*time.Millisecond))
+	fmt.Printf("| wall time | %s | %s | | |\n", benchfmt.Secs(mirror.wall), benchfmt.Secs(floor.wall))
+	fmt.Printf("| daemon peak RSS (VmHWM), mirror on | %.1f MiB | | < 96 MiB | %s |\n", float64(rss)/(1<<20), verdict(rss < 96<<20))
+	fmt.Printf("| the same, daemon run with `GOMEMLIMIT=%s` | %.1f MiB | | < 96 MiB | %s |\n", memLimit, float64(rssLimited)/(1<<20), verdict(rssLimited < 96<<20))
+}
