@@ -139,7 +139,7 @@ func (p *pass) commit(ctx context.Context) error {
 	}
 	e.st.Cursor = p.cursor
 	p.pending = p.pending[:0]
-	if err := e.save(); err != nil {
+	if err := e.record(); err != nil {
 		return err
 	}
 	p.committed = p.cursor
@@ -193,10 +193,10 @@ func (e *Engine) push(ctx context.Context, ds []lapi.Decision) error {
 		return err
 	}
 	for _, d := range ds {
-		e.st.Active[d.Prefix] = now.Add(d.Duration)
+		e.st.Add(d.Prefix, now.Add(d.Duration))
 	}
 	for id, until := range alerts {
-		e.st.Alerts[id] = until
+		e.st.AddAlert(id, until)
 	}
 	return nil
 }

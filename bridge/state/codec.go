@@ -16,12 +16,21 @@ import (
 )
 
 // formatVersion is bumped when the file layout changes incompatibly.
-const formatVersion = 1
+// Version 2 added the journal's generation: a build that knows only
+// version 1 would ignore the journal, so it must refuse the file (and
+// read LAPI back) rather than read it. Version 1 files still load.
+const (
+	formatVersion = 2
+	oldVersion    = 1
+)
+
+func knownVersion(v int) bool { return v == formatVersion || v == oldVersion }
 
 // fileFormat is the JSON layout. Active is a list rather than a map so the
 // file is sorted and diffable; times are unix seconds to keep it small.
 type fileFormat struct {
 	Version      int           `json:"version"`
+	Journal      uint64        `json:"journal,omitempty"`
 	Cursor       string        `json:"cursor"`
 	LastFullSync int64         `json:"last_full_sync,omitempty"`
 	LastRepair   int64         `json:"last_repair,omitempty"`
@@ -54,7 +63,7 @@ func decodeJSON(data []byte) (*State, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("parsing: %w", err)
 	}
-	if f.Version != formatVersion {
+	if !knownVersion(f.Version) {
 		return nil, fmt.Errorf("version %d is not supported (want %d)", f.Version, formatVersion)
 	}
 	s := New()
@@ -74,6 +83,9 @@ func decodeJSON(data []byte) (*State, error) {
 // setHead copies what precedes the active list.
 func (s *State) setHead(f *fileFormat) error {
 	s.Cursor = f.Cursor
+	if f.Version == formatVersion {
+		s.gen = f.Journal
+	}
 	if f.LastFullSync != 0 {
 		s.LastFullSync = time.Unix(f.LastFullSync, 0).UTC()
 	}
@@ -104,7 +116,7 @@ func decodeFast(data []byte) (*State, bool) {
 		return nil, false
 	}
 	var head fileFormat
-	if json.Unmarshal(append(data[:i:i], '}'), &head) != nil || head.Version != formatVersion || head.Active != nil {
+	if json.Unmarshal(append(data[:i:i], '}'), &head) != nil || !knownVersion(head.Version) || head.Active != nil {
 		return nil, false
 	}
 	rest := data[i+len(activeKey):]
@@ -318,6 +330,10 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 	}
 	buf = append(buf, `{"version":`...)
 	buf = strconv.AppendInt(buf, formatVersion, 10)
+	if s.gen != 0 {
+		buf = append(buf, `,"journal":`...)
+		buf = strconv.AppendUint(buf, s.gen, 10)
+	}
 	buf = append(buf, `,"cursor":`...)
 	buf = append(buf, cursor...)
 	if !s.LastFullSync.IsZero() {

@@ -1,7 +1,10 @@
 // Package state keeps what the bridge has already done: the feed cursor and
-// every prefix it pushed with the time its decision ends. It is written
-// atomically (temporary file, fsync, rename, fsync of the directory) so a
-// crash at any point leaves either the old or the new file, never a mix.
+// every prefix it pushed with the time its decision ends. It lives in a
+// snapshot (the state file, written atomically: codec.go, atomic.go) and
+// a journal beside it (journal.go) to which each push appends a record,
+// so that recording a push costs what it added; the journal is folded
+// into a new snapshot now and then. marker.go is the push marker and
+// lock.go the one-writer lock. The why is in docs/reliability.md.
 package state
 
 import (
@@ -9,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"time"
@@ -31,9 +35,30 @@ type State struct {
 	LastRepair   time.Time
 	LastRepaired int
 
-	// scratch is reused by every Save: a full sync saves after each push,
-	// and fresh buffers each time (7 MB at 100,000 entries) were much of
-	// the bridge's peak RSS. The file itself is written in chunks.
+	// gen is the generation of the snapshot on disk: the journal's
+	// records carry it, and records of another one are ignored.
+	gen uint64
+	// disk is what the files hold, as far as this State knows.
+	disk struct {
+		snapshotSize int64
+		// journalValid is the length of the journal's valid records,
+		// journalSize the file's (-1: unknown); they differ when a
+		// damaged or stale tail is to be written over.
+		journalValid, journalSize int64
+		// damaged: Load cut the journal at a damaged record.
+		damaged bool
+		// needSnapshot: the next write must be a whole snapshot (none
+		// was written yet, or the last one failed half-way).
+		needSnapshot bool
+	}
+	// pending is what Add and AddAlert changed since the last write.
+	pending struct {
+		prefixes, alerts []change
+		record           []byte
+	}
+	// scratch is reused by every Save: fresh buffers each time (7 MB at
+	// 100,000 entries) were much of the bridge's peak RSS. The file
+	// itself is written in chunks.
 	scratch struct {
 		chunk   []byte
 		v4, tmp []entry4
@@ -42,8 +67,27 @@ type State struct {
 
 // New returns an empty state.
 func New() *State {
-	return &State{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
+	s := &State{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
+	s.disk.needSnapshot = true
+	return s
 }
+
+// Add records that a decision for p now ends at until; Append writes it.
+func (s *State) Add(p netip.Prefix, until time.Time) {
+	s.Active[p] = until
+	s.pending.prefixes = append(s.pending.prefixes, change{prefix: p, until: until.Unix()})
+}
+
+// AddAlert records that alert id carries decisions ending by until.
+func (s *State) AddAlert(id int64, until time.Time) {
+	s.Alerts[id] = until
+	s.pending.alerts = append(s.pending.alerts, change{id: id, until: until.Unix()})
+}
+
+// JournalDamaged reports whether Load found a damaged record in the
+// journal (a crash in the middle of an append): what it recorded, and
+// anything after it, was dropped.
+func (s *State) JournalDamaged() bool { return s.disk.damaged }
 
 // ActiveAt reports whether p has a decision that lasts past t.
 func (s *State) ActiveAt(p netip.Prefix, t time.Time) bool {
@@ -97,14 +141,100 @@ func Load(path string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
+	s.disk.snapshotSize = int64(len(data))
+	s.disk.needSnapshot = s.gen == 0 // a file from before the journal
+	if s.gen != 0 {
+		if err := s.readJournal(path); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
-// Save writes s to path atomically, creating the directory if needed.
+// Save writes all of s as a new snapshot at path, atomically, creating
+// the directory if needed, and starts an empty journal.
 func (s *State) Save(path string) error {
-	return writeAtomic(path, 0o600, func(w io.Writer) error {
+	old := s.gen
+	s.gen = newGeneration(old)
+	var size int64
+	err := writeAtomic(path, 0o600, func(w io.Writer) error {
+		cw := &countingWriter{w: w}
 		var err error
-		s.scratch.chunk, err = s.encode(s.scratch.chunk[:0], w)
+		s.scratch.chunk, err = s.encode(s.scratch.chunk[:0], cw)
+		size = cw.n
 		return err
 	})
+	if err != nil {
+		// The file holds the old snapshot, or (if only the directory's
+		// fsync failed) maybe the new one: only a whole one is safe next.
+		s.gen, s.disk.needSnapshot = old, true
+		return err
+	}
+	s.disk.snapshotSize, s.disk.needSnapshot, s.disk.damaged = size, false, false
+	s.pending.prefixes, s.pending.alerts = s.pending.prefixes[:0], s.pending.alerts[:0]
+	// The old journal's records carry the old generation and are
+	// ignored from now on; removing it only saves reading it.
+	s.disk.journalValid, s.disk.journalSize = 0, 0
+	if err := os.Remove(JournalPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.disk.journalSize = -1
+	}
+	return nil
+}
+
+// Append records what changed since the last write (the scalar fields,
+// and what Add and AddAlert added) as one journal record: its cost
+// follows the change, not the size of s. It writes a snapshot instead
+// when one is needed.
+func (s *State) Append(path string) error {
+	if s.disk.needSnapshot {
+		return s.Save(path)
+	}
+	s.pending.record = s.appendRecord(s.pending.record[:0], s.pending.prefixes, s.pending.alerts)
+	if err := s.appendJournal(path, s.pending.record); err != nil {
+		return err
+	}
+	s.pending.prefixes, s.pending.alerts = s.pending.prefixes[:0], s.pending.alerts[:0]
+	return nil
+}
+
+// compactMin and compactRatio: a journal is folded into a new snapshot
+// once it passes both compactMin bytes and 1/compactRatio of the
+// snapshot's size. Each snapshot then pays for at least that many bytes
+// of records, so the cost of all writes stays linear in what is added,
+// and Load never replays more than a fraction of what it decodes.
+const (
+	compactMin   = 64 << 10
+	compactRatio = 8
+)
+
+// Compact writes a new snapshot when the journal has grown past its
+// share and reports whether it did.
+func (s *State) Compact(path string) (bool, error) {
+	j := s.disk.journalValid
+	if j < compactMin || j*compactRatio < s.disk.snapshotSize {
+		return false, nil
+	}
+	return true, s.Save(path)
+}
+
+// newGeneration draws a random generation, never 0 nor old, below 2^53
+// so that any JSON reader keeps it exact.
+func newGeneration(old uint64) uint64 {
+	for {
+		g := rand.Uint64N(1<<53-1) + 1
+		if g != old {
+			return g
+		}
+	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

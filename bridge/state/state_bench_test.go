@@ -160,7 +160,7 @@ func TestDecodeFastAgreesWithJSON(t *testing.T) {
 		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":+12}]}`,
 		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}]} `,
 		`{"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}`,
-		`{"version":2,"cursor":"5","active":[]}`,
+		`{"version":3,"cursor":"5","active":[]}`,
 		`{"active":[],"version":1,"cursor":"5","active":[{"p":"1.2.3.4/32","u":12}]}`,
 		`{"version":1, "cursor":"5", "active":[ {"p":"1.2.3.4/32", "u":12} ]}`,
 	}
