@@ -179,7 +179,7 @@ func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
 	if err := e.verify(ctx, allow, rep); err != nil {
 		return err
 	}
-	run := &pass{e: e, allow: allow, rep: rep, seen: make(map[netip.Prefix]bool)}
+	run := &pass{e: e, allow: allow, rep: rep, seen: newPrefixSet()}
 	if !rep.Full {
 		run.cursor = e.st.Cursor
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -15,10 +16,28 @@ import (
 
 func markerPath(statePath string) string { return statePath + ".pushing" }
 
-// BeginPush records that a push is about to start.
+// BeginPush records that a push is about to start. Only the file's
+// existence counts (the time in it is for a reader), so it needs no
+// atomic replacement: creating it and making its name durable is enough,
+// and costs a fraction of an atomic write on every push of a full sync.
 func BeginPush(statePath string) error {
 	stamp := []byte(time.Now().UTC().Format(time.RFC3339) + "\n")
-	if err := WriteFileAtomic(markerPath(statePath), stamp, 0o600); err != nil {
+	path := markerPath(statePath)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("marking push: creating state directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("marking push: %w", err)
+	}
+	_, werr := f.Write(stamp)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("marking push: %w", werr)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("marking push: %w", err)
 	}
 	return nil
