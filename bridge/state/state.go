@@ -56,9 +56,8 @@ type State struct {
 		prefixes, alerts []change
 		record           []byte
 	}
-	// scratch is reused by every Save: fresh buffers each time (7 MB at
-	// 100,000 entries) were much of the bridge's peak RSS. The file
-	// itself is written in chunks.
+	// scratch holds Encode's buffers; the file itself is written in
+	// chunks.
 	scratch struct {
 		chunk   []byte
 		v4, tmp []entry4
@@ -170,6 +169,9 @@ func (s *State) Save(path string) error {
 		s.gen, s.disk.needSnapshot = old, true
 		return err
 	}
+	// Snapshots are rare now (a compaction, a full sync): the daemon
+	// need not keep 32 bytes per entry of sort buffers between them.
+	s.scratch.v4, s.scratch.tmp = nil, nil
 	s.disk.snapshotSize, s.disk.needSnapshot, s.disk.damaged = size, false, false
 	s.pending.prefixes, s.pending.alerts = s.pending.prefixes[:0], s.pending.alerts[:0]
 	// The old journal's records carry the old generation and are
