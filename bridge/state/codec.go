@@ -120,7 +120,9 @@ func decodeFast(data []byte) (*State, bool) {
 		return nil, false
 	}
 	rest := data[i+len(activeKey):]
-	s := &State{Active: make(map[netip.Prefix]time.Time, bytes.Count(rest, []byte(`{"p":"`))), Alerts: make(map[int64]time.Time)}
+	// One '{' per entry: counting a single byte is several times faster
+	// than counting `{"p":"`, and gives the same size hint.
+	s := &State{Active: make(map[netip.Prefix]time.Time, bytes.Count(rest, []byte{'{'})), Alerts: make(map[int64]time.Time)}
 	if s.setHead(&head) != nil {
 		return nil, false
 	}
@@ -141,11 +143,8 @@ func decodeFast(data []byte) (*State, bool) {
 				return nil, false
 			}
 		}
-		if !jsonInt(until) {
-			return nil, false
-		}
-		u, err := strconv.ParseInt(string(until), 10, 64)
-		if err != nil {
+		u, ok := parseJSONInt(until)
+		if !ok {
 			return nil, false
 		}
 		s.Active[p] = time.Unix(u, 0).UTC()
@@ -204,21 +203,28 @@ func parsePrefix4(b []byte) (netip.Prefix, bool) {
 	return netip.PrefixFrom(netip.AddrFrom4(a), bits), true
 }
 
-// jsonInt reports whether b is an integer as JSON writes it: no plus
-// sign, no leading zero.
-func jsonInt(b []byte) bool {
-	if len(b) > 0 && b[0] == '-' {
+// parseJSONInt parses an integer as JSON writes it (no plus sign, no
+// leading zero), of at most 18 digits so that it cannot overflow; the
+// rest is left to encoding/json.
+func parseJSONInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
 		b = b[1:]
 	}
-	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
-		return false
+	if len(b) == 0 || len(b) > 18 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
 	}
+	var n int64
 	for _, c := range b {
 		if c < '0' || c > '9' {
-			return false
+			return 0, false
 		}
+		n = n*10 + int64(c-'0')
 	}
-	return true
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // between expects b to start with prefix and returns what follows it up to
