@@ -56,7 +56,7 @@ func TestLAPI500AndLostAnswers(t *testing.T) {
 	if r.proxy.count(answer500) != 2 || r.proxy.count(loseAnswer) != 3 {
 		t.Fatalf("faults served: 500 x%d, lost x%d", r.proxy.count(answer500), r.proxy.count(loseAnswer))
 	}
-	for _, want := range []string{"sync failed", "injected failure", "connection reset by peer", "read this bridge's active decisions back"} {
+	for _, want := range []string{"sync failed", "injected failure", "connection reset by peer", "read this bridge's decisions back"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log never says %q", want)
 		}
