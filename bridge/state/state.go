@@ -127,7 +127,9 @@ func (s *State) Clamp(limit time.Time) {
 // ErrNotExist is returned by Load when there is no state file yet.
 var ErrNotExist = errors.New("state file does not exist")
 
-// Load reads the state file at path.
+// Load reads the state file at path and replays its journal onto it.
+// It writes nothing: a reader (status, check) sees what the last writer
+// recorded, and a damaged journal tail is reported by JournalDamaged.
 func Load(path string) (*State, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
