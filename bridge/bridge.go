@@ -170,8 +170,8 @@ func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
 	if err := e.loadState(); err != nil {
 		return err
 	}
-	// Once per sync, not per save: a full sync saves after every push, and
-	// walking 100,000 entries each time showed in the profile.
+	// Once per sync, not per write: walking 100,000 entries after every
+	// push of a full sync showed in the profile.
 	e.st.Prune(e.opts.Now())
 	allow, err := e.allowlist(ctx)
 	if err != nil {
@@ -181,7 +181,7 @@ func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
 	if err := e.verify(ctx, allow, rep); err != nil {
 		return err
 	}
-	run := &pass{e: e, allow: allow, rep: rep, seen: make(map[netip.Prefix]bool)}
+	run := &pass{e: e, allow: allow, rep: rep, seen: newPrefixSet()}
 	if !rep.Full {
 		run.cursor = e.st.Cursor
 	}
@@ -189,10 +189,11 @@ func (e *Engine) sync(ctx context.Context, full bool, rep *Report) error {
 		return err
 	}
 	if rep.Full {
+		// A full pass journaled as much as the state holds: fold it in.
 		e.st.LastFullSync = e.opts.Now()
-		return e.save()
+		return e.snapshot()
 	}
-	return nil
+	return e.compact()
 }
 
 func (e *Engine) fullDue() bool {
@@ -221,6 +222,18 @@ func (e *Engine) loadState() error {
 		e.st, e.readBack = state.New(), "state file unreadable"
 	}
 	e.st.Clamp(e.opts.Now().Add(e.opts.Duration))
+	if e.st.JournalDamaged() {
+		// Never seen without the push marker (the record is written
+		// before the marker goes), but what it held is not known.
+		e.readBack = "the state journal ends in a damaged record"
+	}
+	if err == nil {
+		// Only a loaded state: an empty snapshot written now would hide
+		// from a crashed next start that LAPI must be read back.
+		if err := e.compact(); err != nil {
+			return err
+		}
+	}
 	interrupted, err := state.PushInterrupted(e.opts.StatePath)
 	if err != nil {
 		return err
@@ -276,9 +289,28 @@ func Allowlist(ctx context.Context, l AllowlistLister, configured []netip.Prefix
 	return allowlist.New(configured, entries), false, nil
 }
 
-func (e *Engine) save() error {
+// record appends what the last push changed to the state's journal.
+func (e *Engine) record() error {
+	if e.opts.DryRun {
+		return nil
+	}
+	return e.st.Append(e.opts.StatePath)
+}
+
+// snapshot writes the whole state: after a full pass or a read-back.
+func (e *Engine) snapshot() error {
 	if e.opts.DryRun {
 		return nil
 	}
 	return e.st.Save(e.opts.StatePath)
+}
+
+// compact folds the journal into a new snapshot once it has grown past
+// its share of the state (bridge/state), at start and after each sync.
+func (e *Engine) compact() error {
+	if e.opts.DryRun {
+		return nil
+	}
+	_, err := e.st.Compact(e.opts.StatePath)
+	return err
 }

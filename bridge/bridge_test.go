@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -459,8 +461,108 @@ func TestEndedDecisionsLeaveTheStateFile(t *testing.T) {
 	if rep := r.sync(t, e, false); rep.Pushed != 1 {
 		t.Fatalf("%+v", rep)
 	}
+	// The journal keeps what it recorded until the next snapshot; every
+	// reader prunes at load, and the snapshot holds only what is active.
 	st := r.savedState(t)
-	if len(st.Active) != 1 {
+	if st.Prune(r.now); len(st.Active) != 1 {
 		t.Fatalf("state keeps %d entries, want only the one still active: %v", len(st.Active), st.Active)
 	}
+	r.feed.entries = r.feed.entries[3:] // APIBAN no longer lists them
+	r.sync(t, e, true)                  // a full sync ends with a snapshot
+	if _, err := os.Stat(state.JournalPath(r.opts.StatePath)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the snapshot must leave no journal behind: %v", err)
+	}
+	if st := r.savedState(t); len(st.Active) != 1 {
+		t.Fatalf("snapshot keeps %d entries, want only the one still active: %v", len(st.Active), st.Active)
+	}
+}
+
+// A new process replays what the last one journaled: the pushes of an
+// incremental sync are in the journal, not the snapshot, and the next
+// start knows them without reading LAPI back.
+func TestJournalIsReplayedAtStart(t *testing.T) {
+	r := newRig(t)
+	r.opts.PushSize = 100
+	r.feed.add(300)
+	r.sync(t, r.engine(), false) // first sync: ends with a snapshot
+	r.feed.add(250)
+	if rep := r.sync(t, r.engine(), false); rep.Pushed != 250 || rep.ReadBack != "" {
+		t.Fatalf("incremental: %+v", rep)
+	}
+	if fi, err := os.Stat(state.JournalPath(r.opts.StatePath)); err != nil || fi.Size() == 0 {
+		t.Fatalf("the incremental sync must have journaled its pushes: %v", err)
+	}
+	r.feed.add(5)
+	reads := r.lapi.reads
+	rep := r.sync(t, r.engine(), false)
+	if rep.Pushed != 5 || rep.AlreadyActive != 0 || rep.ReadBack != "" || r.lapi.reads != reads {
+		t.Fatalf("after restart: %+v, %d read-backs", rep, r.lapi.reads-reads)
+	}
+	if st := r.savedState(t); len(st.Active) != 555 || st.Cursor != "555" {
+		t.Fatalf("state: %d active, cursor %q", len(st.Active), st.Cursor)
+	}
+}
+
+// A sync dies with its last journal record torn and its push unconfirmed:
+// the next start drops the torn record, reads LAPI back, and nothing is
+// lost or pushed twice.
+func TestTornJournalRecordAfterACrashIsReadBack(t *testing.T) {
+	r := newRig(t)
+	r.opts.PushSize, r.feed.page = 100, 100 // one push, one record per page
+	r.feed.add(300)
+	r.sync(t, r.engine(), false)
+	r.feed.add(300)
+	// The third push is stored but its answer lost; the two before it
+	// were journaled.
+	e := r.engine()
+	e.lapi = &failAfter{fakeLAPI: r.lapi, after: r.lapi.pushes + 2}
+	if _, err := e.Sync(context.Background(), false); err == nil {
+		t.Fatal("the sync must fail on the lost answer")
+	}
+	jpath := state.JournalPath(r.opts.StatePath)
+	data, err := os.ReadFile(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if the process died half-way through writing the last record.
+	if err := os.WriteFile(jpath, data[:len(data)-9], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := r.savedState(t)
+	if !st.JournalDamaged() || len(st.Active) != 400 {
+		t.Fatalf("torn journal: damaged %v, %d active (want the first record only: 400)", st.JournalDamaged(), len(st.Active))
+	}
+	// The marker alone would force the read-back; without it the torn
+	// record must still do so.
+	if err := state.EndPush(r.opts.StatePath); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.sync(t, r.engine(), false)
+	if !strings.Contains(rep.ReadBack, "damaged record") {
+		t.Fatalf("a torn record must make the next sync read LAPI back: %+v", rep)
+	}
+	if d := r.lapi.duplicates(); len(d) != 0 {
+		t.Fatalf("%d duplicates", len(d))
+	}
+	if st := r.savedState(t); len(st.Active) != 600 || st.Cursor != "600" || st.JournalDamaged() {
+		t.Fatalf("state: %d active, cursor %q, damaged %v", len(st.Active), st.Cursor, st.JournalDamaged())
+	}
+	if len(r.lapi.until) != 600 {
+		t.Fatalf("LAPI holds %d, want 600", len(r.lapi.until))
+	}
+}
+
+// failAfter stores every push like LAPI, but loses the answer of every
+// push after the first `after`.
+type failAfter struct {
+	*fakeLAPI
+	after int
+}
+
+func (f *failAfter) Push(ctx context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error) {
+	ids, err := f.fakeLAPI.Push(ctx, ds, now)
+	if err == nil && f.pushes > f.after {
+		return nil, errors.New("connection reset")
+	}
+	return ids, err
 }

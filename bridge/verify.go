@@ -126,7 +126,8 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 		e.readBack = ""
 		return nil
 	}
-	if err := e.save(); err != nil {
+	// A replacement, not an addition: a new snapshot.
+	if err := e.snapshot(); err != nil {
 		return err
 	}
 	if err := state.EndPush(e.opts.StatePath); err != nil {
@@ -143,7 +144,7 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 		}
 		rep.Repaired += len(chunk)
 		e.st.LastRepair, e.st.LastRepaired = now, rep.Repaired
-		if err := e.save(); err != nil {
+		if err := e.record(); err != nil {
 			return err
 		}
 		if err := state.EndPush(e.opts.StatePath); err != nil {

@@ -1,27 +1,22 @@
 // Package state keeps what the bridge has already done: the feed cursor and
-// every prefix it pushed with the time its decision ends. It is written
-// atomically (temporary file, fsync, rename, fsync of the directory) so a
-// crash at any point leaves either the old or the new file, never a mix.
+// every prefix it pushed with the time its decision ends. It lives in a
+// snapshot (the state file, written atomically: codec.go, atomic.go) and
+// a journal beside it (journal.go) to which each push appends a record,
+// so that recording a push costs what it added; the journal is folded
+// into a new snapshot now and then. marker.go is the push marker and
+// lock.go the one-writer lock. The why is in docs/reliability.md.
 package state
 
 import (
-	"bytes"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"time"
 )
-
-// formatVersion is bumped when the file layout changes incompatibly.
-const formatVersion = 1
 
 // State is the bridge's memory between runs.
 type State struct {
@@ -40,9 +35,29 @@ type State struct {
 	LastRepair   time.Time
 	LastRepaired int
 
-	// scratch is reused by every Save: a full sync saves after each push,
-	// and fresh buffers each time (7 MB at 100,000 entries) were much of
-	// the bridge's peak RSS. The file itself is written in chunks.
+	// gen is the generation of the snapshot on disk: the journal's
+	// records carry it, and records of another one are ignored.
+	gen uint64
+	// disk is what the files hold, as far as this State knows.
+	disk struct {
+		snapshotSize int64
+		// journalValid is the length of the journal's valid records,
+		// journalSize the file's (-1: unknown); they differ when a
+		// damaged or stale tail is to be written over.
+		journalValid, journalSize int64
+		// damaged: Load cut the journal at a damaged record.
+		damaged bool
+		// needSnapshot: the next write must be a whole snapshot (none
+		// was written yet, or the last one failed half-way).
+		needSnapshot bool
+	}
+	// pending is what Add and AddAlert changed since the last write.
+	pending struct {
+		prefixes, alerts []change
+		record           []byte
+	}
+	// scratch holds Encode's buffers; the file itself is written in
+	// chunks.
 	scratch struct {
 		chunk   []byte
 		v4, tmp []entry4
@@ -51,8 +66,27 @@ type State struct {
 
 // New returns an empty state.
 func New() *State {
-	return &State{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
+	s := &State{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
+	s.disk.needSnapshot = true
+	return s
 }
+
+// Add records that a decision for p now ends at until; Append writes it.
+func (s *State) Add(p netip.Prefix, until time.Time) {
+	s.Active[p] = until
+	s.pending.prefixes = append(s.pending.prefixes, change{prefix: p, until: until.Unix()})
+}
+
+// AddAlert records that alert id carries decisions ending by until.
+func (s *State) AddAlert(id int64, until time.Time) {
+	s.Alerts[id] = until
+	s.pending.alerts = append(s.pending.alerts, change{id: id, until: until.Unix()})
+}
+
+// JournalDamaged reports whether Load found a damaged record in the
+// journal (a crash in the middle of an append): what it recorded, and
+// anything after it, was dropped.
+func (s *State) JournalDamaged() bool { return s.disk.damaged }
 
 // ActiveAt reports whether p has a decision that lasts past t.
 func (s *State) ActiveAt(p netip.Prefix, t time.Time) bool {
@@ -90,32 +124,12 @@ func (s *State) Clamp(limit time.Time) {
 	}
 }
 
-// fileFormat is the JSON layout. Active is a list rather than a map so the
-// file is sorted and diffable; times are unix seconds to keep it small.
-type fileFormat struct {
-	Version      int           `json:"version"`
-	Cursor       string        `json:"cursor"`
-	LastFullSync int64         `json:"last_full_sync,omitempty"`
-	LastRepair   int64         `json:"last_repair,omitempty"`
-	LastRepaired int           `json:"last_repaired,omitempty"`
-	Alerts       []alertEntry  `json:"alerts,omitempty"`
-	Active       []activeEntry `json:"active"`
-}
-
-type alertEntry struct {
-	ID    int64 `json:"id"`
-	Until int64 `json:"u"`
-}
-
-type activeEntry struct {
-	Prefix string `json:"p"`
-	Until  int64  `json:"u"`
-}
-
 // ErrNotExist is returned by Load when there is no state file yet.
 var ErrNotExist = errors.New("state file does not exist")
 
-// Load reads the state file at path.
+// Load reads the state file at path and replays its journal onto it.
+// It writes nothing: a reader (status, check) sees what the last writer
+// recorded, and a damaged journal tail is reported by JournalDamaged.
 func Load(path string) (*State, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -128,418 +142,103 @@ func Load(path string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	return s, nil
-}
-
-// Decode parses the state file format.
-func Decode(data []byte) (*State, error) {
-	if s, ok := decodeFast(data); ok {
-		return s, nil
-	}
-	return decodeJSON(data)
-}
-
-// decodeJSON is Decode through encoding/json.
-func decodeJSON(data []byte) (*State, error) {
-	var f fileFormat
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("parsing: %w", err)
-	}
-	if f.Version != formatVersion {
-		return nil, fmt.Errorf("version %d is not supported (want %d)", f.Version, formatVersion)
-	}
-	s := New()
-	if err := s.setHead(&f); err != nil {
-		return nil, err
-	}
-	for i, e := range f.Active {
-		p, err := netip.ParsePrefix(e.Prefix)
-		if err != nil {
-			return nil, fmt.Errorf("active[%d]: %w", i, err)
+	s.disk.snapshotSize = int64(len(data))
+	s.disk.needSnapshot = s.gen == 0 // a file from before the journal
+	if s.gen != 0 {
+		if err := s.readJournal(path); err != nil {
+			return nil, err
 		}
-		s.Active[p] = time.Unix(e.Until, 0).UTC()
 	}
 	return s, nil
 }
 
-// setHead copies what precedes the active list.
-func (s *State) setHead(f *fileFormat) error {
-	s.Cursor = f.Cursor
-	if f.LastFullSync != 0 {
-		s.LastFullSync = time.Unix(f.LastFullSync, 0).UTC()
-	}
-	if f.LastRepair != 0 {
-		s.LastRepair = time.Unix(f.LastRepair, 0).UTC()
-	}
-	s.LastRepaired = f.LastRepaired
-	for i, a := range f.Alerts {
-		if a.ID <= 0 {
-			return fmt.Errorf("alerts[%d]: ID %d is not an alert ID", i, a.ID)
-		}
-		s.Alerts[a.ID] = time.Unix(a.Until, 0).UTC()
-	}
-	return nil
-}
-
-// activeKey starts the list of entries in what Encode writes. Inside a
-// JSON string a quote is escaped, so these bytes only occur as syntax.
-var activeKey = []byte(`,"active":[`)
-
-// decodeFast parses exactly what Encode writes, several times faster than
-// encoding/json on 100,000 entries (docs/benchmarks.md). Anything else
-// (a file edited by hand, reordered keys, spaces) returns false and goes
-// through encoding/json, which also gives the error messages.
-func decodeFast(data []byte) (*State, bool) {
-	i := bytes.Index(data, activeKey)
-	if i < 0 {
-		return nil, false
-	}
-	var head fileFormat
-	if json.Unmarshal(append(data[:i:i], '}'), &head) != nil || head.Version != formatVersion || head.Active != nil {
-		return nil, false
-	}
-	rest := data[i+len(activeKey):]
-	s := &State{Active: make(map[netip.Prefix]time.Time, bytes.Count(rest, []byte(`{"p":"`))), Alerts: make(map[int64]time.Time)}
-	if s.setHead(&head) != nil {
-		return nil, false
-	}
-	for len(rest) > 0 && rest[0] != ']' {
-		var ok bool
-		var pfx []byte
-		if pfx, rest, ok = between(rest, `{"p":"`, '"'); !ok {
-			return nil, false
-		}
-		var until []byte
-		if until, rest, ok = between(rest, `,"u":`, '}'); !ok {
-			return nil, false
-		}
-		p, ok := parsePrefix4(pfx)
-		if !ok {
-			var err error
-			if p, err = netip.ParsePrefix(string(pfx)); err != nil {
-				return nil, false
-			}
-		}
-		if !jsonInt(until) {
-			return nil, false
-		}
-		u, err := strconv.ParseInt(string(until), 10, 64)
-		if err != nil {
-			return nil, false
-		}
-		s.Active[p] = time.Unix(u, 0).UTC()
-		switch {
-		case len(rest) == 0:
-			return nil, false
-		case rest[0] == ',':
-			rest = rest[1:]
-			if len(rest) == 0 || rest[0] == ']' {
-				return nil, false // a trailing comma is not JSON
-			}
-		case rest[0] != ']':
-			return nil, false
-		}
-	}
-	if string(rest) != "]}" {
-		return nil, false
-	}
-	return s, true
-}
-
-// parsePrefix4 parses an IPv4 prefix written canonically ("a.b.c.d/n",
-// no leading zeros), as netip.ParsePrefix would, without making a string
-// of it. Anything else is left to netip.ParsePrefix.
-func parsePrefix4(b []byte) (netip.Prefix, bool) {
-	var a [4]byte
-	for i := range a {
-		field, n := b, 0
-		for len(b) > 0 && b[0] >= '0' && b[0] <= '9' && len(field)-len(b) < 4 {
-			n = n*10 + int(b[0]-'0')
-			b = b[1:]
-		}
-		digits := len(field) - len(b)
-		sep := byte('.')
-		if i == 3 {
-			sep = '/'
-		}
-		if digits == 0 || digits > 3 || (digits > 1 && field[0] == '0') || n > 255 || len(b) == 0 || b[0] != sep {
-			return netip.Prefix{}, false
-		}
-		a[i], b = byte(n), b[1:]
-	}
-	if len(b) == 0 || len(b) > 2 || (len(b) == 2 && b[0] == '0') {
-		return netip.Prefix{}, false
-	}
-	bits := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return netip.Prefix{}, false
-		}
-		bits = bits*10 + int(c-'0')
-	}
-	if bits > 32 {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(netip.AddrFrom4(a), bits), true
-}
-
-// jsonInt reports whether b is an integer as JSON writes it: no plus
-// sign, no leading zero.
-func jsonInt(b []byte) bool {
-	if len(b) > 0 && b[0] == '-' {
-		b = b[1:]
-	}
-	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
-		return false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// between expects b to start with prefix and returns what follows it up to
-// end, and what follows end.
-func between(b []byte, prefix string, end byte) (field, rest []byte, ok bool) {
-	if !bytes.HasPrefix(b, []byte(prefix)) {
-		return nil, nil, false
-	}
-	b = b[len(prefix):]
-	j := bytes.IndexByte(b, end)
-	if j < 0 {
-		return nil, nil, false
-	}
-	return b[:j], b[j+1:], true
-}
-
-// entry4 is an IPv4 entry of Encode.
-type entry4 struct {
-	key   uint64 // address << 8 | length: 40 bits
-	until int64
-}
-
-// radixSort sorts v by key, one byte at a time from the lowest, skipping
-// bytes all keys share (the length, mostly), with tmp (grown as needed)
-// as the other buffer. It returns the sorted slice (v or tmp) and the
-// other one.
-func radixSort(v, tmp []entry4) (sorted, other []entry4) {
-	if len(v) < 2 {
-		return v, tmp
-	}
-	tmp = slices.Grow(tmp[:0], len(v))[:len(v)]
-	for shift := 0; shift < 40; shift += 8 {
-		var count [256]int
-		for _, e := range v {
-			count[byte(e.key>>shift)]++
-		}
-		if count[byte(v[0].key>>shift)] == len(v) {
-			continue
-		}
-		pos := 0
-		for d, c := range count {
-			count[d] = pos
-			pos += c
-		}
-		for _, e := range v {
-			d := byte(e.key >> shift)
-			tmp[count[d]] = e
-			count[d]++
-		}
-		v, tmp = tmp, v
-	}
-	return v, tmp
-}
-
-// Encode renders s in the file format, sorted by prefix (address, then
-// length). Like Save, it reuses buffers kept in s: neither may run
-// concurrently with the other.
-func (s *State) Encode() ([]byte, error) {
-	return s.encode(nil, nil)
-}
-
-// encodeChunk is how much encode gathers before writing it to w.
-const encodeChunk = 64 << 10
-
-// encode renders the file into buf; with a writer w it writes it there
-// in chunks of about encodeChunk bytes and returns buf, emptied, for
-// reuse; without one it returns the whole file in buf.
-func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
-	// Written by hand rather than with json.Marshal, sorted by address
-	// rather than by string: with 100,000 entries reflection, string
-	// sorting and one string per prefix were most of an incremental
-	// sync's CPU time (docs/benchmarks.md). The output is what
-	// json.Marshal(fileFormat) gives for the same order; a test checks.
-	// The order is Prefix.Compare's (IPv4 first, then address, then
-	// length); IPv4 entries sort on one integer key.
-	type entry6 struct {
-		p     netip.Prefix
-		until int64
-	}
-	v4 := slices.Grow(s.scratch.v4[:0], len(s.Active))
-	var v6 []entry6
-	for p, until := range s.Active {
-		if a := p.Addr(); a.Is4() {
-			b := a.As4()
-			v4 = append(v4, entry4{uint64(binary.BigEndian.Uint32(b[:]))<<8 | uint64(p.Bits()), until.Unix()})
-		} else {
-			v6 = append(v6, entry6{p, until.Unix()})
-		}
-	}
-	v4, s.scratch.tmp = radixSort(v4, s.scratch.tmp)
-	s.scratch.v4 = v4
-	slices.SortFunc(v6, func(x, y entry6) int { return x.p.Compare(y.p) })
-	cursor, err := json.Marshal(s.Cursor)
-	if err != nil {
-		return nil, err
-	}
-	// Prefixes are digits, hex, '.', ':' and '/': nothing to escape.
-	if w == nil {
-		buf = slices.Grow(buf, 64+len(cursor)+len(s.Active)*36)
-	} else {
-		buf = slices.Grow(buf, encodeChunk+128)
-	}
-	var werr error
-	flush := func(force bool) {
-		if w != nil && werr == nil && (force || len(buf) >= encodeChunk) {
-			_, werr = w.Write(buf)
-			buf = buf[:0]
-		}
-	}
-	buf = append(buf, `{"version":`...)
-	buf = strconv.AppendInt(buf, formatVersion, 10)
-	buf = append(buf, `,"cursor":`...)
-	buf = append(buf, cursor...)
-	if !s.LastFullSync.IsZero() {
-		buf = append(buf, `,"last_full_sync":`...)
-		buf = strconv.AppendInt(buf, s.LastFullSync.Unix(), 10)
-	}
-	buf = s.appendRepairAndAlerts(buf)
-	buf = append(buf, `,"active":[`...)
-	first := true
-	entry := func(p netip.Prefix, until int64) {
-		if !first {
-			buf = append(buf, ',')
-		}
-		first = false
-		buf = append(buf, `{"p":"`...)
-		buf = p.AppendTo(buf)
-		buf = append(buf, `","u":`...)
-		buf = strconv.AppendInt(buf, until, 10)
-		buf = append(buf, '}')
-		flush(false)
-	}
-	for _, e := range v4 {
-		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], uint32(e.key>>8))
-		entry(netip.PrefixFrom(netip.AddrFrom4(a), int(e.key&0xff)), e.until)
-	}
-	for _, e := range v6 {
-		entry(e.p, e.until)
-	}
-	buf = append(buf, "]}"...)
-	flush(true)
-	return buf, werr
-}
-
-// appendRepairAndAlerts writes the fields between last_full_sync and
-// active, as json.Marshal(fileFormat) would, alerts sorted by ID.
-func (s *State) appendRepairAndAlerts(buf []byte) []byte {
-	if !s.LastRepair.IsZero() {
-		buf = append(buf, `,"last_repair":`...)
-		buf = strconv.AppendInt(buf, s.LastRepair.Unix(), 10)
-	}
-	if s.LastRepaired != 0 {
-		buf = append(buf, `,"last_repaired":`...)
-		buf = strconv.AppendInt(buf, int64(s.LastRepaired), 10)
-	}
-	if len(s.Alerts) == 0 {
-		return buf
-	}
-	ids := make([]int64, 0, len(s.Alerts))
-	for id := range s.Alerts {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	buf = append(buf, `,"alerts":[`...)
-	for i, id := range ids {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"id":`...)
-		buf = strconv.AppendInt(buf, id, 10)
-		buf = append(buf, `,"u":`...)
-		buf = strconv.AppendInt(buf, s.Alerts[id].Unix(), 10)
-		buf = append(buf, '}')
-	}
-	return append(buf, ']')
-}
-
-// Save writes s to path atomically, creating the directory if needed.
+// Save writes all of s as a new snapshot at path, atomically, creating
+// the directory if needed, and starts an empty journal.
 func (s *State) Save(path string) error {
-	return writeAtomic(path, 0o600, func(w io.Writer) error {
+	old := s.gen
+	s.gen = newGeneration(old)
+	var size int64
+	err := writeAtomic(path, 0o600, func(w io.Writer) error {
+		cw := &countingWriter{w: w}
 		var err error
-		s.scratch.chunk, err = s.encode(s.scratch.chunk[:0], w)
+		s.scratch.chunk, err = s.encode(s.scratch.chunk[:0], cw)
+		size = cw.n
 		return err
 	})
-}
-
-// WriteFileAtomic replaces path with data so that readers, and a crash at
-// any point, see either the old content or the new one.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeAtomic(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// writeAtomic is WriteFileAtomic with the content written by write.
-func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("creating temporary state file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	if err := writeAndSync(tmp, write, perm); err != nil {
+		// The file holds the old snapshot, or (if only the directory's
+		// fsync failed) maybe the new one: only a whole one is safe next.
+		s.gen, s.disk.needSnapshot = old, true
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing state file: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func writeAndSync(f *os.File, write func(io.Writer) error, perm os.FileMode) error {
-	werr := write(f)
-	if werr == nil {
-		werr = f.Chmod(perm)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return fmt.Errorf("writing temporary state file: %w", werr)
+	// Snapshots are rare now (a compaction, a full sync): the daemon
+	// need not keep 32 bytes per entry of sort buffers between them.
+	s.scratch.v4, s.scratch.tmp = nil, nil
+	s.disk.snapshotSize, s.disk.needSnapshot, s.disk.damaged = size, false, false
+	s.pending.prefixes, s.pending.alerts = s.pending.prefixes[:0], s.pending.alerts[:0]
+	// The old journal's records carry the old generation and are
+	// ignored from now on; removing it only saves reading it.
+	s.disk.journalValid, s.disk.journalSize = 0, 0
+	if err := os.Remove(JournalPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.disk.journalSize = -1
 	}
 	return nil
 }
 
-// syncDir makes the rename itself durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening state directory: %w", err)
+// Append records what changed since the last write (the scalar fields,
+// and what Add and AddAlert added) as one journal record: its cost
+// follows the change, not the size of s. It writes a snapshot instead
+// when one is needed.
+func (s *State) Append(path string) error {
+	if s.disk.needSnapshot {
+		return s.Save(path)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
+	s.pending.record = s.appendRecord(s.pending.record[:0], s.pending.prefixes, s.pending.alerts)
+	if err := s.appendJournal(path, s.pending.record); err != nil {
+		return err
 	}
+	s.pending.prefixes, s.pending.alerts = s.pending.prefixes[:0], s.pending.alerts[:0]
 	return nil
+}
+
+// compactMin and compactRatio: a journal is folded into a new snapshot
+// once it passes both compactMin bytes and 1/compactRatio of the
+// snapshot's size. Each snapshot then pays for at least that many bytes
+// of records, so the cost of all writes stays linear in what is added,
+// and Load never replays more than a fraction of what it decodes.
+const (
+	compactMin   = 64 << 10
+	compactRatio = 8
+)
+
+// Compact writes a new snapshot when the journal has grown past its
+// share and reports whether it did.
+func (s *State) Compact(path string) (bool, error) {
+	j := s.disk.journalValid
+	if j < compactMin || j*compactRatio < s.disk.snapshotSize {
+		return false, nil
+	}
+	return true, s.Save(path)
+}
+
+// newGeneration draws a random generation, never 0 nor old, below 2^53
+// so that any JSON reader keeps it exact.
+func newGeneration(old uint64) uint64 {
+	for {
+		g := rand.Uint64N(1<<53-1) + 1
+		if g != old {
+			return g
+		}
+	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -47,8 +47,16 @@ func TestCrashLoopLosesNothingAndDuplicatesNothing(t *testing.T) {
 		if round >= 4*kills {
 			t.Fatalf("only %d of %d kills landed in %d rounds (syncs too fast?)", killed, kills, round)
 		}
+		// Every other run is killed at a random time; the others a few
+		// ms after a push began, so that kills keep landing between a
+		// push and its record even though recording one takes well
+		// under a millisecond.
+		atPush := round%2 == 1
 		delay := 50*time.Millisecond + time.Duration(rng.Int64N(int64(2*time.Second)))
-		finished, err := runAndKill(r, delay)
+		if atPush {
+			delay = time.Duration(rng.Int64N(int64(30 * time.Millisecond)))
+		}
+		finished, err := runAndKill(r, delay, atPush)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +72,11 @@ func TestCrashLoopLosesNothingAndDuplicatesNothing(t *testing.T) {
 		if interrupted {
 			midPush++
 		}
-		t.Logf("kill %d after %s: %d recorded active, push unconfirmed: %v", killed, delay.Round(time.Millisecond), r.activeRecorded(), interrupted)
+		when := "after " + delay.Round(time.Millisecond).String()
+		if atPush {
+			when = delay.Round(time.Millisecond).String() + " after a push began"
+		}
+		t.Logf("kill %d %s: %d recorded active, push unconfirmed: %v", killed, when, r.activeRecorded(), interrupted)
 	}
 	t.Logf("%d kills landed (%d while a push was unconfirmed), %d runs completed before their kill",
 		killed, midPush, completed)
@@ -79,9 +91,12 @@ func TestCrashLoopLosesNothingAndDuplicatesNothing(t *testing.T) {
 	}
 }
 
-// runAndKill starts a sync and sends SIGKILL after delay; finished says
-// the sync ended on its own first (then it must have succeeded).
-func runAndKill(r *rig, delay time.Duration) (finished bool, err error) {
+// runAndKill starts a sync and sends SIGKILL after delay (counted from
+// the start, or with atPush from the moment the sync writes a push
+// marker); finished says the sync ended on its own first (then it must
+// have succeeded).
+func runAndKill(r *rig, delay time.Duration, atPush bool) (finished bool, err error) {
+	stale := r.pushInterrupted()
 	cmd := exec.Command(bridgeBin, "-c", r.config, "--once")
 	out := &bridgetest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -90,20 +105,54 @@ func runAndKill(r *rig, delay time.Duration) (finished bool, err error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	select {
-	case err := <-done:
+	ended := func(err error) (bool, error) {
 		bridgetest.AssertNoSecrets(r.t, out.String(), apiKey, password)
 		if err != nil {
 			return true, errors.New("a sync failed without being killed:\n" + out.String())
 		}
 		return true, nil
+	}
+	if atPush {
+		if over, werr := waitPushBegins(r, stale, done); over {
+			return ended(werr)
+		}
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return ended(err)
 	case <-timer.C:
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	<-done
 	bridgetest.AssertNoSecrets(r.t, out.String(), apiKey, password)
+	return false, nil
+}
+
+// waitPushBegins polls, every millisecond, until the running sync has
+// written a push marker of its own: one left by the last kill must first
+// be cleared (the read-back does that). It returns when the sync ends
+// (over, with its error) or, if no push begins, after 10 s.
+func waitPushBegins(r *rig, stale bool, done <-chan error) (over bool, err error) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return true, err
+		case <-tick.C:
+		}
+		on := r.pushInterrupted()
+		if stale {
+			stale = on
+			continue
+		}
+		if on {
+			return false, nil
+		}
+	}
 	return false, nil
 }
 

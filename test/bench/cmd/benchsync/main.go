@@ -404,13 +404,18 @@ func runtimeFree(env []string) []string {
 	})
 }
 
-// bridgeConfig: pacing off (max_requests 0), everything else default.
+// bridgeConfig: pacing off (max_requests 0), no flood cap, everything
+// else default.
 func bridgeConfig(apibanURL, lapiURL, password, statePath string) []byte {
 	return bridgetest.Config{
 		APIBAN: bridgetest.APIBAN{APIKey: apiKey, URL: apibanURL, MaxRequests: new(0),
 			// Lists larger than APIBAN's are the point here.
 			MaxPages: 1 << 20},
-		CrowdSec:  bridgetest.CrowdSec{LAPIURL: lapiURL, Login: "crowdsec-apiban-bridge", Password: password},
+		CrowdSec: bridgetest.CrowdSec{LAPIURL: lapiURL, Login: "crowdsec-apiban-bridge", Password: password},
+		// The default batch size, written so that max_new_per_sync: 0
+		// (no cap; the flood guard would stop a 100,000 list at 25,000)
+		// is written too.
+		Decisions: bridgetest.Decisions{BatchSize: 1000},
 		StateFile: statePath,
 		LogLevel:  "info",
 	}.YAML()

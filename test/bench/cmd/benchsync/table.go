@@ -114,6 +114,9 @@ func (t *table) print(w io.Writer) {
 	for _, b := range t.gobench {
 		if strings.HasPrefix(b.name, "BenchmarkState") {
 			res := benchfmt.Ms(time.Duration(b.nsPerOp)) + "/op"
+			if v, ok := b.metrics["cpu-ns/op"]; ok {
+				res += fmt.Sprintf(" (CPU %s/op)", benchfmt.Ms(time.Duration(v)))
+			}
 			if v, ok := b.metrics["B/op"]; ok {
 				res += fmt.Sprintf(", %s allocated", mib(int64(v)))
 			}
@@ -141,7 +144,14 @@ func (t *table) print(w io.Writer) {
 	}
 	for _, b := range t.gobench {
 		if !strings.HasPrefix(b.name, "BenchmarkState") && !strings.HasPrefix(b.name, "BenchmarkSyncIncremental") {
-			row("-", fmt.Sprintf("Go: `%s`", b.name), benchfmt.Ms(time.Duration(b.nsPerOp))+"/op", "", "")
+			res := benchfmt.Ms(time.Duration(b.nsPerOp)) + "/op"
+			if v, ok := b.metrics["cpu-ns/op"]; ok {
+				res += fmt.Sprintf(" (CPU %s/op)", benchfmt.Ms(time.Duration(v)))
+			}
+			if v, ok := b.metrics["peak-rss-MiB"]; ok {
+				res += fmt.Sprintf(", peak RSS %.0f MiB (the test process's)", v)
+			}
+			row("-", fmt.Sprintf("Go: `%s`", b.name), res, "", "")
 		}
 	}
 	fmt.Fprintln(w)
