@@ -482,7 +482,7 @@ func TestEndedDecisionsLeaveTheStateFile(t *testing.T) {
 // start knows them without reading LAPI back.
 func TestJournalIsReplayedAtStart(t *testing.T) {
 	r := newRig(t)
-	r.opts.PushSize = 100
+	r.opts.BatchSize = 100
 	r.feed.add(300)
 	r.sync(t, r.engine(), false) // first sync: ends with a snapshot
 	r.feed.add(250)
@@ -508,7 +508,7 @@ func TestJournalIsReplayedAtStart(t *testing.T) {
 // lost or pushed twice.
 func TestTornJournalRecordAfterACrashIsReadBack(t *testing.T) {
 	r := newRig(t)
-	r.opts.PushSize, r.feed.page = 100, 100 // one push, one record per page
+	r.opts.BatchSize, r.feed.page = 100, 100 // one push, one record per page
 	r.feed.add(300)
 	r.sync(t, r.engine(), false)
 	r.feed.add(300)
