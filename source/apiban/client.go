@@ -71,6 +71,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// Set is the dataset this client pulls.
+func (c *Client) Set() string { return c.cfg.Set }
+
 // Requests is the number of HTTP requests sent so far.
 func (c *Client) Requests() int { return int(c.requests.Load()) }
 
