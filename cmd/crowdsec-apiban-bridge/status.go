@@ -33,7 +33,7 @@ func status(ctx context.Context, cfg *config.Config, w io.Writer) bool {
 	}
 	daemonRows(ctx, cfg, w, now)
 	for _, f := range feeds {
-		ok = lapiRow(ctx, cfg, f, w, now) && ok
+		ok = lapiRow(ctx, cfg, f, len(feeds) > 1, w, now) && ok
 	}
 	bouncerRow(ctx, cfg, w)
 	mirrorRow(ctx, cfg, w)
@@ -72,14 +72,18 @@ func stateRows(w io.Writer, cfg *config.Config, path string, now time.Time) bool
 }
 
 // lapiRow counts one set's active decisions in LAPI (its origin and
-// scenario); false when LAPI does not answer.
-func lapiRow(ctx context.Context, cfg *config.Config, f config.Feed, w io.Writer, now time.Time) bool {
+// scenario, named when there are several sets); false when LAPI does not
+// answer.
+func lapiRow(ctx context.Context, cfg *config.Config, f config.Feed, several bool, w io.Writer, now time.Time) bool {
 	lc, err := newSetLAPI(cfg, f)
 	if err == nil {
 		var held lapi.Holdings
 		if held, err = lc.Active(ctx, now); err == nil {
-			row(w, "LAPI", "%s reachable: %d active decisions of origin %s, scenario %s in %d alerts",
-				cfg.CrowdSec.LAPIURL, len(held.Active), cfg.Decisions.Origin, f.Scenario, len(held.Alerts))
+			of := "origin " + cfg.Decisions.Origin
+			if several {
+				of += ", scenario " + f.Scenario
+			}
+			row(w, "LAPI", "%s reachable: %d active decisions of %s in %d alerts", cfg.CrowdSec.LAPIURL, len(held.Active), of, len(held.Alerts))
 			return true
 		}
 	}
