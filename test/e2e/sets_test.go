@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/apibansim"
@@ -106,5 +107,44 @@ func TestBothSetsEachWithItsScenarioStateAndRepair(t *testing.T) {
 		if !strings.Contains(status.Stdout, want) {
 			t.Fatalf("status lacks %q:\n%s", want, status.Stdout)
 		}
+	}
+
+	// flush expires each set's decisions and resets each state file.
+	if r := e.run("flush"); r.Code != 0 || !strings.Contains(r.Stdout, "expired 20 decisions of origin apiban, scenario apiban/http-blocklist") ||
+		!strings.Contains(r.Stdout, "expired 30 decisions of origin apiban, scenario apiban/sip-blocklist") {
+		t.Fatalf("flush exited %d:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	e.assertExactly(nil)
+	if sipSt, httpSt := e.loadState(e.state), e.loadState(httpState); sipSt.Cursor != "" || httpSt.Cursor != "" {
+		t.Fatalf("after flush the cursors are sip %q, http %q; want both reset", sipSt.Cursor, httpSt.Cursor)
+	}
+}
+
+// withLimitedSim replaces the simulator with one that enforces a limit of
+// max requests per window (answering 429 past it), and paces the bridge
+// at exactly that limit.
+func withLimitedSim(max int, window time.Duration) envOpt {
+	return func(e *env, c *bridgetest.Config) {
+		e.sim.Close()
+		e.sim = apibansim.New(apibansim.Options{Key: apiKey, MaxRequests: max, RateWindow: window})
+		e.t.Cleanup(e.sim.Close)
+		c.APIBAN.URL = e.sim.URL()
+		c.APIBAN.MaxRequests, c.APIBAN.RateWindow = new(max), window
+	}
+}
+
+// The sets share one pacer: APIBAN limits the key. Six requests between
+// the two sets (three each: 500 entries end with an empty page) against
+// a limit of three per window: a pacer per set would let each set send
+// its three at once, and meet 429s.
+func TestSetsShareOneRateLimit(t *testing.T) {
+	e := newEnv(t, withSets("sip", "http"), withLimitedSim(3, 2*time.Second))
+	all := apibansim.PublicIPv4s(1100, 32)
+	e.sim.AddSet(apibansim.SetSIP, all[:600]...)
+	e.sim.AddSet(apibansim.SetHTTP, all[600:]...)
+	e.mustSync()
+	e.assertExactly(all)
+	if e.sim.Requests() != 6 || e.sim.RateLimited() != 0 {
+		t.Fatalf("the simulator saw %d requests and answered %d 429s; want 6 and none", e.sim.Requests(), e.sim.RateLimited())
 	}
 }
