@@ -256,12 +256,15 @@ func daemon(ctx context.Context, es []*bridge.Engine, cfg *config.Config, fullFi
 	defer obs.close()
 	defer startBouncer(ctx, cfg, obs, log)() // waits for the bouncer's cleanup
 	defer startMirror(ctx, cfg, obs, log)()
+	r := &round{sets: len(es)}
 	bridge.RunEach(ctx, es, bridge.Schedule{
 		Interval: cfg.APIBAN.PollInterval, RetryMin: min(10*time.Second, cfg.APIBAN.PollInterval),
 		FirstFull: fullFirst, FullNow: full,
 	}, func(i int, rep bridge.Report, err error) {
 		logReport(log, setName(es, i), rep, err)
-		obs.observe(es, rep, err)
+		if rep, done, err := r.add(setName(es, i), rep, err); done {
+			obs.observe(es, rep, err)
+		}
 	})
 	log.Info("stopped")
 }
