@@ -148,3 +148,31 @@ func TestSetsShareOneRateLimit(t *testing.T) {
 		t.Fatalf("the simulator saw %d requests and answered %d 429s; want 6 and none", e.sim.Requests(), e.sim.RateLimited())
 	}
 }
+
+// The daemon syncs both sets every round: what either set lists later
+// reaches LAPI under its scenario, and each set's state file holds its
+// own decisions.
+func TestDaemonSyncsBothSets(t *testing.T) {
+	e := newEnv(t, withSets("sip", "http"))
+	e.setConfig(func(c *bridgetest.Config) { c.APIBAN.PollInterval = 10 * time.Second })
+	all := apibansim.PublicIPv4s(40, 33)
+	e.sim.AddSet(apibansim.SetSIP, all[:20]...)
+	d := e.daemon()
+	bridgetest.Eventually(t, 30*time.Second, "sip's decisions in LAPI", func() bool { return len(e.decisions()) == 20 })
+	e.sim.AddSet(apibansim.SetHTTP, all[20:]...)
+	bridgetest.Eventually(t, 30*time.Second, "http's decisions in LAPI", func() bool { return len(e.decisions()) == 40 })
+	e.assertExactly(all)
+	for _, v := range all[20:] {
+		if s := e.decisions()[v].Scenario; s != "apiban/http-blocklist" {
+			t.Fatalf("%s: scenario %q, want apiban/http-blocklist", v, s)
+		}
+	}
+	out := d.Stop()
+	if !strings.Contains(out, "stopped") {
+		t.Errorf("no clean stop logged:\n%s", out)
+	}
+	httpState := filepath.Join(filepath.Dir(e.state), "state-http.json")
+	if sip, http := e.loadState(e.state), e.loadState(httpState); len(sip.Active) != 20 || len(http.Active) != 20 {
+		t.Fatalf("state files hold %d (sip) and %d (http), want 20 each", len(sip.Active), len(http.Active))
+	}
+}
