@@ -23,19 +23,37 @@ type Schedule struct {
 // a sync cut short by ctx leaves the state file as the last completed
 // step wrote it.
 func (e *Engine) Run(ctx context.Context, s Schedule) {
+	RunEach(ctx, []*Engine{e}, s, nil)
+}
+
+// RunEach is Run for the engines of several sets: each round syncs them
+// one after the other (their feed clients share one pacer, so running
+// them at once would gain nothing), then waits as Run does; a round in
+// which any engine failed is retried sooner. done, when set, is called
+// after each engine's sync in place of s.Done, with the engine's index.
+func RunEach(ctx context.Context, es []*Engine, s Schedule, done func(int, Report, error)) {
+	if done == nil {
+		done = func(_ int, rep Report, err error) {
+			if s.Done != nil {
+				s.Done(rep, err)
+			}
+		}
+	}
 	retry := s.RetryMin
 	full := s.FirstFull
 	for {
-		rep, err := e.Sync(ctx, full)
-		if ctx.Err() != nil {
-			return
-		}
-		if s.Done != nil {
-			s.Done(rep, err)
+		failed := false
+		for i, e := range es {
+			rep, err := e.Sync(ctx, full)
+			if ctx.Err() != nil {
+				return
+			}
+			done(i, rep, err)
+			failed = failed || err != nil
 		}
 		wait := s.Interval
 		full = false
-		if err != nil {
+		if failed {
 			wait = retry
 			retry = min(retry*2, s.Interval)
 		} else {

@@ -50,10 +50,13 @@ type Config struct {
 
 // APIBAN configures the feed client.
 type APIBAN struct {
-	APIKey             string        `mapstructure:"api_key"`
-	URL                string        `mapstructure:"url"`
-	APIVersion         string        `mapstructure:"api_version"`
-	Set                string        `mapstructure:"set"`
+	APIKey     string `mapstructure:"api_key"`
+	URL        string `mapstructure:"url"`
+	APIVersion string `mapstructure:"api_version"`
+	Set        string `mapstructure:"set"`
+	// Sets, when not empty, replaces Set: each set is pulled with its own
+	// cursor and state file (Config.Feeds).
+	Sets               []string      `mapstructure:"sets"`
 	PollInterval       time.Duration `mapstructure:"poll_interval"`
 	MaxRequests        int           `mapstructure:"max_requests"`
 	RateWindow         time.Duration `mapstructure:"rate_window"`
@@ -88,6 +91,9 @@ type Decisions struct {
 	Type     string        `mapstructure:"type"`
 	Origin   string        `mapstructure:"origin"`
 	Scenario string        `mapstructure:"scenario"`
+	// ScenarioTemplate names the scenario of each of apiban.sets, {set}
+	// standing for the set (Config.Feeds); Scenario is apiban.set's.
+	ScenarioTemplate string `mapstructure:"scenario_template"`
 	// BatchSize is the number of decisions carried by one alert.
 	BatchSize int `mapstructure:"batch_size"`
 	// RefreshBefore: an address listed again whose decision ends within
@@ -169,6 +175,7 @@ func Default() *Config {
 			URL:                "https://apiban.org",
 			APIVersion:         "v2",
 			Set:                "sip",
+			Sets:               []string{},
 			PollInterval:       5 * time.Minute,
 			MaxRequests:        10,
 			RateWindow:         2 * time.Minute,
@@ -184,14 +191,15 @@ func Default() *Config {
 		},
 		Decisions: Decisions{
 			// Hours, not days: LAPI before 1.7.0 does not parse "7d".
-			Duration:      168 * time.Hour,
-			Type:          "ban",
-			Origin:        "apiban",
-			Scenario:      "apiban/sip-blocklist",
-			BatchSize:     1000,
-			RefreshBefore: 24 * time.Hour,
-			MinPrefixV4:   24,
-			MinPrefixV6:   48,
+			Duration:         168 * time.Hour,
+			Type:             "ban",
+			Origin:           "apiban",
+			Scenario:         "apiban/sip-blocklist",
+			ScenarioTemplate: "apiban/{set}-blocklist",
+			BatchSize:        1000,
+			RefreshBefore:    24 * time.Hour,
+			MinPrefixV4:      24,
+			MinPrefixV6:      48,
 			// APIBAN lists a few thousand addresses (those seen in the
 			// last seven days); a first sync pushes them all. Sized in
 			// docs/configuration.md.

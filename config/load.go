@@ -97,6 +97,7 @@ func build(layers []layer, getenv func(string) string, warnings []string) (*Conf
 	c.applyEnv(getenv)
 	valErrs, valWarnings := c.validate()
 	errs = append(errs, valErrs...)
+	errs = append(errs, c.validateSets(v.InConfig("apiban.set"))...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

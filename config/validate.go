@@ -97,7 +97,7 @@ func (a *APIBAN) validate() []error {
 		add("apiban.url", apiban.CheckBaseURL(a.URL))
 	}
 	add("apiban.api_version", apiban.CheckVersion(a.APIVersion))
-	add("apiban.set", apiban.CheckSet(a.APIVersion, a.Set))
+	add("apiban.set", checkSet(a.APIVersion, a.Set))
 
 	if a.PollInterval < MinPollInterval {
 		errs = append(errs, invalid("apiban.poll_interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(a.PollInterval)))
@@ -257,6 +257,9 @@ func checkHTTPURL(key, raw string) error {
 	}
 	return nil
 }
+
+// checkSet is APIBAN's rule for a set name under an API version.
+func checkSet(version, set string) error { return apiban.CheckSet(version, set) }
 
 // checkWord requires a non-empty value without whitespace: origin and
 // scenario are matched verbatim by `cscli decisions list --origin` and by

@@ -45,9 +45,17 @@ type Options struct {
 	// Timeout bounds each call, login included (crowdsec.timeout).
 	Timeout time.Duration
 
+	// Origin and Scenario also bound what Edge, Active and DeleteOrigin
+	// see: several sets share one origin, each under its own scenario,
+	// and each engine checks and repairs only its own
+	// (docs/architecture.md).
 	Origin   string
 	Scenario string
-	Type     string
+	// SharedOrigin says other sets push under this origin: DeleteOrigin
+	// then expires only this scenario's decisions. Without it, it
+	// expires the whole origin, decisions of an earlier scenario too.
+	SharedOrigin bool
+	Type         string
 	// BatchSize (decisions.batch_size) is how many decisions one alert
 	// carries.
 	BatchSize int
@@ -265,19 +273,20 @@ type Holdings struct {
 	Alerts map[int64]time.Time
 }
 
-// Active reads back every active decision of this origin, and the alerts
-// that carry them.
+// Active reads back every active decision of this origin and scenario,
+// and the alerts that carry them.
 func (c *Client) Active(ctx context.Context, now time.Time) (Holdings, error) {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	active, unlimited := true, 0
 	alerts, _, err := c.api.Alerts.List(ctx, apiclient.AlertsListOpts{
 		OriginEquals:         c.opts.Origin,
+		ScenarioEquals:       c.opts.Scenario,
 		ActiveDecisionEquals: &active,
 		Limit:                &unlimited,
 	})
 	if err != nil {
-		return Holdings{}, fmt.Errorf("reading active decisions of origin %q: %w", c.opts.Origin, cleanErr(err))
+		return Holdings{}, fmt.Errorf("reading active decisions of origin %q, scenario %q: %w", c.opts.Origin, c.opts.Scenario, cleanErr(err))
 	}
 	out := Holdings{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
 	for _, a := range *alerts {
@@ -291,10 +300,11 @@ func (c *Client) Active(ctx context.Context, now time.Time) (Holdings, error) {
 }
 
 // addActive records d in out when it is an active decision of this
-// origin, and returns its end.
+// origin and scenario, and returns its end. LAPI's scenario filter picks
+// alerts holding such a decision; an alert may hold others too.
 func (c *Client) addActive(out map[netip.Prefix]time.Time, d *models.Decision, now time.Time) (time.Time, bool) {
 	p, left, ok := activeDecision(d)
-	if !ok || d.Origin == nil || *d.Origin != c.opts.Origin {
+	if !ok || d.Origin == nil || *d.Origin != c.opts.Origin || d.Scenario == nil || *d.Scenario != c.opts.Scenario {
 		return time.Time{}, false
 	}
 	until := now.Add(left)

@@ -49,18 +49,26 @@ func (c *Client) Lookup(ctx context.Context, addr netip.Addr) ([]Found, error) {
 }
 
 // DeleteOrigin expires every decision of this bridge's origin (DELETE
-// /v1/decisions?origin=...); bouncers see them as deleted. Alerts are left
+// /v1/decisions?origin=...), or with Options.SharedOrigin only those of
+// its scenario too (&scenario=..., a filter LAPI 1.4.6 and 1.7.8 both
+// apply); bouncers see them as deleted. Alerts are left
 // for LAPI's own flush: deleting them would hide the expiry from bouncers.
 func (c *Client) DeleteOrigin(ctx context.Context) (int, error) {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	resp, _, err := c.api.Decisions.Delete(ctx, apiclient.DecisionsDeleteOpts{OriginEquals: c.opts.Origin})
+	opts := apiclient.DecisionsDeleteOpts{OriginEquals: c.opts.Origin}
+	what := fmt.Sprintf("origin %q", c.opts.Origin)
+	if c.opts.SharedOrigin {
+		opts.ScenarioEquals = c.opts.Scenario
+		what += fmt.Sprintf(", scenario %q", c.opts.Scenario)
+	}
+	resp, _, err := c.api.Decisions.Delete(ctx, opts)
 	if err != nil {
-		return 0, fmt.Errorf("expiring the decisions of origin %q: %w", c.opts.Origin, cleanErr(err))
+		return 0, fmt.Errorf("expiring the decisions of %s: %w", what, cleanErr(err))
 	}
 	n, err := strconv.Atoi(resp.NbDeleted)
 	if err != nil {
-		return 0, fmt.Errorf("expiring the decisions of origin %q: LAPI answered a count of %q", c.opts.Origin, resp.NbDeleted)
+		return 0, fmt.Errorf("expiring the decisions of %s: LAPI answered a count of %q", what, resp.NbDeleted)
 	}
 	return n, nil
 }

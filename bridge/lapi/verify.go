@@ -9,7 +9,9 @@ import (
 )
 
 // Edge returns the ID of the oldest (or, with newest, the newest) alert
-// that still carries an active decision of this origin, without its
+// that still carries an active decision of this origin and scenario
+// (LAPI 1.4.6 and 1.7.8 match scenario= against the alert's decisions),
+// without its
 // decisions: one small request whatever the list's size, which is what the
 // engine's per-sync check of its state file costs (docs/reliability.md).
 // found is false when LAPI holds no such alert.
@@ -22,6 +24,7 @@ func (c *Client) Edge(ctx context.Context, newest bool) (id int64, found bool, e
 	}
 	q := url.Values{
 		"origin":              {c.opts.Origin},
+		"scenario":            {c.opts.Scenario},
 		"has_active_decision": {"true"},
 		"sort":                {sort},
 		"limit":               {"1"},

@@ -57,6 +57,12 @@ func TestCheckAndStartRefuseAlike(t *testing.T) {
 		{"apiban:\n  timeout: 0s\n", `config: apiban.timeout: must be positive, got 0s`},
 		{"apiban:\n  max_retries: -1\n", `config: apiban.max_retries: must be 0 or more, got -1`},
 		{"apiban:\n  max_pages: 0\n", `config: apiban.max_pages: must be 1 or more, got 0`},
+		{"apiban:\n  set: sip\n  sets: [sip, http]\n", `config: apiban.sets: replaces apiban.set: give one of them, not both (remove apiban.set)`},
+		{"apiban:\n  sets: [sip, smtp]\n", `config: apiban.sets[1]: want sip, http or all, got "smtp"`},
+		{"apiban:\n  api_version: v1\n  sets: [http]\n", `config: apiban.sets[0]: must be sip with API version v1, got "http"`},
+		{"apiban:\n  sets: [sip, sip]\n", `config: apiban.sets[1]: "sip" is listed twice`},
+		{"apiban:\n  sets: [all, http]\n", `config: apiban.sets[0]: all holds sip and http already: list it alone`},
+		{"apiban:\n  sets: [sip, http]\ndecisions:\n  scenario_template: apiban/list\n", `config: decisions.scenario_template: must contain {set} when apiban.sets lists several sets (each set needs its own scenario), got "apiban/list"`},
 
 		// crowdsec.
 		{"crowdsec:\n  lapi_url: localhost:8080\n", `config: crowdsec.lapi_url: want an absolute http(s) URL, got "localhost:8080"`},

@@ -43,7 +43,7 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 		row(w, "APIBAN", "error: %v", err)
 		ok = false
 	} else {
-		row(w, "APIBAN", "%s", map[bool]string{true: "listed (set " + cfg.APIBAN.Set + ")", false: "not listed"}[listed])
+		row(w, "APIBAN", "%s", map[bool]string{true: "listed (set " + cfg.Feeds()[0].Set + ")", false: "not listed"}[listed])
 	}
 
 	single := netip.PrefixFrom(addr, addr.BitLen())
@@ -86,7 +86,7 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 		}
 	}
 
-	if st, err := state.Load(cfg.StateFile); err == nil {
+	if st, err := state.Load(cfg.Feeds()[0].StateFile); err == nil {
 		switch {
 		case !st.ActiveAt(single, now):
 			row(w, "bridge state", "not pushed by this bridge")

@@ -73,11 +73,11 @@ func runCommand(ctx context.Context, f flags, cfg *config.Config, stdout io.Writ
 	var ok bool
 	switch f.command {
 	case cmdStatus:
-		ok = status(ctx, cfg, lc, tw)
+		ok = status(ctx, cfg, tw)
 	case cmdCheck:
 		ok = check(ctx, cfg, lc, f.args[0], tw, log)
 	case cmdFlush:
-		ok = flush(ctx, cfg, lc, tw)
+		ok = flush(ctx, cfg, tw)
 	}
 	return exitCode(ok)
 }

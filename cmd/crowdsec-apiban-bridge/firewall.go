@@ -19,9 +19,9 @@ func removeFirewall(ctx context.Context, cfg *config.Config, w io.Writer, open f
 	// The state file's lock says whether a daemon runs; only asked, not
 	// taken: uninstall.sh runs this as root, and the lock file is the
 	// service user's.
-	if pid, held, err := state.Holder(cfg.StateFile); err != nil || held {
+	if pid, held, err := state.Holder(cfg.Feeds()[0].StateFile); err != nil || held {
 		row(w, "remove-firewall", "refused: the daemon is running (PID %s holds %s) or cannot be ruled out (%v); stop it first",
-			pid, state.LockPath(cfg.StateFile), err)
+			pid, state.LockPath(cfg.Feeds()[0].StateFile), err)
 		return false
 	}
 	ok := true

@@ -32,7 +32,7 @@ type observer struct {
 // listener and tells systemd the bridge is ready. Neither a log file nor a
 // listener that cannot be opened stops the bridge: syncing matters more,
 // and the error is logged where logs still go.
-func startObserver(ctx context.Context, e *bridge.Engine, cfg *config.Config, log *logrus.Logger) *observer {
+func startObserver(ctx context.Context, es []*bridge.Engine, cfg *config.Config, log *logrus.Logger) *observer {
 	ctx, cancel := context.WithCancel(ctx)
 	o := &observer{notify: newNotifier(os.Getenv), log: log, stop: cancel, done: make(chan struct{})}
 	if cfg.LogMode == "file" {
@@ -43,7 +43,7 @@ func startObserver(ctx context.Context, e *bridge.Engine, cfg *config.Config, lo
 	serving := false
 	if cfg.Prometheus.Enabled {
 		o.m = metrics.New(metrics.Options{
-			Version: version, PollInterval: cfg.APIBAN.PollInterval, Feed: feedCounters(e),
+			Version: version, PollInterval: cfg.APIBAN.PollInterval, Feed: feedCounters(es),
 		})
 		addr := cfg.Prometheus.Addr()
 		bound, serve, err := o.m.Listen(addr)
@@ -70,12 +70,17 @@ func (o *observer) serve(ctx context.Context, serve func(context.Context) error)
 	}
 }
 
-// observe is called after every sync (from Schedule.Done).
-func (o *observer) observe(e *bridge.Engine, rep bridge.Report, err error) {
-	if o.m != nil {
-		o.m.Observe(rep, err, e.ActiveCount())
+// observe is called after every set's sync; the active count is every
+// set's.
+func (o *observer) observe(es []*bridge.Engine, rep bridge.Report, err error) {
+	active := 0
+	for _, e := range es {
+		active += e.ActiveCount()
 	}
-	status := fmt.Sprintf("STATUS=last sync ok at %s: pushed %d, %d active", time.Now().UTC().Format(time.RFC3339), rep.Pushed, e.ActiveCount())
+	if o.m != nil {
+		o.m.Observe(rep, err, active)
+	}
+	status := fmt.Sprintf("STATUS=last sync ok at %s: pushed %d, %d active", time.Now().UTC().Format(time.RFC3339), rep.Pushed, active)
 	if err != nil {
 		status = fmt.Sprintf("STATUS=last sync failed at %s (%s)", time.Now().UTC().Format(time.RFC3339), metrics.Kind(err))
 	}
@@ -95,10 +100,35 @@ func (o *observer) close() {
 	}
 }
 
-// feedCounters returns the engine's source when it counts its requests.
-func feedCounters(e *bridge.Engine) metrics.Counters {
-	c, _ := e.Source().(metrics.Counters)
-	return c
+// feedCounters sums the requests of the engines' sources that count them
+// (one per set); nil when none does.
+func feedCounters(es []*bridge.Engine) metrics.Counters {
+	var cs sumCounters
+	for _, e := range es {
+		if c, ok := e.Source().(metrics.Counters); ok {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	return cs
+}
+
+type sumCounters []metrics.Counters
+
+func (s sumCounters) Requests() (n int) {
+	for _, c := range s {
+		n += c.Requests()
+	}
+	return n
+}
+
+func (s sumCounters) RateLimited() (n int) {
+	for _, c := range s {
+		n += c.RateLimited()
+	}
+	return n
 }
 
 // logFile is the rotated log file of log_mode file, named like the other

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
@@ -92,24 +94,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCommand(ctx, f, cfg, stdout, log)
 	}
 	if !f.dryRun {
-		// One engine per state file; a dry run writes nothing, so it may
-		// run beside the daemon.
-		lock, err := state.Acquire(cfg.StateFile)
-		if err != nil {
-			log.WithError(err).Error("cannot start")
-			return 1
+		// One engine per state file (one per set); a dry run writes
+		// nothing, so it may run beside the daemon.
+		for _, feed := range cfg.Feeds() {
+			lock, err := state.Acquire(feed.StateFile)
+			if err != nil {
+				log.WithError(err).Error("cannot start")
+				return 1
+			}
+			defer lock.Release()
 		}
-		defer lock.Release()
 	}
-	engine, err := wire(ctx, cfg, f.dryRun, log)
+	engines, err := wire(ctx, cfg, f.dryRun, log)
 	if err != nil {
 		log.WithError(err).Error("cannot start")
 		return 1
 	}
 	if f.once || f.dryRun {
-		return syncOnce(ctx, engine, f, stdout, log)
+		return syncOnce(ctx, engines, f, stdout, log)
 	}
-	daemon(ctx, engine, cfg, f.full, log)
+	daemon(ctx, engines, cfg, f.full, log)
 	return 0
 }
 
@@ -127,30 +131,47 @@ func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
 	return log
 }
 
-func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
-	src, err := newFeed(cfg, log)
+// wire builds one engine per APIBAN set (config.Feeds), each with its
+// own feed client, LAPI client (its scenario) and state file; the feed
+// clients share one pacer, since APIBAN's rate limit is per key.
+func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logger) ([]*bridge.Engine, error) {
+	gate := apiban.NewGate(cfg.APIBAN.MaxRequests, cfg.APIBAN.RateWindow)
+	never := neverBan(ctx, cfg, log).Prefixes()
+	var engines []*bridge.Engine
+	for _, f := range cfg.Feeds() {
+		e, err := wireSet(cfg, f, gate, never, dryRun, log)
+		if err != nil {
+			return nil, err
+		}
+		engines = append(engines, e)
+	}
+	return engines, nil
+}
+
+func wireSet(cfg *config.Config, f config.Feed, gate *apiban.Gate, never []netip.Prefix, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
+	src, err := newSetFeed(cfg, f, gate, log)
 	if err != nil {
 		return nil, err
 	}
-	lc, err := newLAPI(cfg)
+	lc, err := newSetLAPI(cfg, f)
 	if err != nil {
 		return nil, err
 	}
 	return bridge.New(src, kindLAPI{lc}, bridge.Options{
-		StatePath:           cfg.StateFile,
+		StatePath:           f.StateFile,
 		Duration:            cfg.Decisions.Duration,
 		RefreshBefore:       cfg.Decisions.RefreshBefore,
 		BatchSize:           cfg.Decisions.BatchSize,
 		FullResyncInterval:  cfg.APIBAN.FullResyncInterval,
 		Allowlist:           cfg.Allowlist.Prefixes,
 		LAPIAllowlists:      cfg.Allowlist.LAPIAllowlists,
-		NeverBan:            neverBan(ctx, cfg, log).Prefixes(),
+		NeverBan:            never,
 		MinPrefixV4:         cfg.Decisions.MinPrefixV4,
 		MinPrefixV6:         cfg.Decisions.MinPrefixV6,
 		MaxNewPerSync:       cfg.Decisions.MaxNewPerSync,
 		MaxAddressesPerSync: uint64(cfg.Decisions.MaxAddressesPerSync),
 		DryRun:              dryRun,
-		Log:                 log.WithField("component", "bridge"),
+		Log:                 log.WithField("component", "bridge").WithField("set", f.Set),
 	}), nil
 }
 
@@ -174,22 +195,35 @@ func neverBan(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) *
 	return neverban.New(entries...)
 }
 
-func syncOnce(ctx context.Context, e *bridge.Engine, f flags, stdout io.Writer, log *logrus.Logger) int {
-	rep, err := e.Sync(ctx, f.full)
-	logReport(log, rep, err)
-	if f.dryRun {
-		for _, p := range rep.WouldPush {
-			fmt.Fprintln(stdout, p)
+// syncOnce syncs each set once, one after the other; a set that fails
+// does not keep the next from syncing, and makes the exit code 1.
+func syncOnce(ctx context.Context, es []*bridge.Engine, f flags, stdout io.Writer, log *logrus.Logger) int {
+	code := 0
+	for i, e := range es {
+		rep, err := e.Sync(ctx, f.full)
+		logReport(log, setName(es, i), rep, err)
+		if f.dryRun {
+			for _, p := range rep.WouldPush {
+				fmt.Fprintln(stdout, p)
+			}
+		}
+		if err != nil {
+			code = 1
 		}
 	}
-	if err != nil {
-		return 1
-	}
-	return 0
+	return code
 }
 
-func logReport(log *logrus.Logger, rep bridge.Report, err error) {
-	entry := log.WithFields(rep.Fields())
+// setName is engine i's set, as the feed client knows it.
+func setName(es []*bridge.Engine, i int) string {
+	if c, ok := es[i].Source().(*apiban.Client); ok {
+		return c.Set()
+	}
+	return ""
+}
+
+func logReport(log *logrus.Logger, set string, rep bridge.Report, err error) {
+	entry := log.WithFields(rep.Fields()).WithField("set", set)
 	if err != nil {
 		entry.WithError(err).Error("sync failed")
 		return
@@ -199,7 +233,7 @@ func logReport(log *logrus.Logger, rep bridge.Report, err error) {
 
 // daemon syncs every poll_interval until ctx ends; SIGUSR1 asks for a full
 // resync.
-func daemon(ctx context.Context, e *bridge.Engine, cfg *config.Config, fullFirst bool, log *logrus.Logger) {
+func daemon(ctx context.Context, es []*bridge.Engine, cfg *config.Config, fullFirst bool, log *logrus.Logger) {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -218,13 +252,19 @@ func daemon(ctx context.Context, e *bridge.Engine, cfg *config.Config, fullFirst
 		}
 	}()
 	log.WithField("version", version).WithField("poll_interval", cfg.APIBAN.PollInterval).Info("starting")
-	obs := startObserver(ctx, e, cfg, log)
+	obs := startObserver(ctx, es, cfg, log)
 	defer obs.close()
 	defer startBouncer(ctx, cfg, obs, log)() // waits for the bouncer's cleanup
 	defer startMirror(ctx, cfg, obs, log)()
-	e.Run(ctx, bridge.Schedule{
+	r := &round{sets: len(es)}
+	bridge.RunEach(ctx, es, bridge.Schedule{
 		Interval: cfg.APIBAN.PollInterval, RetryMin: min(10*time.Second, cfg.APIBAN.PollInterval),
-		FirstFull: fullFirst, FullNow: full, Done: func(rep bridge.Report, err error) { logReport(log, rep, err); obs.observe(e, rep, err) },
+		FirstFull: fullFirst, FullNow: full,
+	}, func(i int, rep bridge.Report, err error) {
+		logReport(log, setName(es, i), rep, err)
+		if rep, done, err := r.add(setName(es, i), rep, err); done {
+			obs.observe(es, rep, err)
+		}
 	})
 	log.Info("stopped")
 }

@@ -18,14 +18,33 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 )
 
-// status prints the state file, the running daemon's view (from its
-// /healthz) and whether LAPI answers. It fails when LAPI does not answer
-// or the state file cannot be read.
-func status(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Writer) bool {
+// status prints each set's state file and LAPI's count of its decisions,
+// the running daemon's view (from its /healthz) and whether LAPI answers.
+// It fails when LAPI does not answer or a state file cannot be read.
+func status(ctx context.Context, cfg *config.Config, w io.Writer) bool {
 	now := time.Now()
 	ok := true
-	row(w, "state file", "%s", cfg.StateFile)
-	st, err := state.Load(cfg.StateFile)
+	feeds := cfg.Feeds()
+	for _, f := range feeds {
+		if len(feeds) > 1 {
+			row(w, "set", "%s (scenario %s)", f.Set, f.Scenario)
+		}
+		ok = stateRows(w, cfg, f.StateFile, now) && ok
+	}
+	daemonRows(ctx, cfg, w, now)
+	for _, f := range feeds {
+		ok = lapiRow(ctx, cfg, f, len(feeds) > 1, w, now) && ok
+	}
+	bouncerRow(ctx, cfg, w)
+	mirrorRow(ctx, cfg, w)
+	return ok
+}
+
+// stateRows prints one set's state file; false when it is unreadable.
+func stateRows(w io.Writer, cfg *config.Config, path string, now time.Time) bool {
+	ok := true
+	row(w, "state file", "%s", path)
+	st, err := state.Load(path)
 	switch {
 	case errors.Is(err, state.ErrNotExist):
 		row(w, "", "none yet: the next sync reads LAPI back, then pulls the whole list")
@@ -46,20 +65,30 @@ func status(ctx context.Context, cfg *config.Config, lc *lapi.Client, w io.Write
 			row(w, "next full sync", "due %s", next.UTC().Format(time.RFC3339))
 		}
 	}
-	if pushing, err := state.PushInterrupted(cfg.StateFile); err == nil && pushing {
+	if pushing, err := state.PushInterrupted(path); err == nil && pushing {
 		row(w, "unconfirmed push", "yes: the next sync reads this bridge's decisions back from LAPI first")
 	}
-	daemonRows(ctx, cfg, w, now)
-	held, err := lc.Active(ctx, now)
-	if err != nil {
-		row(w, "LAPI", "%s unreachable: %q", cfg.CrowdSec.LAPIURL, err.Error())
-		ok = false
-	} else {
-		row(w, "LAPI", "%s reachable: %d active decisions of origin %s in %d alerts", cfg.CrowdSec.LAPIURL, len(held.Active), cfg.Decisions.Origin, len(held.Alerts))
-	}
-	bouncerRow(ctx, cfg, w)
-	mirrorRow(ctx, cfg, w)
 	return ok
+}
+
+// lapiRow counts one set's active decisions in LAPI (its origin and
+// scenario, named when there are several sets); false when LAPI does not
+// answer.
+func lapiRow(ctx context.Context, cfg *config.Config, f config.Feed, several bool, w io.Writer, now time.Time) bool {
+	lc, err := newSetLAPI(cfg, f)
+	if err == nil {
+		var held lapi.Holdings
+		if held, err = lc.Active(ctx, now); err == nil {
+			of := "origin " + cfg.Decisions.Origin
+			if several {
+				of += ", scenario " + f.Scenario
+			}
+			row(w, "LAPI", "%s reachable: %d active decisions of %s in %d alerts", cfg.CrowdSec.LAPIURL, len(held.Active), of, len(held.Alerts))
+			return true
+		}
+	}
+	row(w, "LAPI", "%s unreachable: %q", cfg.CrowdSec.LAPIURL, err.Error())
+	return false
 }
 
 // bouncerRow reports the embedded bouncer's kernel set sizes as the
@@ -148,16 +177,16 @@ func nextFull(last time.Time, every time.Duration) time.Time {
 // daemonRows says whether a daemon runs, from the state file's lock (the
 // metrics port could be anyone's), and how its syncs go, from its /healthz.
 func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.Time) {
-	pid, held, err := state.Holder(cfg.StateFile)
+	pid, held, err := state.Holder(cfg.Feeds()[0].StateFile)
 	switch {
 	case err != nil:
 		row(w, "daemon", "unknown: %v", err)
 		return
 	case !held:
-		row(w, "daemon", "not running (nothing holds %s)", state.LockPath(cfg.StateFile))
+		row(w, "daemon", "not running (nothing holds %s)", state.LockPath(cfg.Feeds()[0].StateFile))
 		return
 	}
-	row(w, "daemon", "running: PID %s holds %s", pid, state.LockPath(cfg.StateFile))
+	row(w, "daemon", "running: PID %s holds %s", pid, state.LockPath(cfg.Feeds()[0].StateFile))
 	if !cfg.Prometheus.Enabled {
 		row(w, "health", "unknown (prometheus.enabled is false, so it has no /healthz)")
 		return

@@ -28,10 +28,9 @@ type Client struct {
 	cfg   Config
 	log   logrus.FieldLogger
 	clock Clock
-	// turn is a lock that a waiting caller can give up on: it serialises
-	// the pacer and the requests.
-	turn  chan struct{}
-	pacer *pacer
+	// gate serialises and paces the requests, with those of the other
+	// clients sharing it.
+	gate *Gate
 	// pass bounds the walk through the feed that Next is part of.
 	pass passTracker
 	// secrets are the forms of the key that must never be shown.
@@ -59,16 +58,21 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.WithField("source", "apiban"),
 		clock: realClock{},
-		turn:  make(chan struct{}, 1),
-		pacer: newPacer(cfg.MaxRequests, cfg.RateWindow),
+		gate:  cfg.Gate,
 		// v1 sends the key path-escaped, so that form can be quoted too.
 		secrets: []string{cfg.APIKey, url.PathEscape(cfg.APIKey)},
+	}
+	if c.gate == nil {
+		c.gate = NewGate(cfg.MaxRequests, cfg.RateWindow)
 	}
 	for _, o := range opts {
 		o(c)
 	}
 	return c, nil
 }
+
+// Set is the dataset this client pulls.
+func (c *Client) Set() string { return c.cfg.Set }
 
 // Requests is the number of HTTP requests sent so far.
 func (c *Client) Requests() int { return int(c.requests.Load()) }
@@ -148,19 +152,19 @@ func (c *Client) attempt(ctx context.Context, t target, cursor string, n int) (s
 // window, then does one exchange and stamps it.
 func (c *Client) pacedExchange(ctx context.Context, t target) (response, *failure) {
 	select {
-	case c.turn <- struct{}{}:
+	case c.gate.turn <- struct{}{}:
 	case <-ctx.Done():
 		return response{}, &failure{class: ErrTransport, detail: "waiting for a turn", cause: ctx.Err()}
 	}
-	defer func() { <-c.turn }()
-	for d := c.pacer.delay(c.clock.Now()); d > 0; d = c.pacer.delay(c.clock.Now()) {
+	defer func() { <-c.gate.turn }()
+	for d := c.gate.pacer.delay(c.clock.Now()); d > 0; d = c.gate.pacer.delay(c.clock.Now()) {
 		c.log.WithField("wait", d.String()).Debug("apiban pacing")
 		if err := c.clock.Sleep(ctx, d); err != nil {
 			return response{}, &failure{class: ErrTransport, detail: "waiting for the rate window", cause: err}
 		}
 	}
 	r, f := c.exchange(ctx, t)
-	c.pacer.record(c.clock.Now())
+	c.gate.pacer.record(c.clock.Now())
 	return r, f
 }
 

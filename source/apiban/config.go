@@ -35,8 +35,12 @@ type Config struct {
 	// Set is the v2 dataset (CheckSet); v1 serves only sip.
 	Set string
 	// MaxRequests is the most requests sent in any RateWindow; 0 turns
-	// client-side pacing off.
+	// client-side pacing off. Ignored when Gate is set.
 	MaxRequests int
+	// Gate, when set, paces this client together with every other client
+	// given the same Gate (several sets, one key); nil means a gate of
+	// its own from MaxRequests and RateWindow.
+	Gate *Gate
 	// RateWindow is the pacing window, and the wait after a 429.
 	RateWindow time.Duration
 	// Timeout bounds one HTTP request, body included.

@@ -4,10 +4,27 @@ import (
 	"time"
 )
 
+// Gate paces and serialises the requests of every client given it:
+// APIBAN's rate limit is per key, so the clients of several sets pulled
+// with one key must share one Gate (Config.Gate). It is safe for
+// concurrent use.
+type Gate struct {
+	// turn is a lock that a waiting caller can give up on: it serialises
+	// the pacer and the requests.
+	turn  chan struct{}
+	pacer *pacer
+}
+
+// NewGate returns a gate letting at most maxRequests requests through in
+// any window (0: no pacing; one request at a time still).
+func NewGate(maxRequests int, window time.Duration) *Gate {
+	return &Gate{turn: make(chan struct{}, 1), pacer: newPacer(maxRequests, window)}
+}
+
 // pacer keeps at most max requests in any sliding window. It stamps a
 // request when its answer arrived, not when it was sent: the server saw
 // it somewhere in between, so counting from the later instant can only
-// leave more room than the server needs, never less. The client's turn
+// leave more room than the server needs, never less. The gate's turn
 // lock guards it.
 type pacer struct {
 	max    int

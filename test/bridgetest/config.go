@@ -39,6 +39,7 @@ type APIBAN struct {
 	URL                string        `yaml:"url,omitempty"`
 	APIVersion         string        `yaml:"api_version,omitempty"`
 	Set                string        `yaml:"set,omitempty"`
+	Sets               []string      `yaml:"sets,omitempty"`
 	PollInterval       time.Duration `yaml:"poll_interval,omitempty"`
 	MaxRequests        *int          `yaml:"max_requests,omitempty"` // new(0): no client-side pacing
 	RateWindow         time.Duration `yaml:"rate_window,omitempty"`
