@@ -70,7 +70,7 @@ func (e *Engine) check(ctx context.Context) (string, error) {
 	}
 	switch {
 	case !found:
-		return "LAPI holds no active decision of this origin", nil
+		return "LAPI holds no active decision of this origin and scenario", nil
 	case checkNewest && id < newest:
 		return fmt.Sprintf("LAPI lost the newest alert (%d; its newest is %d)", newest, id), nil
 	case !checkNewest && id > oldest:
@@ -79,7 +79,7 @@ func (e *Engine) check(ctx context.Context) (string, error) {
 		// Another writer of this origin, or a push whose answer was
 		// lost: not a loss, but the state must learn it.
 		if _, known := e.st.Alerts[id]; !known {
-			return fmt.Sprintf("LAPI's newest alert of this origin (%d) is newer than any the state knows", id), nil
+			return fmt.Sprintf("LAPI's newest alert of this origin and scenario (%d) is newer than any the state knows", id), nil
 		}
 	}
 	// An unknown alert older than the state's oldest is one the state
