@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,9 +185,16 @@ func TestCluster(t *testing.T) {
 	bridgeNS := s.hub.attach(t, "bridge", "10.77.0.20")
 	dir := t.TempDir()
 	br := startProc(t, t, "bridge", bridgeNS, bin, s.bridgeConfig(dir))
+	procs := []*proc{br}
 	for i, ns := range s.pbx {
-		startProc(t, t, fmt.Sprintf("pbx%d", i+1), ns, bin, s.pbxConfig(t.TempDir(), i))
+		procs = append(procs, startProc(t, t, fmt.Sprintf("pbx%d", i+1), ns, bin, s.pbxConfig(t.TempDir(), i)))
 	}
+	// Registered last, so first to run: every process stops at once.
+	t.Cleanup(func() {
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	})
 	waitFor(t, 2*pollInterval, "every pbx holds the first sync's addresses", func() bool { return s.allHold("apiban", listed[len(listed)-1]) })
 
 	t.Run("listing reaches every pbx", func(t *testing.T) {
