@@ -89,6 +89,10 @@ package: build
 	mkdir -p dist
 	sed 's#@BINDIR@#/usr/bin#g' packaging/crowdsec-apiban-bridge.service >dist/crowdsec-apiban-bridge.service
 	PKG_VERSION="$(PKG_VERSION)" ARCH="$$($(GO) env GOARCH)" $(NFPM) package -f packaging/nfpm.yaml -p deb -t dist/
+	# The arm64 .deb too (a small ARM PBX): its binary, the same recipe.
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/crowdsec-apiban-bridge ./cmd/crowdsec-apiban-bridge
+	sed 's#src: bin/crowdsec-apiban-bridge#src: bin/linux-arm64/crowdsec-apiban-bridge#' packaging/nfpm.yaml >dist/nfpm-arm64.yaml
+	PKG_VERSION="$(PKG_VERSION)" ARCH=arm64 $(NFPM) package -f dist/nfpm-arm64.yaml -p deb -t dist/
 
 clean:
 	rm -rf bin dist
