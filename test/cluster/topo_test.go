@@ -31,7 +31,10 @@ type hub struct {
 func newHub(t *testing.T) *hub {
 	t.Helper()
 	h := &hub{ns: netns.New(t, "hub")}
-	h.ns.Cmd(t, "ip", "link", "add", "br0", "type", "bridge")
+	// A fixed MAC: a bridge otherwise takes its lowest port's, which
+	// changes as ports join, and neighbours' ARP entries for hubAddr go
+	// stale (connections to the database or the simulator then hang).
+	h.ns.Cmd(t, "ip", "link", "add", "br0", "address", "02:77:00:00:00:01", "type", "bridge")
 	h.ns.Cmd(t, "ip", "addr", "add", hubAddr+prefix, "dev", "br0")
 	h.ns.Cmd(t, "ip", "link", "set", "br0", "up")
 	return h
