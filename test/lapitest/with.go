@@ -150,3 +150,12 @@ func InNetNS(ns string, f func() error) error {
 	}()
 	return <-done
 }
+
+// PID is the running crowdsec process's (for its CPU time in benches);
+// 0 when it is stopped.
+func (l *LAPI) PID() int {
+	if l.cmd == nil || l.cmd.Process == nil {
+		return 0
+	}
+	return l.cmd.Process.Pid
+}
