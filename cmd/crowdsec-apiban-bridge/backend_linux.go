@@ -49,4 +49,3 @@ func newBackendLogged(bc config.Bouncer, log logrus.FieldLogger) (bouncer.Backen
 		return nil, fmt.Errorf("bouncer.mode %q is not available", bc.Mode)
 	}
 }
-
