@@ -6,12 +6,22 @@ BIN     := bin/crowdsec-apiban-bridge
 # Go test timeout: the first run builds crowdsec and cscli (minutes).
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build deps lapi test test-short lint demo bench clean package crash-test fuzz compat-146
+.PHONY: all build cross deps lapi test test-short lint demo bench clean package crash-test fuzz compat-146
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/crowdsec-apiban-bridge
+
+# The bridge without the embedded bouncer (Linux-only) for a FreeBSD
+# firewall host or a small ARM PBX beside its own CrowdSec: each must build.
+CROSS := freebsd/amd64 linux/arm64 linux/arm/7
+cross:
+	@set -e; for t in $(CROSS); do \
+		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; [ "$$arm" != "$$rest" ] || arm=; \
+		echo "cross: GOOS=$$os GOARCH=$$arch$${arm:+ GOARM=$$arm}"; \
+		GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -o /dev/null ./cmd/crowdsec-apiban-bridge; \
+	done
 
 # Build (once, cached in ~/.cache) the real crowdsec LAPI and cscli the
 # tests and the demo run.
@@ -29,7 +39,7 @@ deps:
 	bash test/deps.sh
 
 # Everything, including the end-to-end tests against a real LAPI.
-test: deps lint lapi
+test: deps lint cross lapi
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Unit tests only (no LAPI, no kernel).
@@ -79,6 +89,10 @@ package: build
 	mkdir -p dist
 	sed 's#@BINDIR@#/usr/bin#g' packaging/crowdsec-apiban-bridge.service >dist/crowdsec-apiban-bridge.service
 	PKG_VERSION="$(PKG_VERSION)" ARCH="$$($(GO) env GOARCH)" $(NFPM) package -f packaging/nfpm.yaml -p deb -t dist/
+	# The arm64 .deb too (a small ARM PBX): its binary, the same recipe.
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/crowdsec-apiban-bridge ./cmd/crowdsec-apiban-bridge
+	sed 's#src: bin/crowdsec-apiban-bridge#src: bin/linux-arm64/crowdsec-apiban-bridge#' packaging/nfpm.yaml >dist/nfpm-arm64.yaml
+	PKG_VERSION="$(PKG_VERSION)" ARCH=arm64 $(NFPM) package -f dist/nfpm-arm64.yaml -p deb -t dist/
 
 clean:
 	rm -rf bin dist

@@ -50,6 +50,9 @@ type Config struct {
 
 // APIBAN configures the feed client.
 type APIBAN struct {
+	// Enabled false runs only the embedded bouncer: no sync engine, no
+	// machine login, no state file (docs/scale-out.md, "Bouncer-only").
+	Enabled    bool   `mapstructure:"enabled"`
 	APIKey     string `mapstructure:"api_key"`
 	URL        string `mapstructure:"url"`
 	APIVersion string `mapstructure:"api_version"`
@@ -172,6 +175,7 @@ type Bouncer struct {
 func Default() *Config {
 	return &Config{
 		APIBAN: APIBAN{
+			Enabled:            true,
 			URL:                "https://apiban.org",
 			APIVersion:         "v2",
 			Set:                "sip",

@@ -42,9 +42,13 @@ func invalid(key, format string, args ...any) error {
 // errors, not the first, so one `-t` run lists everything to fix. Secret
 // values never enter a message.
 func (c *Config) validate() (errs []error, warnings []string) {
-	errs = append(errs, c.APIBAN.validate()...)
-	warnings = append(warnings, c.APIBAN.warnings()...)
-	errs = append(errs, c.CrowdSec.validate()...)
+	if c.APIBAN.Enabled {
+		errs = append(errs, c.APIBAN.validate()...)
+		warnings = append(warnings, c.APIBAN.warnings()...)
+		errs = append(errs, c.CrowdSec.validate()...)
+	} else {
+		errs = append(errs, c.validateBouncerOnly()...) // validate_mode.go
+	}
 	errs = append(errs, c.Decisions.validate()...)
 	alErrs, alWarnings := c.Allowlist.validate()
 	errs = append(errs, alErrs...)

@@ -34,6 +34,10 @@ prometheus:
   listen_port: 0
 `
 
+// bouncerOnlyOverlay turns APIBAN off and blanks every machine secret;
+// it ends inside the crowdsec section.
+const bouncerOnlyOverlay = "apiban:\n  enabled: false\n  api_key: \"\"\ncrowdsec:\n  password: \"\"\n"
+
 // enabled turns the embedded bouncer on; cases append their keys.
 const enabled = "bouncer:\n  enabled: true\n  api_key: TOPSECRET-bouncer\n"
 
@@ -121,6 +125,12 @@ func TestCheckAndStartRefuseAlike(t *testing.T) {
 		{enabled + "  metrics_interval: 30s\n", `config: bouncer.metrics_interval: must be 0 (none) or at least 1m, got 30s`},
 		{enabled + "  priority: 5000\n", `config: bouncer.priority: must be between -1000 and 1000, got 5000`},
 
+		// bouncer-only mode (apiban.enabled false): the bouncer is required,
+		// the machine's credentials are not, and the LAPI URL still is.
+		{"apiban:\n  enabled: false\n", `config: apiban.enabled: false runs only the embedded bouncer, so bouncer.enabled must be true (nothing would run)`},
+		{bouncerOnlyOverlay + "  lapi_url: localhost:8080\n" + enabled, `config: crowdsec.lapi_url: want an absolute http(s) URL, got "localhost:8080"`},
+		{bouncerOnlyOverlay + enabled + "  update_frequency: 500ms\n", `config: bouncer.update_frequency: must be at least 1s, got 500ms`},
+
 		// The shape of the file.
 		{"apiban:\n  api_verison: v2\n", `config: unknown key "apiban.api_verison"`},
 		{"decisions:\n  batch_size: many\n", `config: decisions.batch_size: want an integer, got "many"`},
@@ -173,6 +183,8 @@ func TestStartAcceptsWhatCheckAccepts(t *testing.T) {
 		"bouncer:\n  enabled: true\n  cert_path: {cert}\n  key_path: {key}\n  ca_cert_path: {dir}/junk.pem\n  lapi_url: https://127.0.0.1:9\n",
 		enabled + "  table: a\n  set_prefix: abcdefghijklmnopqrstuvw\n  chain: a\n  metrics_interval: 1m\n  priority: 1000\n",
 		enabled + "  mode: ipset\n  set_prefix: abcdefghijklmnopqrstuvw\n  iptables_chain: ABCDEFGHIJKLMNOPQRSTUVWXYZ01\n",
+		bouncerOnlyOverlay + enabled,
+		bouncerOnlyOverlay + "  login: \"\"\n  timeout: 0s\n" + enabled + "  lapi_url: http://127.0.0.1:9\n",
 	}
 	pki := agreePKI(t)
 	canceled, cancel := context.WithCancel(context.Background())
@@ -215,7 +227,9 @@ func startParts(t *testing.T, ctx context.Context, cfg *config.Config) error {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	logrus.SetOutput(io.Discard) // go-cs-bouncer logs to the global logger
-	if _, err := wire(ctx, cfg, true, log); err != nil {
+	if !cfg.APIBAN.Enabled {
+		// bouncer-only: no engine is wired
+	} else if _, err := wire(ctx, cfg, true, log); err != nil {
 		return err
 	}
 	if !cfg.Bouncer.Enabled {

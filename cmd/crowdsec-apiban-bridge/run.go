@@ -78,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cfg, err := config.Load(f.configPath)
+	if err == nil {
+		err = checkPlatform(cfg) // backend_linux.go, backend_other.go
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -89,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f.testOnly {
 		fmt.Fprintf(stdout, "%s: configuration OK\n", f.configPath)
 		return 0
+	}
+	if !cfg.APIBAN.Enabled {
+		return bouncerOnly(ctx, f, cfg, stdout, log) // bounceronly.go
 	}
 	if f.command != "" && f.command != cmdSync {
 		return runCommand(ctx, f, cfg, stdout, log)

@@ -8,6 +8,9 @@
 #   BENCH_ADDS=200            `cscli decisions add` runs timed, then scaled
 #   BENCH_GOFLAGS=            extra flags for `go test -bench`
 #   BENCH_MIRROR_N=100000     entries of the mirror benchmark
+#   BENCH_CLUSTER=            flags for benchcluster (scale-out: PostgreSQL,
+#                             bouncer streams), e.g. "-size 10000 -rounds 1";
+#                             BENCH_CLUSTER=skip leaves it out
 #   BENCH_KERNELFLAGS=        extra flags for benchkernel, e.g.
 #                             "-apply-rounds 1 -pps-rounds 1 -pps-time 1s"
 set -euo pipefail
@@ -65,6 +68,19 @@ $GO run ./test/bench/cmd/benchsync -bridge "$BRIDGE" -sizes "$SIZES" -adds "$ADD
 # pulling 100,000 entries, beside static files served by http.FileServer.
 echo "== benchmirror (${BENCH_MIRROR_N:-100000} entries, 50 clients)"
 $GO run ./test/bench/cmd/benchmirror -bridge "$BRIDGE" -n "${BENCH_MIRROR_N:-100000}" -clients 50
+
+# Scale-out (docs/scale-out.md): a full sync of 100,000 into LAPI on
+# PostgreSQL against `cscli decisions import` (median of 3), and embedded
+# bouncers pulling a 100,000-decision stream against plain go-cs-bouncer
+# clients. Root (a network namespace of its own) and Debian's postgresql.
+if [ "${BENCH_CLUSTER:-}" != skip ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "== benchcluster (root, PostgreSQL 15; about 3 minutes)"
+		$GO run ./test/bench/cmd/benchcluster -bridge "$BRIDGE" ${BENCH_CLUSTER:-}
+	else
+		echo "benchcluster: skipped, needs root (network namespace, PostgreSQL as the postgres user)" >&2
+	fi
+fi
 
 if [ "$kernel_rc" -ne 0 ]; then
 	echo "run.sh: benchkernel failed (exit $kernel_rc): items 3 and 4 not measured" >&2

@@ -31,6 +31,8 @@ type LAPI struct {
 	health *http.Client
 	// flushMaxItems, when set, is db_config.flush.max_items.
 	flushMaxItems int
+	// wrap prefixes crowdsec and cscli (ip netns exec NS; with.go).
+	wrap []string
 }
 
 // Start builds (if needed) and starts a LAPI that is stopped at test end.
@@ -210,7 +212,8 @@ func (l *LAPI) Up() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(l.Bins.Crowdsec, "-c", l.ConfigPath(), "-no-cs")
+	argv := l.wrapped(l.Bins.Crowdsec, "-c", l.ConfigPath(), "-no-cs")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -283,7 +286,8 @@ func (l *LAPI) Cscli(t testing.TB, args ...string) []byte {
 func (l *LAPI) CscliErr(args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, l.Bins.Cscli, append([]string{"-c", l.ConfigPath()}, args...)...)
+	argv := l.wrapped(l.Bins.Cscli, append([]string{"-c", l.ConfigPath()}, args...)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
