@@ -42,7 +42,7 @@ func TestConfigLoads(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"apiban", c.APIBAN, config.APIBAN{APIKey: "-k#1:", URL: "http://127.0.0.1:1", APIVersion: "v1", Set: "sip", Sets: []string{},
+		{"apiban", c.APIBAN, config.APIBAN{Enabled: true, APIKey: "-k#1:", URL: "http://127.0.0.1:1", APIVersion: "v1", Set: "sip", Sets: []string{},
 			PollInterval: time.Hour, MaxRequests: 0, RateWindow: time.Second, FullResyncInterval: 2 * time.Hour,
 			Timeout: 2 * time.Second, MaxRetries: 0, MaxPages: 400}},
 		{"crowdsec", c.CrowdSec, config.CrowdSec{LAPIURL: "https://127.0.0.1:2/", Login: "m", Password: "p'w\": #x",
