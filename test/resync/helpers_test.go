@@ -29,6 +29,14 @@ const (
 	clientKey = "Resync-client-key-9a8b7c6d"
 )
 
+// needLAPI skips under -short, as the other real-LAPI tests do.
+func needLAPI(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a real LAPI")
+	}
+}
+
 // push adds prefixes as the bridge does (one alert, origin apiban) with
 // a fresh client: a new database forgets the old one's session.
 func push(t *testing.T, l *lapitest.LAPI, prefixes ...string) {

@@ -37,6 +37,7 @@ func served(ps []string) []string {
 // enforcing them; the resyncing bouncer and the mirror drop them at the
 // next full pull, and keep what LAPI still holds.
 func TestResyncDropsWhatTheFlushDeleted(t *testing.T) {
+	needLAPI(t)
 	l := lapitest.StartFlushing(t, 20)
 	l.AddMachine(t, machine, password)
 	addBouncer(t, l, "resyncing", keyResyncing)
@@ -94,6 +95,7 @@ func TestResyncDropsWhatTheFlushDeleted(t *testing.T) {
 // nothing of the old decisions. The resyncing readers hold exactly what
 // the new database holds after the next full pull.
 func TestResyncAfterNewDatabase(t *testing.T) {
+	needLAPI(t)
 	l := lapitest.Start(t)
 	l.AddMachine(t, machine, password)
 	keys := map[string]string{"resyncing": keyResyncing, "streaming": keyStreaming, "mirror": keyMirror}
