@@ -81,7 +81,11 @@ func followOnce(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Du
 	go func() { runErr <- sb.Run(runCtx) }()
 	var due <-chan time.Time
 	if resync > 0 {
-		t := time.NewTimer(resync)
+		// Half a poll late: the stream polls on a ticker started with
+		// it, so a resync that is a whole number of polls would cut the
+		// poll due at that instant (go-cs-bouncer logs the cut request
+		// as an error); halfway between polls none is in flight.
+		t := time.NewTimer(resync + sb.TickerIntervalDuration/2)
 		defer t.Stop()
 		due = t.C
 	}
