@@ -29,6 +29,9 @@ type Options struct {
 	UpdateFrequency    time.Duration
 	Origins            []string
 	UserAgent          string
+	// Resync is how often the whole active list is pulled again and the
+	// kernel sets rebuilt from it (0: never); docs/bouncer.md, "Resync".
+	Resync time.Duration
 
 	// NeverBan: a decision whose address or range overlaps one of its
 	// entries is never enforced. A nil set still holds IANA's
@@ -60,6 +63,10 @@ type Stats struct {
 	// reasons, and not-ban, scope, malformed, expired).
 	SkippedBy map[string]int
 	Ticks     int // stream answers applied
+	// Resyncs counts the full pulls after the first; ResyncAdded and
+	// ResyncRemoved the addresses and ranges they added and removed
+	// (what the stream's deltas had missed).
+	Resyncs, ResyncAdded, ResyncRemoved int
 	// ByOrigin counts the active decisions per origin.
 	ByOrigin map[string]int
 }
@@ -142,11 +149,16 @@ func (b *Bouncer) Run(ctx context.Context) error {
 		mp.Interval = b.opts.MetricsInterval
 		go func() { _ = mp.Run(streamCtx) }()
 	}
+	answers := make(chan Answer)
 	runErr := make(chan error, 1)
-	go func() { runErr <- sb.Run(streamCtx) }()
-	err = b.RunStream(ctx, sb.Stream)
+	go func() {
+		// Closing answers ends RunAnswers when the stream fails.
+		defer close(answers)
+		runErr <- Follow(streamCtx, sb, b.opts.Resync, answers)
+	}()
+	err = b.RunAnswers(ctx, answers)
 	stop()
-	if serr := <-runErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+	if serr := <-runErr; err == nil && serr != nil {
 		err = fmt.Errorf("bouncer: stream: %w", serr)
 	}
 	return err
@@ -154,21 +166,93 @@ func (b *Bouncer) Run(ctx context.Context) error {
 
 // RunStream applies each answer of stream to the kernel until ctx ends
 // or stream closes, then cleans up. The first answer (LAPI's full list)
-// rebuilds the kernel objects; each later one is one transaction.
+// rebuilds the kernel objects; each later one is a delta.
 func (b *Bouncer) RunStream(ctx context.Context, stream <-chan *models.DecisionsStreamResponse) error {
+	answers := make(chan Answer)
+	go func() {
+		defer close(answers)
+		full := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case resp, ok := <-stream:
+				if !ok {
+					return
+				}
+				select {
+				case answers <- Answer{DecisionsStreamResponse: resp, Full: full}:
+				case <-ctx.Done():
+					return
+				}
+				full = false
+			}
+		}
+	}()
+	return b.RunAnswers(ctx, answers)
+}
+
+// RunAnswers applies each answer to the kernel until ctx ends or answers
+// closes, then cleans up. A full answer (LAPI's whole list) replaces
+// what the bouncer holds and rebuilds the kernel objects; each other one
+// is one transaction.
+func (b *Bouncer) RunAnswers(ctx context.Context, answers <-chan Answer) error {
 	defer b.shutdown()
-	needFull := true
+	needFull, first := true, true
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case resp, ok := <-stream:
+		case a, ok := <-answers:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return errors.New("bouncer: decision stream closed")
 			}
-			needFull = b.tick(ctx, resp, needFull)
+			switch {
+			case a.Full && !first:
+				needFull = b.resync(ctx, a.DecisionsStreamResponse)
+			default:
+				needFull = b.tick(ctx, a.DecisionsStreamResponse, needFull || a.Full)
+			}
+			first = false
 		}
 	}
+}
+
+// resync replaces the tracked decisions with LAPI's whole list and
+// rebuilds the kernel objects from it: what LAPI deleted without telling
+// the stream goes, what the stream never sent comes. It logs and counts
+// what changed.
+func (b *Bouncer) resync(ctx context.Context, resp *models.DecisionsStreamResponse) bool {
+	before := b.tracker.desired()
+	b.tracker = newTracker()
+	needFull := b.tick(ctx, resp, true)
+	after := b.tracker.desired()
+	added, removed := 0, 0
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			added++
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			removed++
+		}
+	}
+	b.mu.Lock()
+	b.stats.Resyncs++
+	b.stats.ResyncAdded += added
+	b.stats.ResyncRemoved += removed
+	b.mu.Unlock()
+	l := b.log.WithFields(logrus.Fields{"added": added, "removed": removed, "values": len(after)})
+	if added+removed > 0 {
+		l.Warn("bouncer: resync with LAPI's full list changed the enforced set (the stream had missed these changes)")
+	} else {
+		l.Info("bouncer: resync with LAPI's full list: no change")
+	}
+	return needFull
 }
 
 // tick applies one stream answer; it returns whether the next tick must

@@ -296,6 +296,38 @@ func TestRunStreamCleansUp(t *testing.T) {
 	}
 }
 
+// A later full answer (a resync) replaces what the bouncer holds: a
+// decision LAPI dropped without a deleted event goes, one the stream
+// never delivered comes; the change is counted.
+func TestResyncReplacesTheSet(t *testing.T) {
+	r := bouncertest.NewRecorder(false)
+	b := New(r, Options{})
+	answers := make(chan Answer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.RunAnswers(ctx, answers) }()
+	answers <- Answer{Full: true, DecisionsStreamResponse: &models.DecisionsStreamResponse{New: []*models.Decision{
+		ban(1, "198.51.100.1", "1h"), ban(2, "198.51.100.2", "1h"), ban(3, "203.0.113.0/24", "1h")}}}
+	answers <- Answer{DecisionsStreamResponse: &models.DecisionsStreamResponse{}}
+	answers <- Answer{Full: true, DecisionsStreamResponse: &models.DecisionsStreamResponse{New: []*models.Decision{
+		ban(2, "198.51.100.2", "1h"), ban(3, "203.0.113.0/24", "1h"), ban(9, "2001:db8::9", "1h")}}}
+	answers <- Answer{DecisionsStreamResponse: &models.DecisionsStreamResponse{}} // the resync is applied
+	want := []string{"198.51.100.2/32", "2001:db8::9/128", "203.0.113.0/24"}
+	if got := r.Prefixes(); !slices.Equal(got, want) {
+		t.Errorf("kernel holds %v, want %v", got, want)
+	}
+	if s := b.Stats(); s.Resyncs != 1 || s.ResyncAdded != 1 || s.ResyncRemoved != 1 || s.Decisions != 3 {
+		t.Errorf("stats %+v, want 1 resync adding 1 and removing 1, 3 decisions", s)
+	}
+	if want := []string{"reconcile", "reconcile"}; !slices.Equal(r.Calls(), want) {
+		t.Errorf("calls %v, want %v", r.Calls(), want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestParseValue(t *testing.T) {
 	for _, tc := range []struct{ scope, value, want string }{
 		{"Ip", "192.0.2.1", "192.0.2.1/32"},
@@ -367,6 +399,9 @@ func TestMetrics(t *testing.T) {
 		"crowdsec_apiban_bridge_bouncer_active_decisions/apiban":         2,
 		"crowdsec_apiban_bridge_bouncer_active_decisions/crowdsec":       1,
 		"crowdsec_apiban_bridge_bouncer_kernel_elements":                 2,
+		"crowdsec_apiban_bridge_bouncer_resyncs_total":                   0,
+		"crowdsec_apiban_bridge_bouncer_resync_added_total":              0,
+		"crowdsec_apiban_bridge_bouncer_resync_removed_total":            0,
 		"crowdsec_apiban_bridge_bouncer_skipped_decisions_total/special": 1,
 		// Labels in Prometheus order: ip_type, origin.
 		"crowdsec_apiban_bridge_bouncer_dropped_packets_total/ipv4/apiban":   7,

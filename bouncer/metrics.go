@@ -26,6 +26,12 @@ var (
 		[]string{"origin", "ip_type"}, nil)
 	descBytes = prometheus.NewDesc(metricsNamespace+"_dropped_bytes_total",
 		"Bytes dropped by the bouncer's rules, by origin and IP type (kernel counters).", []string{"origin", "ip_type"}, nil)
+	descResyncs = prometheus.NewDesc(metricsNamespace+"_resyncs_total",
+		"Periodic full pulls of LAPI's active list (bouncer.resync_interval) applied as a rebuild.", nil, nil)
+	descResyncAdded = prometheus.NewDesc(metricsNamespace+"_resync_added_total",
+		"Addresses and ranges a resync added: decisions LAPI held that the stream had not delivered.", nil, nil)
+	descResyncRemoved = prometheus.NewDesc(metricsNamespace+"_resync_removed_total",
+		"Addresses and ranges a resync removed: decisions LAPI no longer held but never reported deleted.", nil, nil)
 )
 
 // SkipReasons are the reasons a decision is not enforced, each exported
@@ -42,7 +48,7 @@ func (b *Bouncer) Collector() prometheus.Collector { return collector{b} }
 type collector struct{ b *Bouncer }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descElements, descSkipped, descPackets, descBytes} {
+	for _, d := range []*prometheus.Desc{descActive, descElements, descSkipped, descPackets, descBytes, descResyncs, descResyncAdded, descResyncRemoved} {
 		ch <- d
 	}
 }
@@ -53,6 +59,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(n), origin)
 	}
 	ch <- prometheus.MustNewConstMetric(descElements, prometheus.GaugeValue, float64(s.Elements))
+	ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(s.Resyncs))
+	ch <- prometheus.MustNewConstMetric(descResyncAdded, prometheus.CounterValue, float64(s.ResyncAdded))
+	ch <- prometheus.MustNewConstMetric(descResyncRemoved, prometheus.CounterValue, float64(s.ResyncRemoved))
 	for _, reason := range SkipReasons {
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.SkippedBy[reason]), reason)
 	}

@@ -101,3 +101,52 @@ func TestRunAgainstStream(t *testing.T) {
 		}
 	}
 }
+
+// Follow restarts the stream every resync: each restart asks LAPI for
+// its whole list (startup=true) and marks that answer Full; every other
+// answer is a delta.
+func TestFollowRestartsWithTheFullList(t *testing.T) {
+	lapi := &fakeLAPI{}
+	srv := httptest.NewServer(lapi)
+	defer srv.Close()
+	sb, err := OpenStream(StreamOptions{APIURL: srv.URL, APIKey: "bouncer-key", UpdateFrequency: 20 * time.Millisecond, UserAgent: "test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	answers := make(chan Answer)
+	done := make(chan error, 1)
+	go func() { done <- Follow(ctx, sb, 100*time.Millisecond, answers) }()
+	var got []Answer
+	for full := 0; full < 3; {
+		a := <-answers
+		got = append(got, a)
+		if a.Full {
+			full++
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !got[0].Full {
+		t.Error("the first answer is not marked full")
+	}
+	for i, a := range got {
+		if a.Full != (len(a.New) == 2) {
+			t.Errorf("answer %d: full %v with %d new decisions (the full list has 2, a delta none)", i, a.Full, len(a.New))
+		}
+	}
+	pulls, _, _ := lapi.snapshot()
+	startups := 0
+	for _, p := range pulls {
+		if strings.Contains(p, "startup=true") {
+			startups++
+		}
+	}
+	// At least one per full answer: under load a resync may fall
+	// before a startup answer is read, which then is never sent.
+	if startups < 3 {
+		t.Errorf("%d startup pulls, want one per full answer (3): %v", startups, pulls)
+	}
+}

@@ -1,9 +1,12 @@
 package bouncer
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/crowdsecurity/crowdsec/pkg/models"
 	csbouncer "github.com/crowdsecurity/go-cs-bouncer"
 )
 
@@ -44,4 +47,87 @@ func OpenStream(o StreamOptions) (*csbouncer.StreamBouncer, error) {
 		return nil, fmt.Errorf("decision stream: %w", err)
 	}
 	return sb, nil
+}
+
+// Answer is one answer of LAPI's decision stream. Full marks LAPI's whole
+// active list (the first answer of a stream): the reader replaces what it
+// holds with it rather than applying it as a delta.
+type Answer struct {
+	*models.DecisionsStreamResponse
+	Full bool
+}
+
+// Follow runs sb's stream until ctx ends, sending each answer on out.
+// Every resync (0: never) it starts the stream afresh, so that its first
+// answer is again LAPI's whole active list: the repair for the deltas a
+// reader missed or that LAPI never sent (docs/bouncer.md, "Resync").
+// sb is stopped before each restart, so no delta of the old stream
+// arrives after the new full list.
+func Follow(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Duration, out chan<- Answer) error {
+	for {
+		again, err := followOnce(ctx, sb, resync, out)
+		if !again {
+			return err
+		}
+	}
+}
+
+// followOnce runs one stream until ctx ends (again false) or its resync
+// is due (again true).
+func followOnce(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Duration, out chan<- Answer) (bool, error) {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- sb.Run(runCtx) }()
+	var due <-chan time.Time
+	if resync > 0 {
+		// Half a poll late: the stream polls on a ticker started with
+		// it, so a resync that is a whole number of polls would cut the
+		// poll due at that instant (go-cs-bouncer logs the cut request
+		// as an error); halfway between polls none is in flight.
+		t := time.NewTimer(resync + sb.TickerIntervalDuration/2)
+		defer t.Stop()
+		due = t.C
+	}
+	full := true
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
+			return false, quiet(<-runErr)
+		case <-due:
+			stop()
+			if err := quiet(<-runErr); err != nil {
+				return false, err
+			}
+			return true, nil
+		case err := <-runErr:
+			if err = quiet(err); err == nil {
+				err = errors.New("decision stream ended")
+			}
+			return false, err
+		case resp, ok := <-sb.Stream:
+			if !ok {
+				if err := quiet(<-runErr); err != nil {
+					return false, fmt.Errorf("decision stream closed: %w", err)
+				}
+				return false, errors.New("decision stream closed")
+			}
+			select {
+			case out <- Answer{DecisionsStreamResponse: resp, Full: full}:
+			case <-ctx.Done():
+				stop()
+				return false, quiet(<-runErr)
+			}
+			full = false
+		}
+	}
+}
+
+// quiet drops the cancellation error a stopped stream returns.
+func quiet(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

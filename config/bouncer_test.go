@@ -31,6 +31,8 @@ func TestBouncerBadValues(t *testing.T) {
 		{"lapi url", "  lapi_url: localhost:8080\n", `config: bouncer.lapi_url: want an absolute http(s) URL, got "localhost:8080"`},
 		{"update frequency", "  update_frequency: 500ms\n", `config: bouncer.update_frequency: must be at least 1s, got 500ms`},
 		{"update frequency zero", "  update_frequency: 0s\n", `config: bouncer.update_frequency: must be at least 1s, got 0s`},
+		{"resync too often", "  resync_interval: 30s\n", `config: bouncer.resync_interval: must be 0 (never) or at least 1m, got 30s`},
+		{"resync negative", "  resync_interval: -1h\n", `config: bouncer.resync_interval: must be 0 (never) or at least 1m, got -1h`},
 		{"origin empty", "  origins: [apiban, \"\"]\n", `config: bouncer.origins[1]: want an origin such as apiban, crowdsec or cscli, got ""`},
 		{"origin with comma", "  origins: [\"apiban,cscli\"]\n", `config: bouncer.origins[0]: want an origin such as apiban, crowdsec or cscli, got "apiban,cscli"`},
 		{"mode", "  mode: iptables\n", `config: bouncer.mode: want nftables or ipset, got "iptables"`},
@@ -107,7 +109,7 @@ func TestBouncerDefaultsAndDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := c.Bouncer
-	if b.Enabled || b.Mode != "nftables" || b.UpdateFrequency != 10*time.Second || b.Table != "crowdsec" ||
+	if b.Enabled || b.Mode != "nftables" || b.UpdateFrequency != 10*time.Second || b.ResyncInterval != time.Hour || b.Table != "crowdsec" ||
 		b.SetPrefix != "apiban-bridge" || len(b.Origins) != 0 || len(b.Hooks) != 1 || b.Hooks[0] != "input" || b.KeepOnExit {
 		t.Errorf("unexpected bouncer section %+v", b)
 	}

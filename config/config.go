@@ -146,6 +146,9 @@ type Bouncer struct {
 	CACertPath         string        `mapstructure:"ca_cert_path"`
 	InsecureSkipVerify bool          `mapstructure:"insecure_skip_verify"`
 	UpdateFrequency    time.Duration `mapstructure:"update_frequency"`
+	// ResyncInterval: how often LAPI's whole active list is pulled again
+	// and the kernel sets rebuilt from it (0: never); docs/bouncer.md.
+	ResyncInterval time.Duration `mapstructure:"resync_interval"`
 	// Origins filters decisions by origin; empty means every origin.
 	Origins []string `mapstructure:"origins"`
 	Mode    string   `mapstructure:"mode"` // nftables or ipset
@@ -222,6 +225,10 @@ func Default() *Config {
 		Prometheus: Prometheus{Enabled: true, ListenAddr: "127.0.0.1", ListenPort: 60603},
 		Bouncer: Bouncer{
 			UpdateFrequency: 10 * time.Second,
+			// One full answer is ~20 MB at 100,000 decisions, per PBX:
+			// hourly bounds a missed change to an hour at ~6 KB/s per
+			// PBX (docs/bouncer.md, "Resync").
+			ResyncInterval:  time.Hour,
 			Origins:         []string{},
 			Mode:            "nftables",
 			Table:           "apiban_bridge",

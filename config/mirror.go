@@ -21,8 +21,11 @@ type Mirror struct {
 	// Origins served; empty means every origin.
 	Origins         []string      `mapstructure:"origins"`
 	UpdateFrequency time.Duration `mapstructure:"update_frequency"`
-	TLSCertPath     string        `mapstructure:"tls_cert_path"`
-	TLSKeyPath      string        `mapstructure:"tls_key_path"`
+	// ResyncInterval: how often LAPI's whole active list replaces the
+	// served set (0: never); docs/sip.md.
+	ResyncInterval time.Duration `mapstructure:"resync_interval"`
+	TLSCertPath    string        `mapstructure:"tls_cert_path"`
+	TLSKeyPath     string        `mapstructure:"tls_key_path"`
 	// MaxRequests per RateWindow per key; 0 turns the limit off.
 	MaxRequests int           `mapstructure:"max_requests"`
 	RateWindow  time.Duration `mapstructure:"rate_window"`
@@ -44,8 +47,11 @@ func defaultMirror() Mirror {
 		Keys:            []MirrorKey{},
 		Origins:         []string{},
 		UpdateFrequency: 10 * time.Second,
-		MaxRequests:     60,
-		RateWindow:      time.Minute,
+		// One reader for the whole site: a full pull each 15 minutes
+		// costs LAPI ~20 MB at 100,000 decisions (docs/sip.md).
+		ResyncInterval: 15 * time.Minute,
+		MaxRequests:    60,
+		RateWindow:     time.Minute,
 	}
 }
 

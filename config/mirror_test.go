@@ -30,6 +30,7 @@ func TestMirrorBadValues(t *testing.T) {
 		{"unknown key field", "  keys: [{name: a, secret: TOPSECRET}]\n", `config: unknown key "mirror.keys[0].secret"`},
 		{"origin", oneKey + "  origins: [\"\"]\n", `config: mirror.origins[0]: want an origin such as apiban, crowdsec or cscli, got ""`},
 		{"update frequency", oneKey + "  update_frequency: 100ms\n", `config: mirror.update_frequency: must be at least 1s, got 100ms`},
+		{"resync too often", oneKey + "  resync_interval: 59s\n", `config: mirror.resync_interval: must be 0 (never) or at least 1m, got 59s`},
 		{"max requests", oneKey + "  max_requests: -1\n", `config: mirror.max_requests: must be 0 (no limit) or more, got -1`},
 		{"rate window", oneKey + "  rate_window: 0s\n", `config: mirror.rate_window: must be at least 1s, got 0s`},
 		{"cert without key", oneKey + "  tls_cert_path: {dir}/exists.pem\n", `config: mirror.tls_key_path: required when mirror.tls_cert_path is set`},

@@ -15,6 +15,9 @@ var objectName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 const (
 	// MinUpdateFrequency keeps the stream from hammering LAPI.
 	MinUpdateFrequency = time.Second
+	// MinResyncInterval keeps the full pulls (LAPI's whole list each)
+	// from hammering LAPI.
+	MinResyncInterval = time.Minute
 	// MinMetricsInterval keeps usage metrics from flooding LAPI.
 	MinMetricsInterval = time.Minute
 	// maxSetPrefix: ipset names hold 31 characters, and the ipset
@@ -85,6 +88,7 @@ func (b *Bouncer) validate() []error {
 	if b.UpdateFrequency < MinUpdateFrequency {
 		add(invalid("bouncer.update_frequency", "must be at least %s, got %s", formatDuration(MinUpdateFrequency), formatDuration(b.UpdateFrequency)))
 	}
+	add(checkResync("bouncer.resync_interval", b.ResyncInterval))
 	for i, o := range b.Origins {
 		if o == "" || strings.ContainsFunc(o, unicode.IsSpace) || strings.Contains(o, ",") {
 			add(invalid(fmt.Sprintf("bouncer.origins[%d]", i), "want an origin such as apiban, crowdsec or cscli, got %q", o))
@@ -190,4 +194,13 @@ func (b *Bouncer) validateHooks() []error {
 		seen[h] = true
 	}
 	return errs
+}
+
+// checkResync: 0 turns the periodic full pull off; otherwise it must be
+// at least MinResyncInterval.
+func checkResync(key string, d time.Duration) error {
+	if d == 0 || d >= MinResyncInterval {
+		return nil
+	}
+	return invalid(key, "must be 0 (never) or at least %s, got %s", formatDuration(MinResyncInterval), formatDuration(d))
 }

@@ -58,6 +58,7 @@ func (m *Mirror) validate() []error {
 	if m.UpdateFrequency < MinUpdateFrequency {
 		add(invalid("mirror.update_frequency", "must be at least %s, got %s", formatDuration(MinUpdateFrequency), formatDuration(m.UpdateFrequency)))
 	}
+	add(checkResync("mirror.resync_interval", m.ResyncInterval))
 	if m.MaxRequests < 0 {
 		add(invalid("mirror.max_requests", "must be 0 (no limit) or more, got %d", m.MaxRequests))
 	}

@@ -16,6 +16,7 @@ type Metrics struct {
 	clients  *prometheus.CounterVec
 	entries  prometheus.Counter
 	size     prometheus.GaugeFunc
+	resyncs  []prometheus.Collector
 }
 
 // NewMetrics returns the collectors; size reads the served set's size.
@@ -29,12 +30,23 @@ func NewMetrics(set *Set) *Metrics {
 			Help: "Addresses and ranges sent in list answers."}),
 		size: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: "set_size",
 			Help: "Addresses and ranges the mirror serves."}, func() float64 { return float64(set.Len()) }),
+		resyncs: []prometheus.Collector{
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "resyncs_total",
+				Help: "Periodic full pulls of LAPI's active list (mirror.resync_interval) that replaced the set."},
+				func() float64 { return float64(set.Resyncs().Count) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "resync_added_total",
+				Help: "Addresses and ranges a resync added: decisions LAPI held that the stream had not delivered."},
+				func() float64 { return float64(set.Resyncs().Added) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "resync_removed_total",
+				Help: "Addresses and ranges a resync removed: decisions LAPI no longer held but never reported deleted."},
+				func() float64 { return float64(set.Resyncs().Removed) }),
+		},
 	}
 }
 
 // Collectors lists them for a registry.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.clients, m.entries, m.size}
+	return append([]prometheus.Collector{m.requests, m.clients, m.entries, m.size}, m.resyncs...)
 }
 
 func (m *Metrics) request(ep string, code int) {

@@ -45,6 +45,9 @@ func TestMetrics(t *testing.T) {
 		"crowdsec_apiban_bridge_mirror_requests_total,code=400,endpoint=v1_banned":  1,
 		"crowdsec_apiban_bridge_mirror_requests_total,code=403,endpoint=v1_banned":  1,
 		"crowdsec_apiban_bridge_mirror_set_size":                                    2,
+		"crowdsec_apiban_bridge_mirror_resyncs_total":                               0,
+		"crowdsec_apiban_bridge_mirror_resync_added_total":                          0,
+		"crowdsec_apiban_bridge_mirror_resync_removed_total":                        0,
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("metrics\n got %v\nwant %v", got, want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
@@ -114,5 +115,30 @@ func TestCursorSurvivesRestart(t *testing.T) {
 	}
 	if extra != 1 { // ds[5], pulled before LAPI deleted it
 		t.Fatalf("%d pulled entries are not served any more, want 1", extra)
+	}
+}
+
+// A resync (LAPI's whole list again) replaces the set: what LAPI no
+// longer holds stops being served, the rest keeps its cursor, and a
+// cursor beyond every ID in the new list starts from the beginning.
+func TestReplaceKeepsCursorRules(t *testing.T) {
+	s := readySet(decision(5, "Ip", "203.0.113.7"), decision(7, "Range", "198.51.100.0/24"), decision(20, "Ip", "203.0.113.9"))
+	added, removed := s.Replace(&models.DecisionsStreamResponse{New: []*models.Decision{
+		decision(7, "Range", "198.51.100.0/24"), decision(12, "Ip", "2001:db8::c")}})
+	if added != 1 || removed != 2 {
+		t.Errorf("added %d removed %d, want 1 and 2", added, removed)
+	}
+	if got, want := s.All(), []string{"198.51.100.0/24", "2001:db8::c"}; !slices.Equal(got, want) {
+		t.Errorf("served %v, want %v", got, want)
+	}
+	if texts, next := s.Page(1007, PageSize); !slices.Equal(texts, []string{"2001:db8::c"}) || next != "1012" {
+		t.Errorf("after 1007: %v %q, want [2001:db8::c] 1012", texts, next)
+	}
+	// 1020 named the removed entry, beyond every ID now held.
+	if texts, _ := s.Page(1020, PageSize); len(texts) != 2 {
+		t.Errorf("after 1020: %v, want the whole list", texts)
+	}
+	if r := s.Resyncs(); r != (Resyncs{Count: 1, Added: 1, Removed: 2}) {
+		t.Errorf("resyncs %+v", r)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/crowdsecurity/crowdsec/pkg/models"
+	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 )
@@ -23,35 +23,56 @@ const (
 )
 
 // Feed applies each answer of stream to set until ctx ends or stream
-// closes.
-func Feed(ctx context.Context, set *Set, stream <-chan *models.DecisionsStreamResponse) error {
+// closes: a full answer replaces the set (logged on log with what
+// changed), any other is a delta.
+func Feed(ctx context.Context, set *Set, answers <-chan bouncer.Answer, log logrus.FieldLogger) error {
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case resp, ok := <-stream:
+		case a, ok := <-answers:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return errors.New("mirror: decision stream closed")
 			}
-			set.Apply(resp)
+			if !a.Full || first {
+				set.Apply(a.DecisionsStreamResponse)
+				first = false
+				continue
+			}
+			added, removed := set.Replace(a.DecisionsStreamResponse)
+			l := log.WithFields(logrus.Fields{"added": added, "removed": removed, "entries": set.Len()})
+			if added+removed > 0 {
+				l.Warn("mirror: resync with LAPI's full list changed the served set (the stream had missed these changes)")
+			} else {
+				l.Info("mirror: resync with LAPI's full list: no change")
+			}
 		}
 	}
 }
 
 // Stream reads LAPI's decisions into set with the shared stream setup
-// (the mirror's own bouncer key) until ctx ends.
-func Stream(ctx context.Context, set *Set, o bouncer.StreamOptions) error {
+// (the mirror's own bouncer key) until ctx ends, pulling the whole list
+// again every resync (0: never).
+func Stream(ctx context.Context, set *Set, o bouncer.StreamOptions, resync time.Duration, log logrus.FieldLogger) error {
 	sb, err := bouncer.OpenStream(o)
 	if err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	answers := make(chan bouncer.Answer)
 	runErr := make(chan error, 1)
-	go func() { runErr <- sb.Run(ctx) }()
-	err = Feed(ctx, set, sb.Stream)
+	go func() {
+		defer close(answers) // ends Feed when the stream fails
+		runErr <- bouncer.Follow(ctx, sb, resync, answers)
+	}()
+	err = Feed(ctx, set, answers, log)
 	stop()
-	if serr := <-runErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+	if serr := <-runErr; err == nil && serr != nil {
 		err = fmt.Errorf("mirror: stream: %w", serr)
 	}
 	return err

@@ -43,6 +43,13 @@ type Set struct {
 	byPrefix map[netip.Prefix][]int64
 	order    []entry // sorted by id; rebuilt after each Apply
 	ranges   []entry // the entries wider than one address, for checks
+	resyncs  Resyncs
+}
+
+// Resyncs counts the full answers that replaced the set after the first
+// (the periodic full pull), and the entries they added and removed.
+type Resyncs struct {
+	Count, Added, Removed int
 }
 
 // NewSet returns an empty set; keep says whether a prefix may be served
@@ -79,6 +86,52 @@ func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 	if changed {
 		s.rebuild()
 	}
+}
+
+// Replace takes LAPI's whole active list (a stream's first answer) as
+// the new set, as a restart would: entries LAPI no longer holds stop
+// being served, the others keep their cursors (their decision IDs), and
+// a cursor above every ID in the list starts from the beginning. It
+// returns the entries added and removed; on a set not yet ready it is
+// Apply and counts no resync.
+func (s *Set) Replace(resp *models.DecisionsStreamResponse) (added, removed int) {
+	if !s.Ready() { // one feeder: nothing makes it ready meanwhile
+		s.Apply(resp)
+		return 0, 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := s.byPrefix
+	s.byDecision, s.byPrefix, s.maxID = map[int64]netip.Prefix{}, map[netip.Prefix][]int64{}, 0
+	if resp != nil {
+		for _, d := range resp.New {
+			if p, ok := s.accept(d); ok {
+				s.add(d.ID, p)
+			}
+		}
+	}
+	for p := range s.byPrefix {
+		if _, ok := before[p]; !ok {
+			added++
+		}
+	}
+	for p := range before {
+		if _, ok := s.byPrefix[p]; !ok {
+			removed++
+		}
+	}
+	s.resyncs.Count++
+	s.resyncs.Added += added
+	s.resyncs.Removed += removed
+	s.rebuild()
+	return added, removed
+}
+
+// Resyncs returns the resync counts.
+func (s *Set) Resyncs() Resyncs {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.resyncs
 }
 
 // accept returns the prefix a ban decision covers, or false for what is

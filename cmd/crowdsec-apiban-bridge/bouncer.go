@@ -57,6 +57,7 @@ func bouncerOptions(cfg *config.Config, l logrus.FieldLogger) bouncer.Options {
 		CACertPath:         bc.CACertPath,
 		InsecureSkipVerify: bc.InsecureSkipVerify,
 		UpdateFrequency:    bc.UpdateFrequency,
+		Resync:             bc.ResyncInterval,
 		Origins:            bc.Origins,
 		UserAgent:          name + "-bouncer/" + version,
 		Allowlist:          cfg.Allowlist.Prefixes,

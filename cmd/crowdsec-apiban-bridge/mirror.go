@@ -48,7 +48,7 @@ func startMirror(ctx context.Context, cfg *config.Config, obs *observer, log *lo
 			APIURL: cfg.CrowdSec.LAPIURL, APIKey: mc.LAPIKey, CACertPath: cfg.CrowdSec.CACertPath,
 			InsecureSkipVerify: cfg.CrowdSec.InsecureSkipVerify, UpdateFrequency: mc.UpdateFrequency,
 			Origins: mc.Origins, UserAgent: name + "-mirror/" + version,
-		})
+		}, mc.ResyncInterval, l)
 		if err != nil {
 			l.WithError(err).Error("mirror: decision stream stopped")
 		}
