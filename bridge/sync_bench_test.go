@@ -139,7 +139,7 @@ func benchIncremental(b *testing.B, daemon bool, known int) {
 	st.Cursor = strconv.Itoa(known)
 	st.LastFullSync = now
 	for _, p := range all[:known] {
-		st.Active[p] = now.Add(168 * time.Hour)
+		st.Active.Set(p, now.Add(168*time.Hour))
 	}
 	alerts := int64(known / 1000)
 	for id := int64(1); id <= alerts; id++ {
