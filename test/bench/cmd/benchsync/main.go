@@ -50,6 +50,7 @@ type options struct {
 	skipCscli   bool
 	memLimit    string
 	keep        bool
+	cpuProfile  string
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.BoolVar(&o.skipCscli, "skip-cscli", false, "leave out the cscli contenders (development runs)")
 	flag.StringVar(&o.memLimit, "memlimit", "40MiB", "also run the largest full sync with this GOMEMLIMIT (\"\" to skip)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge's full sync of the largest size to this file")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -124,7 +126,11 @@ func run(o options, dir string, t *table) error {
 	}
 	for _, n := range o.sizes {
 		ips := apibansim.PublicIPv4s(n+o.rounds*o.incremental, 6)
-		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d", n)), ips[:n], ips[n:], o.incremental, nil)
+		profile := ""
+		if n == slices.Max(o.sizes) {
+			profile = o.cpuProfile
+		}
+		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d", n)), ips[:n], ips[n:], o.incremental, nil, profile)
 		if err != nil {
 			return fmt.Errorf("bridge, %d addresses: %w", n, err)
 		}
@@ -144,7 +150,7 @@ func run(o options, dir string, t *table) error {
 	// runtime, the remedy docs/benchmarks.md discusses for peak RSS.
 	if n := slices.Max(o.sizes); o.memLimit != "" {
 		env := []string{"GOMEMLIMIT=" + o.memLimit}
-		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d-memlimit", n)), apibansim.PublicIPv4s(n, 6), nil, o.incremental, env)
+		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d-memlimit", n)), apibansim.PublicIPv4s(n, 6), nil, o.incremental, env, "")
 		if err != nil {
 			return fmt.Errorf("bridge with %s, %d addresses: %w", env[0], n, err)
 		}
@@ -310,7 +316,9 @@ const apiKey = "bench-key-6c1f0e"
 // bridgeRuns: a fresh LAPI and simulator; a full sync of known, checked;
 // then, per round, perRound more of added appear in the list and a sync
 // must fetch them with one request and push only them.
-func bridgeRuns(dir string, known, added []string, perRound int, env []string) (bridgeResult, error) {
+// A non-empty profile gets a CPU profile of the full sync (not of the
+// incremental ones) through the bridge's benchmark-only variable.
+func bridgeRuns(dir string, known, added []string, perRound int, env []string, profile string) (bridgeResult, error) {
 	var r bridgeResult
 	logf("bridge: full sync of %d addresses into a fresh LAPI %s", len(known), strings.Join(env, " "))
 	l, err := lapitest.Launch(filepath.Join(dir, "lapi"))
@@ -330,11 +338,11 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string) (
 	if err := os.WriteFile(cfg, bridgeConfig(sim.URL(), l.URL, password, statePath), 0o600); err != nil {
 		return r, err
 	}
-	once := func() (measured, map[string]string, error) {
+	once := func(extra ...string) (measured, map[string]string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bridgeBin, "-c", cfg, "--once")
-		cmd.Env = append(runtimeFree(os.Environ()), env...)
+		cmd.Env = append(append(runtimeFree(os.Environ()), env...), extra...)
 		m, out, err := runTimed(cmd)
 		if err != nil {
 			return m, nil, err
@@ -346,7 +354,15 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string) (
 		return m, rep, nil
 	}
 
-	m, rep, err := once()
+	var profileEnv []string
+	if profile != "" {
+		abs, err := filepath.Abs(profile)
+		if err != nil {
+			return r, err
+		}
+		profileEnv = []string{"CROWDSEC_APIBAN_BRIDGE_CPUPROFILE=" + abs}
+	}
+	m, rep, err := once(profileEnv...)
 	if err != nil {
 		return r, err
 	}
