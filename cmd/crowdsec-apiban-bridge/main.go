@@ -11,16 +11,20 @@ import (
 	"syscall"
 )
 
-// cpuProfileEnv names a file to write a CPU profile of the whole process
-// to: a benchmark aid (docs/benchmarks.md), read nowhere else and not a
-// configuration setting.
-const cpuProfileEnv = "CROWDSEC_APIBAN_BRIDGE_CPUPROFILE"
+// cpuProfileEnv and heapProfileEnv name files to write a CPU profile of
+// the whole process, and a heap profile at its end, to: benchmark aids
+// (docs/benchmarks.md), read nowhere else and not configuration settings.
+const (
+	cpuProfileEnv  = "CROWDSEC_APIBAN_BRIDGE_CPUPROFILE"
+	heapProfileEnv = "CROWDSEC_APIBAN_BRIDGE_HEAPPROFILE"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	stopProfile := startCPUProfile(os.Getenv(cpuProfileEnv))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
+	writeHeapProfile(os.Getenv(heapProfileEnv))
 	stop()
 	os.Exit(code)
 }
@@ -44,5 +48,22 @@ func startCPUProfile(path string) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// writeHeapProfile writes the heap profile to path ("" does nothing).
+func writeHeapProfile(path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", heapProfileEnv, err)
 	}
 }

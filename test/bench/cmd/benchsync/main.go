@@ -66,7 +66,7 @@ func main() {
 	flag.BoolVar(&o.skipCscli, "skip-cscli", false, "leave out the cscli contenders (development runs)")
 	flag.StringVar(&o.memLimit, "memlimit", "40MiB", "also run the largest full sync with this GOMEMLIMIT (\"\" to skip)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge's full sync of the largest size to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge's full sync of the largest size to this file (and its heap profile to this file.heap)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -360,7 +360,7 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string, p
 		if err != nil {
 			return r, err
 		}
-		profileEnv = []string{"CROWDSEC_APIBAN_BRIDGE_CPUPROFILE=" + abs}
+		profileEnv = []string{"CROWDSEC_APIBAN_BRIDGE_CPUPROFILE=" + abs, "CROWDSEC_APIBAN_BRIDGE_HEAPPROFILE=" + abs + ".heap"}
 	}
 	m, rep, err := once(profileEnv...)
 	if err != nil {
