@@ -71,6 +71,7 @@ type fakeLAPI struct {
 	storeFail bool // the failing push still stores its rows (lost answer)
 	allow     []allowlist.Entry
 	allowErr  error
+	onPush    func() // called at the start of every push
 }
 
 func newFakeLAPI() *fakeLAPI {
@@ -78,6 +79,9 @@ func newFakeLAPI() *fakeLAPI {
 }
 
 func (l *fakeLAPI) Push(_ context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error) {
+	if l.onPush != nil {
+		l.onPush()
+	}
 	if l.failPush != nil && !l.storeFail {
 		return nil, l.failPush
 	}
@@ -272,6 +276,49 @@ func TestFailedPushKeepsCursorAndNeverDuplicates(t *testing.T) {
 	}
 	if on, _ := state.PushInterrupted(r.opts.StatePath); on {
 		t.Fatal("push marker left behind")
+	}
+}
+
+// TestOneMarkerPerPass: the marker written before a pass's first push
+// covers all of them (one durable write per push, the record's) and goes
+// once the last is recorded; a push whose answer is lost keeps it.
+func TestOneMarkerPerPass(t *testing.T) {
+	r := newRig(t)
+	r.opts.BatchSize, r.feed.page = 100, 100
+	marker := r.opts.StatePath + ".pushing"
+	var first os.FileInfo
+	pushes := 0
+	r.lapi.onPush = func() {
+		pushes++
+		fi, err := os.Stat(marker)
+		if err != nil {
+			t.Fatalf("push %d without the marker: %v", pushes, err)
+		}
+		if first == nil {
+			first = fi
+		} else if !os.SameFile(first, fi) || !fi.ModTime().Equal(first.ModTime()) {
+			t.Fatalf("push %d: the marker was written again", pushes)
+		}
+		if pushes == 5 { // the second push of the second pass
+			r.lapi.failPush, r.lapi.storeFail = errors.New("connection reset"), true
+		}
+	}
+	r.feed.add(300)
+	r.sync(t, r.engine(), false)
+	if on, _ := state.PushInterrupted(r.opts.StatePath); on || pushes != 3 {
+		t.Fatalf("after a pass of %d pushes the marker is on: %v", pushes, on)
+	}
+	r.feed.add(200)
+	first = nil
+	e := r.engine()
+	if _, err := e.Sync(context.Background(), false); err == nil {
+		t.Fatal("sync must fail when the push fails")
+	}
+	if on, _ := state.PushInterrupted(r.opts.StatePath); !on {
+		t.Fatal("a push with a lost answer must leave the marker")
+	}
+	if st := r.savedState(t); st.Active.Len() != 400 || pushes != 5 {
+		t.Fatalf("state records %d active after %d pushes, want 400 (the lost one is not recorded)", st.Active.Len(), pushes)
 	}
 }
 

@@ -29,7 +29,24 @@ type pass struct {
 	covered      uint64 // addresses pushed in this pass (see addresses)
 }
 
+// pages walks the feed. The push marker written before its first push
+// stays on over all of them and is cleared at the end, once the last
+// push is recorded: each push then costs one durable write (its journal
+// record) instead of three (docs/reliability.md). A crash between two
+// pushes leaves the marker, and the next run reads LAPI back, which is
+// what a crash during a push does anyway.
 func (p *pass) pages(ctx context.Context) error {
+	err := p.walk(ctx)
+	if !p.e.marked || p.e.unrecorded {
+		return err // a push the state does not record: the marker stays
+	}
+	if cerr := p.e.endPush(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (p *pass) walk(ctx context.Context) error {
 	p.committed = p.e.st.Cursor
 	for {
 		b, err := p.e.src.Next(ctx, p.cursor)
@@ -116,7 +133,8 @@ func (e *Engine) neverBan(p netip.Prefix) bool {
 
 // commit pushes pending and then records it with the cursor that covers
 // it. The marker written before the push makes the next run read LAPI back
-// if the answer is lost, so a retry never doubles a decision.
+// if the answer is lost, so a retry never doubles a decision; pages
+// clears it.
 func (p *pass) commit(ctx context.Context) error {
 	e := p.e
 	if e.opts.DryRun {
@@ -143,7 +161,7 @@ func (p *pass) commit(ctx context.Context) error {
 		return err
 	}
 	p.committed = p.cursor
-	return state.EndPush(e.opts.StatePath)
+	return nil
 }
 
 // checkCap trips the flood guard before a push that would take this sync
@@ -183,9 +201,13 @@ func (p *pass) decisions() []lapi.Decision {
 // push sends ds to LAPI between a push marker and the state's record of
 // it: the decisions' ends and the alerts that carry them.
 func (e *Engine) push(ctx context.Context, ds []lapi.Decision) error {
-	if err := state.BeginPush(e.opts.StatePath); err != nil {
-		return err
+	if !e.marked {
+		if err := state.BeginPush(e.opts.StatePath); err != nil {
+			return err
+		}
+		e.marked = true
 	}
+	e.unrecorded = true
 	now := e.opts.Now()
 	alerts, err := e.lapi.Push(ctx, ds, now)
 	if err != nil {

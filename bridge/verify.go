@@ -133,7 +133,7 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 	if err := e.snapshot(); err != nil {
 		return err
 	}
-	if err := state.EndPush(e.opts.StatePath); err != nil {
+	if err := e.endPush(); err != nil {
 		return err
 	}
 	e.readBack = ""
@@ -150,7 +150,7 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 		if err := e.record(); err != nil {
 			return err
 		}
-		if err := state.EndPush(e.opts.StatePath); err != nil {
+		if err := e.endPush(); err != nil {
 			return err
 		}
 	}
