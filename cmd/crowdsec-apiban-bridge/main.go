@@ -58,7 +58,7 @@ func writeHeapProfile(path string) {
 	}
 	f, err := os.Create(path)
 	if err == nil {
-		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		err = pprof.Lookup("allocs").WriteTo(f, 1) // text, with the runtime's memory statistics at the end
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
