@@ -4,27 +4,31 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 )
 
-// ActiveSet maps prefixes to the end of their decision, in about a third
+// ActiveSet maps prefixes to the end of their decision, in about a sixth
 // of the memory of a map[netip.Prefix]time.Time: at a million entries
 // that map was most of a full sync's peak RSS (docs/benchmarks.md). An
-// IPv4 prefix is one integer key (address << 8 | length) and an end is
-// unix seconds, which is all the state file keeps of it anyway; other
-// prefixes (IPv6, rare in the feed) go in a map of their own. The zero
-// value is an empty set.
+// end is kept as unix seconds, which is all the state file keeps of it
+// anyway. A single IPv4 address (nearly all of the feed) is a uint32 key
+// with a uint32 end (8 bytes a slot; ends outside 1970 to 2106 go with
+// the next kind); another IPv4 prefix is one uint64 key (address << 8 |
+// length); other prefixes (IPv6, rare in the feed) go in a map of their
+// own. The zero value is an empty set.
 type ActiveSet struct {
-	v4    map[uint64]int64
-	other map[netip.Prefix]int64
+	single map[uint32]uint32
+	v4     map[uint64]int64
+	other  map[netip.Prefix]int64
 }
 
-// NewActiveSet returns an empty set with room for n IPv4 prefixes.
+// NewActiveSet returns an empty set with room for n single IPv4 addresses.
 func NewActiveSet(n int) ActiveSet {
-	return ActiveSet{v4: make(map[uint64]int64, n)}
+	return ActiveSet{single: make(map[uint32]uint32, n)}
 }
 
 // key4 gives p's IPv4 key, or false for any other prefix.
@@ -44,8 +48,14 @@ func prefix4(k uint64) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))
 }
 
+// single32 reports whether k is a single address, and its address.
+func single32(k uint64) (uint32, bool) { return uint32(k >> 8), k&0xff == 32 }
+
+// fits32 reports whether an end fits a uint32.
+func fits32(u int64) bool { return u >= 0 && u <= math.MaxUint32 }
+
 // Len is the number of prefixes in the set.
-func (a *ActiveSet) Len() int { return len(a.v4) + len(a.other) }
+func (a *ActiveSet) Len() int { return len(a.single) + len(a.v4) + len(a.other) }
 
 // Get returns the end of p's decision, to the second.
 func (a *ActiveSet) Get(p netip.Prefix) (time.Time, bool) {
@@ -57,13 +67,17 @@ func (a *ActiveSet) Get(p netip.Prefix) (time.Time, bool) {
 }
 
 func (a *ActiveSet) getUnix(p netip.Prefix) (int64, bool) {
-	var u int64
-	var ok bool
-	if k, is4 := key4(p); is4 {
-		u, ok = a.v4[k]
-	} else {
-		u, ok = a.other[p]
+	k, is4 := key4(p)
+	if !is4 {
+		u, ok := a.other[p]
+		return u, ok
 	}
+	if addr, ok := single32(k); ok {
+		if u, ok := a.single[addr]; ok {
+			return int64(u), true
+		}
+	}
+	u, ok := a.v4[k]
 	return u, ok
 }
 
@@ -71,26 +85,44 @@ func (a *ActiveSet) getUnix(p netip.Prefix) (int64, bool) {
 func (a *ActiveSet) Set(p netip.Prefix, until time.Time) { a.setUnix(p, until.Unix()) }
 
 func (a *ActiveSet) setUnix(p netip.Prefix, until int64) {
-	if k, is4 := key4(p); is4 {
-		if a.v4 == nil {
-			a.v4 = make(map[uint64]int64)
+	k, is4 := key4(p)
+	if !is4 {
+		if a.other == nil {
+			a.other = make(map[netip.Prefix]int64)
 		}
-		a.v4[k] = until
+		a.other[p] = until
 		return
 	}
-	if a.other == nil {
-		a.other = make(map[netip.Prefix]int64)
+	if addr, ok := single32(k); ok && fits32(until) {
+		if a.single == nil {
+			a.single = make(map[uint32]uint32)
+		}
+		a.single[addr] = uint32(until)
+		if len(a.v4) > 0 {
+			delete(a.v4, k) // it may have had an end that did not fit
+		}
+		return
 	}
-	a.other[p] = until
+	if addr, ok := single32(k); ok {
+		delete(a.single, addr)
+	}
+	if a.v4 == nil {
+		a.v4 = make(map[uint64]int64)
+	}
+	a.v4[k] = until
 }
 
 // Delete forgets p.
 func (a *ActiveSet) Delete(p netip.Prefix) {
-	if k, is4 := key4(p); is4 {
-		delete(a.v4, k)
-	} else {
+	k, is4 := key4(p)
+	if !is4 {
 		delete(a.other, p)
+		return
 	}
+	if addr, ok := single32(k); ok {
+		delete(a.single, addr)
+	}
+	delete(a.v4, k)
 }
 
 // All yields every prefix and the end of its decision, in no order.
@@ -107,6 +139,11 @@ func (a *ActiveSet) All() iter.Seq2[netip.Prefix, time.Time] {
 
 func (a *ActiveSet) allUnix() iter.Seq2[netip.Prefix, int64] {
 	return func(yield func(netip.Prefix, int64) bool) {
+		for addr, u := range a.single {
+			if !yield(prefix4(uint64(addr)<<8|32), int64(u)) {
+				return
+			}
+		}
 		for k, u := range a.v4 {
 			if !yield(prefix4(k), u) {
 				return
@@ -122,7 +159,10 @@ func (a *ActiveSet) allUnix() iter.Seq2[netip.Prefix, int64] {
 
 // Clone returns a copy of a that shares nothing with it.
 func (a *ActiveSet) Clone() ActiveSet {
-	c := ActiveSet{v4: make(map[uint64]int64, len(a.v4)), other: make(map[netip.Prefix]int64, len(a.other))}
+	c := ActiveSet{single: make(map[uint32]uint32, len(a.single)), v4: make(map[uint64]int64, len(a.v4)), other: make(map[netip.Prefix]int64, len(a.other))}
+	for addr, u := range a.single {
+		c.single[addr] = u
+	}
 	for k, u := range a.v4 {
 		c.v4[k] = u
 	}
@@ -147,6 +187,11 @@ func (a *ActiveSet) Equal(b *ActiveSet) bool {
 
 // deleteFunc forgets every prefix whose end del returns true for.
 func (a *ActiveSet) deleteFunc(del func(until int64) bool) {
+	for addr, u := range a.single {
+		if del(int64(u)) {
+			delete(a.single, addr)
+		}
+	}
 	for k, u := range a.v4 {
 		if del(u) {
 			delete(a.v4, k)
@@ -161,6 +206,11 @@ func (a *ActiveSet) deleteFunc(del func(until int64) bool) {
 
 // clamp moves every end later than limit to limit.
 func (a *ActiveSet) clamp(limit int64) {
+	for addr, u := range a.single {
+		if int64(u) > limit {
+			a.setUnix(prefix4(uint64(addr)<<8|32), limit)
+		}
+	}
 	for k, u := range a.v4 {
 		if u > limit {
 			a.v4[k] = limit

@@ -49,3 +49,37 @@ func TestActiveSet(t *testing.T) {
 		t.Fatal("deleting 192.0.2.1/32 took 192.0.2.1/24 with it")
 	}
 }
+
+// TestActiveSetEndsOutsideUint32: a single address whose end does not fit
+// the compact form is kept elsewhere, and moving between the two forms
+// never leaves it twice.
+func TestActiveSetEndsOutsideUint32(t *testing.T) {
+	p := netip.MustParsePrefix("203.0.113.9/32")
+	var a ActiveSet
+	for _, u := range []int64{-5, 1_800_000_000, 1 << 33, 0, 1<<32 - 1, 1 << 32, -1} {
+		a.Set(p, time.Unix(u, 0))
+		if got, ok := a.Get(p); !ok || got.Unix() != u || a.Len() != 1 {
+			t.Fatalf("after Set(%d): Get = %d, %v; Len %d", u, got.Unix(), ok, a.Len())
+		}
+		n := 0
+		for range a.All() {
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("after Set(%d): All yields %d entries", u, n)
+		}
+	}
+	a.clamp(1_800_000_000)
+	if got, _ := a.Get(p); got.Unix() != -1 {
+		t.Fatalf("clamp changed an end below its limit: %d", got.Unix())
+	}
+	a.Set(p, time.Unix(1<<33, 0))
+	a.clamp(1_800_000_000)
+	if got, _ := a.Get(p); got.Unix() != 1_800_000_000 || a.Len() != 1 {
+		t.Fatalf("clamp: %d, Len %d", got.Unix(), a.Len())
+	}
+	a.Delete(p)
+	if a.Len() != 0 {
+		t.Fatalf("Len %d after Delete", a.Len())
+	}
+}

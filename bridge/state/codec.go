@@ -303,7 +303,10 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 		p     netip.Prefix
 		until int64
 	}
-	v4 := slices.Grow(s.scratch.v4[:0], len(s.Active.v4))
+	v4 := slices.Grow(s.scratch.v4[:0], len(s.Active.single)+len(s.Active.v4))
+	for addr, until := range s.Active.single {
+		v4 = append(v4, entry4{uint64(addr)<<8 | 32, int64(until)})
+	}
 	for k, until := range s.Active.v4 {
 		v4 = append(v4, entry4{k, until})
 	}
