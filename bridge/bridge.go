@@ -88,6 +88,10 @@ type Engine struct {
 	// flood is the ErrFlood that tripped the cap; once set, every sync
 	// fails with it and pushes nothing until the process restarts.
 	flood error
+	// marked: this engine wrote the push marker and it is still on disk;
+	// unrecorded: a push was sent that the state file does not record
+	// yet. A pass keeps one marker over all its pushes (pass.go).
+	marked, unrecorded bool
 }
 
 // New builds an engine. Nothing is read until the first Sync.
@@ -294,7 +298,20 @@ func (e *Engine) record() error {
 	if e.opts.DryRun {
 		return nil
 	}
-	return e.st.Append(e.opts.StatePath)
+	if err := e.st.Append(e.opts.StatePath); err != nil {
+		return err
+	}
+	e.unrecorded = false
+	return nil
+}
+
+// endPush clears the push marker: every push is recorded.
+func (e *Engine) endPush() error {
+	if err := state.EndPush(e.opts.StatePath); err != nil {
+		return err
+	}
+	e.marked, e.unrecorded = false, false
+	return nil
 }
 
 // snapshot writes the whole state: after a full pass or a read-back.

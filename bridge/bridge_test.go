@@ -71,6 +71,7 @@ type fakeLAPI struct {
 	storeFail bool // the failing push still stores its rows (lost answer)
 	allow     []allowlist.Entry
 	allowErr  error
+	onPush    func() // called at the start of every push
 }
 
 func newFakeLAPI() *fakeLAPI {
@@ -78,6 +79,9 @@ func newFakeLAPI() *fakeLAPI {
 }
 
 func (l *fakeLAPI) Push(_ context.Context, ds []lapi.Decision, now time.Time) (map[int64]time.Time, error) {
+	if l.onPush != nil {
+		l.onPush()
+	}
 	if l.failPush != nil && !l.storeFail {
 		return nil, l.failPush
 	}
@@ -220,8 +224,8 @@ func TestFirstSyncPushesEverythingThenOnlyWhatIsNew(t *testing.T) {
 	if r.lapi.pushes != 3 {
 		t.Errorf("pushes = %d, want 3 (1000 decisions each, then the rest)", r.lapi.pushes)
 	}
-	if st := r.savedState(t); st.Cursor != "2600" || len(st.Active) != 2600 {
-		t.Fatalf("state cursor %q with %d active", st.Cursor, len(st.Active))
+	if st := r.savedState(t); st.Cursor != "2600" || st.Active.Len() != 2600 {
+		t.Fatalf("state cursor %q with %d active", st.Cursor, st.Active.Len())
 	}
 
 	r.feed.add(10)
@@ -267,11 +271,54 @@ func TestFailedPushKeepsCursorAndNeverDuplicates(t *testing.T) {
 	if d := r.lapi.duplicates(); len(d) != 0 {
 		t.Fatalf("%d duplicates after a lost answer", len(d))
 	}
-	if st := r.savedState(t); st.Cursor != "150" || len(st.Active) != 150 {
-		t.Fatalf("state after recovery: cursor %q, %d active", st.Cursor, len(st.Active))
+	if st := r.savedState(t); st.Cursor != "150" || st.Active.Len() != 150 {
+		t.Fatalf("state after recovery: cursor %q, %d active", st.Cursor, st.Active.Len())
 	}
 	if on, _ := state.PushInterrupted(r.opts.StatePath); on {
 		t.Fatal("push marker left behind")
+	}
+}
+
+// TestOneMarkerPerPass: the marker written before a pass's first push
+// covers all of them (one durable write per push, the record's) and goes
+// once the last is recorded; a push whose answer is lost keeps it.
+func TestOneMarkerPerPass(t *testing.T) {
+	r := newRig(t)
+	r.opts.BatchSize, r.feed.page = 100, 100
+	marker := r.opts.StatePath + ".pushing"
+	var first os.FileInfo
+	pushes := 0
+	r.lapi.onPush = func() {
+		pushes++
+		fi, err := os.Stat(marker)
+		if err != nil {
+			t.Fatalf("push %d without the marker: %v", pushes, err)
+		}
+		if first == nil {
+			first = fi
+		} else if !os.SameFile(first, fi) || !fi.ModTime().Equal(first.ModTime()) {
+			t.Fatalf("push %d: the marker was written again", pushes)
+		}
+		if pushes == 5 { // the second push of the second pass
+			r.lapi.failPush, r.lapi.storeFail = errors.New("connection reset"), true
+		}
+	}
+	r.feed.add(300)
+	r.sync(t, r.engine(), false)
+	if on, _ := state.PushInterrupted(r.opts.StatePath); on || pushes != 3 {
+		t.Fatalf("after a pass of %d pushes the marker is on: %v", pushes, on)
+	}
+	r.feed.add(200)
+	first = nil
+	e := r.engine()
+	if _, err := e.Sync(context.Background(), false); err == nil {
+		t.Fatal("sync must fail when the push fails")
+	}
+	if on, _ := state.PushInterrupted(r.opts.StatePath); !on {
+		t.Fatal("a push with a lost answer must leave the marker")
+	}
+	if st := r.savedState(t); st.Active.Len() != 400 || pushes != 5 {
+		t.Fatalf("state records %d active after %d pushes, want 400 (the lost one is not recorded)", st.Active.Len(), pushes)
 	}
 }
 
@@ -299,8 +346,8 @@ func TestSourceErrorKeepsEarlierPages(t *testing.T) {
 	if err == nil {
 		t.Fatal("want the feed error")
 	}
-	if st := r.savedState(t); st.Cursor != "500" || len(st.Active) != 500 {
-		t.Fatalf("pages before the error: cursor %q, %d active", st.Cursor, len(st.Active))
+	if st := r.savedState(t); st.Cursor != "500" || st.Active.Len() != 500 {
+		t.Fatalf("pages before the error: cursor %q, %d active", st.Cursor, st.Active.Len())
 	}
 	r.feed.failAt = 0
 	rep := r.sync(t, r.engine(), false)
@@ -359,7 +406,7 @@ func TestRelistedAddressNearItsEndGetsAFreshDecision(t *testing.T) {
 	if rep.Pushed != 1 {
 		t.Fatalf("near-end relisting: %+v", rep)
 	}
-	if got := r.savedState(t).Active[relisted]; !got.Equal(r.now.Add(168 * time.Hour)) {
+	if got := r.savedState(t).Active.Until(relisted); !got.Equal(r.now.Add(168 * time.Hour)) {
 		t.Fatalf("until %v, want a full new duration", got)
 	}
 	// relisted again with plenty left: not pushed
@@ -464,16 +511,16 @@ func TestEndedDecisionsLeaveTheStateFile(t *testing.T) {
 	// The journal keeps what it recorded until the next snapshot; every
 	// reader prunes at load, and the snapshot holds only what is active.
 	st := r.savedState(t)
-	if st.Prune(r.now); len(st.Active) != 1 {
-		t.Fatalf("state keeps %d entries, want only the one still active: %v", len(st.Active), st.Active)
+	if st.Prune(r.now); st.Active.Len() != 1 {
+		t.Fatalf("state keeps %d entries, want only the one still active: %v", st.Active.Len(), st.Active)
 	}
 	r.feed.entries = r.feed.entries[3:] // APIBAN no longer lists them
 	r.sync(t, e, true)                  // a full sync ends with a snapshot
 	if _, err := os.Stat(state.JournalPath(r.opts.StatePath)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the snapshot must leave no journal behind: %v", err)
 	}
-	if st := r.savedState(t); len(st.Active) != 1 {
-		t.Fatalf("snapshot keeps %d entries, want only the one still active: %v", len(st.Active), st.Active)
+	if st := r.savedState(t); st.Active.Len() != 1 {
+		t.Fatalf("snapshot keeps %d entries, want only the one still active: %v", st.Active.Len(), st.Active)
 	}
 }
 
@@ -498,8 +545,8 @@ func TestJournalIsReplayedAtStart(t *testing.T) {
 	if rep.Pushed != 5 || rep.AlreadyActive != 0 || rep.ReadBack != "" || r.lapi.reads != reads {
 		t.Fatalf("after restart: %+v, %d read-backs", rep, r.lapi.reads-reads)
 	}
-	if st := r.savedState(t); len(st.Active) != 555 || st.Cursor != "555" {
-		t.Fatalf("state: %d active, cursor %q", len(st.Active), st.Cursor)
+	if st := r.savedState(t); st.Active.Len() != 555 || st.Cursor != "555" {
+		t.Fatalf("state: %d active, cursor %q", st.Active.Len(), st.Cursor)
 	}
 }
 
@@ -529,8 +576,8 @@ func TestTornJournalRecordAfterACrashIsReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.savedState(t)
-	if !st.JournalDamaged() || len(st.Active) != 400 {
-		t.Fatalf("torn journal: damaged %v, %d active (want the first record only: 400)", st.JournalDamaged(), len(st.Active))
+	if !st.JournalDamaged() || st.Active.Len() != 400 {
+		t.Fatalf("torn journal: damaged %v, %d active (want the first record only: 400)", st.JournalDamaged(), st.Active.Len())
 	}
 	// The marker alone would force the read-back; without it the torn
 	// record must still do so.
@@ -544,8 +591,8 @@ func TestTornJournalRecordAfterACrashIsReadBack(t *testing.T) {
 	if d := r.lapi.duplicates(); len(d) != 0 {
 		t.Fatalf("%d duplicates", len(d))
 	}
-	if st := r.savedState(t); len(st.Active) != 600 || st.Cursor != "600" || st.JournalDamaged() {
-		t.Fatalf("state: %d active, cursor %q, damaged %v", len(st.Active), st.Cursor, st.JournalDamaged())
+	if st := r.savedState(t); st.Active.Len() != 600 || st.Cursor != "600" || st.JournalDamaged() {
+		t.Fatalf("state: %d active, cursor %q, damaged %v", st.Active.Len(), st.Cursor, st.JournalDamaged())
 	}
 	if len(r.lapi.until) != 600 {
 		t.Fatalf("LAPI holds %d, want 600", len(r.lapi.until))

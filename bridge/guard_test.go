@@ -119,8 +119,8 @@ func TestFloodCapKeepsWhatEarlierGroupsPushed(t *testing.T) {
 	if len(r.lapi.rows) != 250 {
 		t.Fatalf("%d rows pushed, want 250", len(r.lapi.rows))
 	}
-	if st := r.savedState(t); st.Cursor != "250" || len(st.Active) != 250 {
-		t.Fatalf("state: cursor %q, %d active", st.Cursor, len(st.Active))
+	if st := r.savedState(t); st.Cursor != "250" || st.Active.Len() != 250 {
+		t.Fatalf("state: cursor %q, %d active", st.Cursor, st.Active.Len())
 	}
 }
 

@@ -9,7 +9,7 @@ func (e *Engine) ActiveCount() int {
 	if e.st == nil {
 		return 0
 	}
-	return len(e.st.Active)
+	return e.st.Active.Len()
 }
 
 // Source is the feed the engine reads, for callers that export its

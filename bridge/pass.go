@@ -29,7 +29,24 @@ type pass struct {
 	covered      uint64 // addresses pushed in this pass (see addresses)
 }
 
+// pages walks the feed. The push marker written before its first push
+// stays on over all of them and is cleared at the end, once the last
+// push is recorded: each push then costs one durable write (its journal
+// record) instead of three (docs/reliability.md). A crash between two
+// pushes leaves the marker, and the next run reads LAPI back, which is
+// what a crash during a push does anyway.
 func (p *pass) pages(ctx context.Context) error {
+	err := p.walk(ctx)
+	if !p.e.marked || p.e.unrecorded {
+		return err // a push the state does not record: the marker stays
+	}
+	if cerr := p.e.endPush(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (p *pass) walk(ctx context.Context) error {
 	p.committed = p.e.st.Cursor
 	for {
 		b, err := p.e.src.Next(ctx, p.cursor)
@@ -116,7 +133,8 @@ func (e *Engine) neverBan(p netip.Prefix) bool {
 
 // commit pushes pending and then records it with the cursor that covers
 // it. The marker written before the push makes the next run read LAPI back
-// if the answer is lost, so a retry never doubles a decision.
+// if the answer is lost, so a retry never doubles a decision; pages
+// clears it.
 func (p *pass) commit(ctx context.Context) error {
 	e := p.e
 	if e.opts.DryRun {
@@ -143,7 +161,7 @@ func (p *pass) commit(ctx context.Context) error {
 		return err
 	}
 	p.committed = p.cursor
-	return state.EndPush(e.opts.StatePath)
+	return nil
 }
 
 // checkCap trips the flood guard before a push that would take this sync
@@ -183,9 +201,13 @@ func (p *pass) decisions() []lapi.Decision {
 // push sends ds to LAPI between a push marker and the state's record of
 // it: the decisions' ends and the alerts that carry them.
 func (e *Engine) push(ctx context.Context, ds []lapi.Decision) error {
-	if err := state.BeginPush(e.opts.StatePath); err != nil {
-		return err
+	if !e.marked {
+		if err := state.BeginPush(e.opts.StatePath); err != nil {
+			return err
+		}
+		e.marked = true
 	}
+	e.unrecorded = true
 	now := e.opts.Now()
 	alerts, err := e.lapi.Push(ctx, ds, now)
 	if err != nil {
@@ -202,32 +224,38 @@ func (e *Engine) push(ctx context.Context, ds []lapi.Decision) error {
 }
 
 // prefixSet is a set of prefixes. A full pass of 1,000,000 addresses
-// keeps every one: IPv4 prefixes are held as one integer (address and
-// length) in 8 bytes rather than a 32-byte netip.Prefix, which took the
-// set from about 60 MB to about 20.
+// keeps every one: a single IPv4 address is held as its 4 bytes, any other
+// IPv4 prefix as one integer (address and length), not as a 32-byte
+// netip.Prefix. (A map[uint64]struct{} costs as much as a
+// map[uint64]int64: Go pads the empty value to 8 bytes; a
+// map[uint32]struct{} half that, about 20 MB at 1,000,000.)
 type prefixSet struct {
-	v4    map[uint64]struct{}
-	other map[netip.Prefix]struct{}
+	single map[uint32]struct{}
+	v4     map[uint64]struct{}
+	other  map[netip.Prefix]struct{}
 }
 
 func newPrefixSet() prefixSet {
-	return prefixSet{v4: make(map[uint64]struct{}), other: make(map[netip.Prefix]struct{})}
+	return prefixSet{single: make(map[uint32]struct{}), v4: make(map[uint64]struct{}), other: make(map[netip.Prefix]struct{})}
 }
 
 // add reports whether p was new.
 func (s prefixSet) add(p netip.Prefix) bool {
-	if a := p.Addr(); a.Is4() {
+	if a := p.Addr(); a.Is4() && p.IsValid() {
 		b := a.As4()
-		k := uint64(binary.BigEndian.Uint32(b[:]))<<8 | uint64(p.Bits())
-		if _, ok := s.v4[k]; ok {
-			return false
+		addr := binary.BigEndian.Uint32(b[:])
+		if p.Bits() == 32 {
+			return addNew(s.single, addr)
 		}
-		s.v4[k] = struct{}{}
-		return true
+		return addNew(s.v4, uint64(addr)<<8|uint64(p.Bits()))
 	}
-	if _, ok := s.other[p]; ok {
+	return addNew(s.other, p)
+}
+
+func addNew[K comparable](m map[K]struct{}, k K) bool {
+	if _, ok := m[k]; ok {
 		return false
 	}
-	s.other[p] = struct{}{}
+	m[k] = struct{}{}
 	return true
 }

@@ -139,7 +139,7 @@ func benchIncremental(b *testing.B, daemon bool, known int) {
 	st.Cursor = strconv.Itoa(known)
 	st.LastFullSync = now
 	for _, p := range all[:known] {
-		st.Active[p] = now.Add(168 * time.Hour)
+		st.Active.Set(p, now.Add(168*time.Hour))
 	}
 	alerts := int64(known / 1000)
 	for id := int64(1); id <= alerts; id++ {
@@ -251,4 +251,34 @@ func benchFull(b *testing.B, n int) {
 		}
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkReadBack1M measures the heap a read-back of 1,000,000
+// decisions holds while LAPI's answer (a map, lapi.Holdings.Active) is
+// turned into the state's compact set: the map alone, then the map and
+// the set together, the peak of the conversion.
+func BenchmarkReadBack1M(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	for range b.N {
+		held := make(map[netip.Prefix]time.Time)
+		for _, p := range benchPrefixes(1_000_000) {
+			held[p] = now.Add(168 * time.Hour)
+		}
+		mapOnly := liveHeap()
+		set := compactActive(held)
+		both := liveHeap()
+		runtime.KeepAlive(held)
+		if set.Len() != len(held) {
+			b.Fatalf("converted %d of %d", set.Len(), len(held))
+		}
+		b.ReportMetric(float64(mapOnly)/(1<<20), "map-MiB")
+		b.ReportMetric(float64(both)/(1<<20), "map+set-MiB")
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

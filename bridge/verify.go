@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -53,7 +54,7 @@ func (e *Engine) check(ctx context.Context) (string, error) {
 	now := e.opts.Now()
 	oldest, newest, ok := e.expectedEdges(now)
 	if !ok {
-		if len(e.st.Active) > 0 && len(e.st.Alerts) == 0 {
+		if e.st.Active.Len() > 0 && len(e.st.Alerts) == 0 {
 			// A state file from before alert IDs were kept.
 			return "the state file records no alert IDs", nil
 		}
@@ -116,8 +117,10 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 		return err
 	}
 	lost := e.lost(held, allow, now)
-	e.st.Active, e.st.Alerts = held.Active, held.Alerts
-	log := e.opts.Log.WithFields(logrus.Fields{"reason": why, "active_in_lapi": len(held.Active), "lost": len(lost)})
+	inLAPI := len(held.Active)
+	e.st.Active = state.ActiveSet{} // not three sets at once
+	e.st.Active, e.st.Alerts = compactActive(held.Active), held.Alerts
+	log := e.opts.Log.WithFields(logrus.Fields{"reason": why, "active_in_lapi": inLAPI, "lost": len(lost)})
 	if e.opts.DryRun {
 		for _, d := range lost {
 			rep.WouldPush = append(rep.WouldPush, d.Prefix)
@@ -130,7 +133,7 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 	if err := e.snapshot(); err != nil {
 		return err
 	}
-	if err := state.EndPush(e.opts.StatePath); err != nil {
+	if err := e.endPush(); err != nil {
 		return err
 	}
 	e.readBack = ""
@@ -147,7 +150,7 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 		if err := e.record(); err != nil {
 			return err
 		}
-		if err := state.EndPush(e.opts.StatePath); err != nil {
+		if err := e.endPush(); err != nil {
 			return err
 		}
 	}
@@ -155,11 +158,22 @@ func (e *Engine) repair(ctx context.Context, allow *allowlist.Set, why string, r
 	return nil
 }
 
+// compactActive copies LAPI's answer into the state's form. The map is
+// dropped by the caller right after: the peak is the map and the compact
+// set (about a quarter of the map's size), not two maps.
+func compactActive(held map[netip.Prefix]time.Time) state.ActiveSet {
+	out := state.NewActiveSet(len(held))
+	for p, until := range held {
+		out.Set(p, until)
+	}
+	return out
+}
+
 // lost lists what the state holds, still active past edgeSlack and still
 // allowed, that LAPI no longer holds, with the time left of each.
 func (e *Engine) lost(held lapi.Holdings, allow *allowlist.Set, now time.Time) []lapi.Decision {
 	var out []lapi.Decision
-	for p, until := range e.st.Active {
+	for p, until := range e.st.Active.All() {
 		left := until.Sub(now)
 		if left <= edgeSlack || held.Active[p].After(now) {
 			continue

@@ -155,7 +155,7 @@ func TestPlantedEndsAreNotBelieved(t *testing.T) {
 	r, _ := syncedRig(t)
 	st := r.savedState(t)
 	planted := netip.MustParsePrefix("203.0.113.77/32")
-	st.Active[planted] = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	st.Active.Set(planted, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err := st.Save(r.opts.StatePath); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestPlantedEndsAreNotBelieved(t *testing.T) {
 	if err := e.loadState(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.st.Active[planted], r.now.Add(r.opts.Duration); !got.Equal(want) {
+	if got, want := e.st.Active.Until(planted), r.now.Add(r.opts.Duration); !got.Equal(want) {
 		t.Fatalf("planted end believed as %s, want at most %s", got, want)
 	}
 	// A full sync reads LAPI back first: LAPI does not hold the planted

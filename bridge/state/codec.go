@@ -5,7 +5,6 @@ package state
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -75,7 +74,7 @@ func decodeJSON(data []byte) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("active[%d]: %w", i, err)
 		}
-		s.Active[p] = time.Unix(e.Until, 0).UTC()
+		s.Active.setUnix(p, e.Until)
 	}
 	return s, nil
 }
@@ -122,7 +121,7 @@ func decodeFast(data []byte) (*State, bool) {
 	rest := data[i+len(activeKey):]
 	// One '{' per entry: counting a single byte is several times faster
 	// than counting `{"p":"`, and gives the same size hint.
-	s := &State{Active: make(map[netip.Prefix]time.Time, bytes.Count(rest, []byte{'{'})), Alerts: make(map[int64]time.Time)}
+	s := &State{Active: NewActiveSet(bytes.Count(rest, []byte{'{'})), Alerts: make(map[int64]time.Time)}
 	if s.setHead(&head) != nil {
 		return nil, false
 	}
@@ -147,7 +146,7 @@ func decodeFast(data []byte) (*State, bool) {
 		if !ok {
 			return nil, false
 		}
-		s.Active[p] = time.Unix(u, 0).UTC()
+		s.Active.setUnix(p, u)
 		switch {
 		case len(rest) == 0:
 			return nil, false
@@ -304,15 +303,16 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 		p     netip.Prefix
 		until int64
 	}
-	v4 := slices.Grow(s.scratch.v4[:0], len(s.Active))
-	var v6 []entry6
-	for p, until := range s.Active {
-		if a := p.Addr(); a.Is4() {
-			b := a.As4()
-			v4 = append(v4, entry4{uint64(binary.BigEndian.Uint32(b[:]))<<8 | uint64(p.Bits()), until.Unix()})
-		} else {
-			v6 = append(v6, entry6{p, until.Unix()})
-		}
+	v4 := slices.Grow(s.scratch.v4[:0], len(s.Active.single)+len(s.Active.v4))
+	for addr, until := range s.Active.single {
+		v4 = append(v4, entry4{uint64(addr)<<8 | 32, int64(until)})
+	}
+	for k, until := range s.Active.v4 {
+		v4 = append(v4, entry4{k, until})
+	}
+	v6 := make([]entry6, 0, len(s.Active.other))
+	for p, until := range s.Active.other {
+		v6 = append(v6, entry6{p, until})
 	}
 	v4, s.scratch.tmp = radixSort(v4, s.scratch.tmp)
 	s.scratch.v4 = v4
@@ -323,7 +323,7 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 	}
 	// Prefixes are digits, hex, '.', ':' and '/': nothing to escape.
 	if w == nil {
-		buf = slices.Grow(buf, 64+len(cursor)+len(s.Active)*36)
+		buf = slices.Grow(buf, 64+len(cursor)+s.Active.Len()*36)
 	} else {
 		buf = slices.Grow(buf, encodeChunk+128)
 	}
@@ -362,9 +362,7 @@ func (s *State) encode(buf []byte, w io.Writer) ([]byte, error) {
 		flush(false)
 	}
 	for _, e := range v4 {
-		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], uint32(e.key>>8))
-		entry(netip.PrefixFrom(netip.AddrFrom4(a), int(e.key&0xff)), e.until)
+		entry(prefix4(e.key), e.until)
 	}
 	for _, e := range v6 {
 		entry(e.p, e.until)

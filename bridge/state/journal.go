@@ -157,7 +157,7 @@ func (s *State) apply(p []byte) error {
 		s.Alerts[a.id] = time.Unix(a.until, 0).UTC()
 	}
 	for _, c := range prefixes {
-		s.Active[c.prefix] = time.Unix(c.until, 0).UTC()
+		s.Active.setUnix(c.prefix, c.until)
 	}
 	return nil
 }

@@ -26,7 +26,8 @@ func journaled(t *testing.T) (string, []*State) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := New()
 	s.Cursor = "0"
-	s.Active[pfx(0)], s.Active[pfx(1)] = t0, t0
+	s.Active.Set(pfx(0), t0)
+	s.Active.Set(pfx(1), t0)
 	if err := s.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func journaled(t *testing.T) (string, []*State) {
 func clone(s *State) *State {
 	c := New()
 	c.Cursor, c.LastFullSync, c.LastRepair, c.LastRepaired = s.Cursor, s.LastFullSync, s.LastRepair, s.LastRepaired
-	c.Active, c.Alerts = maps.Clone(s.Active), maps.Clone(s.Alerts)
+	c.Active, c.Alerts = s.Active.Clone(), maps.Clone(s.Alerts)
 	return c
 }
 
@@ -64,7 +65,7 @@ func assertSame(t *testing.T, got, want *State) {
 		t.Fatalf("scalars: got %q %v %v %d, want %q %v %v %d", got.Cursor, got.LastFullSync, got.LastRepair, got.LastRepaired,
 			want.Cursor, want.LastFullSync, want.LastRepair, want.LastRepaired)
 	}
-	if !maps.EqualFunc(got.Active, want.Active, time.Time.Equal) {
+	if !got.Active.Equal(&want.Active) {
 		t.Fatalf("active: got %v\nwant %v", got.Active, want.Active)
 	}
 	if !maps.EqualFunc(got.Alerts, want.Alerts, time.Time.Equal) {
@@ -81,8 +82,8 @@ func TestJournalReplaysInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertSame(t, got, after[2])
-	if !got.Active[pfx(0)].Equal(t0.Add(9 * time.Hour)) {
-		t.Fatalf("pfx(0) ends %v: the last record's end must win", got.Active[pfx(0)])
+	if !got.Active.Until(pfx(0)).Equal(t0.Add(9 * time.Hour)) {
+		t.Fatalf("pfx(0) ends %v: the last record's end must win", got.Active.Until(pfx(0)))
 	}
 	if got.JournalDamaged() {
 		t.Fatal("a whole journal is not damaged")
@@ -168,7 +169,8 @@ func TestJournalBadChecksumEndsItAndAppendWritesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := clone(after[0])
-	want.Active[pfx(99)], want.Cursor = t0, "after"
+	want.Active.Set(pfx(99), t0)
+	want.Cursor = "after"
 	assertSame(t, got, want)
 	if got.JournalDamaged() {
 		t.Fatal("the damaged tail must be gone after an append")
@@ -227,7 +229,7 @@ func TestJournalCompaction(t *testing.T) {
 	if err := got.Append(path); err != nil {
 		t.Fatal(err)
 	}
-	want.Active[pfx(7)] = t0
+	want.Active.Set(pfx(7), t0)
 	again, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +246,7 @@ func TestVersion1FileLoadsAndIsRewritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := Load(path)
-	if err != nil || s.Cursor != "7" || len(s.Active) != 1 || len(s.Alerts) != 1 {
+	if err != nil || s.Cursor != "7" || s.Active.Len() != 1 || len(s.Alerts) != 1 {
 		t.Fatalf("v1: %v %+v", err, s)
 	}
 	s.Add(pfx(2), t0)
@@ -259,7 +261,7 @@ func TestVersion1FileLoadsAndIsRewritten(t *testing.T) {
 		t.Fatalf("rewritten as %.60s", data)
 	}
 	got, err := Load(path)
-	if err != nil || len(got.Active) != 2 {
+	if err != nil || got.Active.Len() != 2 {
 		t.Fatalf("after rewrite: %v %v", err, got.Active)
 	}
 }
@@ -277,7 +279,7 @@ func TestSaveOfNewStateDropsTheJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Active) != 0 || got.Cursor != "" {
+	if got.Active.Len() != 0 || got.Cursor != "" {
 		t.Fatalf("the reset state took old records: %q %v", got.Cursor, got.Active)
 	}
 }

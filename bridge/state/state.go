@@ -25,7 +25,7 @@ type State struct {
 	// LastFullSync is when a pull from the start of the feed last finished.
 	LastFullSync time.Time
 	// Active maps every prefix pushed to the end of its decision.
-	Active map[netip.Prefix]time.Time
+	Active ActiveSet
 	// Alerts maps the ID of every LAPI alert known to carry this
 	// bridge's decisions to the end of its longest one: what the
 	// per-sync check compares with LAPI (docs/reliability.md).
@@ -66,14 +66,14 @@ type State struct {
 
 // New returns an empty state.
 func New() *State {
-	s := &State{Active: make(map[netip.Prefix]time.Time), Alerts: make(map[int64]time.Time)}
+	s := &State{Alerts: make(map[int64]time.Time)}
 	s.disk.needSnapshot = true
 	return s
 }
 
 // Add records that a decision for p now ends at until; Append writes it.
 func (s *State) Add(p netip.Prefix, until time.Time) {
-	s.Active[p] = until
+	s.Active.Set(p, until)
 	s.pending.prefixes = append(s.pending.prefixes, change{prefix: p, until: until.Unix()})
 }
 
@@ -90,17 +90,13 @@ func (s *State) JournalDamaged() bool { return s.disk.damaged }
 
 // ActiveAt reports whether p has a decision that lasts past t.
 func (s *State) ActiveAt(p netip.Prefix, t time.Time) bool {
-	until, ok := s.Active[p]
-	return ok && until.After(t)
+	until, ok := s.Active.getUnix(p)
+	return ok && until > t.Unix()
 }
 
 // Prune forgets decisions, and alerts, that ended before now.
 func (s *State) Prune(now time.Time) {
-	for p, until := range s.Active {
-		if !until.After(now) {
-			delete(s.Active, p)
-		}
-	}
+	s.Active.deleteFunc(func(until int64) bool { return until <= now.Unix() })
 	for id, until := range s.Alerts {
 		if !until.After(now) {
 			delete(s.Alerts, id)
@@ -112,11 +108,7 @@ func (s *State) Prune(now time.Time) {
 // written by someone else, and an entry "active until 2100" would keep an
 // address from ever being pushed again.
 func (s *State) Clamp(limit time.Time) {
-	for p, until := range s.Active {
-		if until.After(limit) {
-			s.Active[p] = limit
-		}
-	}
+	s.Active.clamp(limit.Unix())
 	for id, until := range s.Alerts {
 		if until.After(limit) {
 			s.Alerts[id] = limit

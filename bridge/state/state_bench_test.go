@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -25,7 +24,7 @@ func benchState(n int) *State {
 	until := time.Unix(1_800_604_800, 0)
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{45, byte(i >> 16), byte(i >> 8), byte(i)})
-		s.Active[netip.PrefixFrom(a, 32)] = until
+		s.Active.Set(netip.PrefixFrom(a, 32), until)
 	}
 	return s
 }
@@ -72,8 +71,8 @@ func BenchmarkStateLoad100k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(s.Active) != 100_000 {
-			b.Fatalf("loaded %d entries", len(s.Active))
+		if s.Active.Len() != 100_000 {
+			b.Fatalf("loaded %d entries", s.Active.Len())
 		}
 	}
 }
@@ -89,8 +88,8 @@ func TestBenchStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Active) != 1000 || back.Cursor != s.Cursor {
-		t.Fatalf("round trip: %d entries, cursor %q", len(back.Active), back.Cursor)
+	if back.Active.Len() != 1000 || back.Cursor != s.Cursor {
+		t.Fatalf("round trip: %d entries, cursor %q", back.Active.Len(), back.Cursor)
 	}
 }
 
@@ -101,13 +100,13 @@ func TestEncodeMatchesJSONMarshal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 5000 {
 		a := netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
-		random.Active[netip.PrefixFrom(a, rng.IntN(33)).Masked()] = time.Unix(rng.Int64N(2_000_000_000), 0)
+		random.Active.Set(netip.PrefixFrom(a, rng.IntN(33)).Masked(), time.Unix(rng.Int64N(2_000_000_000), 0))
 	}
 	for _, s := range []*State{New(), benchState(3000), random, func() *State {
 		s := New()
 		s.Cursor = "a\"b\\c<\u2028>\x01é"
 		for _, p := range []string{"2001:db8::1/128", "2001:db8::/32", "10.0.0.0/8", "1.2.3.4/32", "::ffff:0:0/96"} {
-			s.Active[netip.MustParsePrefix(p)] = time.Unix(-5, 0)
+			s.Active.Set(netip.MustParsePrefix(p), time.Unix(-5, 0))
 		}
 		return s
 	}()} {
@@ -119,9 +118,13 @@ func TestEncodeMatchesJSONMarshal(t *testing.T) {
 		if !s.LastFullSync.IsZero() {
 			f.LastFullSync = s.LastFullSync.Unix()
 		}
-		keys := slices.SortedFunc(maps.Keys(s.Active), netip.Prefix.Compare)
+		var keys []netip.Prefix
+		for p := range s.Active.All() {
+			keys = append(keys, p)
+		}
+		slices.SortFunc(keys, netip.Prefix.Compare)
 		for _, p := range keys {
-			f.Active = append(f.Active, activeEntry{Prefix: p.String(), Until: s.Active[p].Unix()})
+			f.Active = append(f.Active, activeEntry{Prefix: p.String(), Until: s.Active.Until(p).Unix()})
 		}
 		want, err := json.Marshal(f)
 		if err != nil {
@@ -140,7 +143,7 @@ func TestDecodeFastAgreesWithJSON(t *testing.T) {
 	mixed.Cursor = `x","active":[{"p":"1.1.1.1/32","u":1}],"y":"`
 	mixed.LastFullSync = time.Unix(1_800_000_000, 0).UTC()
 	for _, p := range []string{"2001:db8::1/128", "10.0.0.0/8", "1.2.3.4/32"} {
-		mixed.Active[netip.MustParsePrefix(p)] = time.Unix(1_800_600_000, 0).UTC()
+		mixed.Active.Set(netip.MustParsePrefix(p), time.Unix(1_800_600_000, 0).UTC())
 	}
 	var files [][]byte
 	for _, s := range []*State{New(), mixed, benchState(500)} {
@@ -182,7 +185,7 @@ func TestDecodeFastAgreesWithJSON(t *testing.T) {
 		if werr != nil {
 			continue
 		}
-		if got.Cursor != want.Cursor || !got.LastFullSync.Equal(want.LastFullSync) || !maps.EqualFunc(got.Active, want.Active, time.Time.Equal) {
+		if got.Cursor != want.Cursor || !got.LastFullSync.Equal(want.LastFullSync) || !got.Active.Equal(&want.Active) {
 			t.Fatalf("%.200s: Decode and encoding/json disagree", data)
 		}
 	}
@@ -219,7 +222,7 @@ func TestParsePrefix4AgreesWithNetip(t *testing.T) {
 // reused buffers; the bytes must be Encode's, on every call.
 func TestSaveStreamsWhatEncodeReturns(t *testing.T) {
 	s := benchState(20_000) // about 800 KB: many chunks
-	s.Active[netip.MustParsePrefix("2001:db8::/48")] = time.Unix(1_800_000_000, 0)
+	s.Active.Set(netip.MustParsePrefix("2001:db8::/48"), time.Unix(1_800_000_000, 0))
 	path := filepath.Join(t.TempDir(), "state.json")
 	for range 3 {
 		if err := s.Save(path); err != nil {
@@ -236,7 +239,7 @@ func TestSaveStreamsWhatEncodeReturns(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("saved %d bytes, Encode gives %d, or they differ", len(got), len(want))
 		}
-		s.Active[netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(len(s.Active))}), 32)] = time.Unix(1_800_000_001, 0)
+		s.Active.Set(netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(s.Active.Len())}), 32), time.Unix(1_800_000_001, 0))
 	}
 }
 
@@ -312,8 +315,8 @@ func BenchmarkStateLoad100kJournal(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(s.Active) != 101_000 {
-			b.Fatalf("loaded %d entries", len(s.Active))
+		if s.Active.Len() != 101_000 {
+			b.Fatalf("loaded %d entries", s.Active.Len())
 		}
 	}
 }

@@ -16,8 +16,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	s.Cursor = "1700000250"
 	s.LastFullSync = time.Unix(1700000000, 0).UTC()
 	until := time.Unix(1800000000, 0).UTC()
-	s.Active[netip.MustParsePrefix("192.0.2.1/32")] = until
-	s.Active[netip.MustParsePrefix("2001:db8::/48")] = until.Add(time.Hour)
+	s.Active.Set(netip.MustParsePrefix("192.0.2.1/32"), until)
+	s.Active.Set(netip.MustParsePrefix("2001:db8::/48"), until.Add(time.Hour))
 	if err := s.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -25,12 +25,12 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Cursor != s.Cursor || !got.LastFullSync.Equal(s.LastFullSync) || len(got.Active) != 2 {
+	if got.Cursor != s.Cursor || !got.LastFullSync.Equal(s.LastFullSync) || got.Active.Len() != 2 {
 		t.Fatalf("round trip: got %+v, want %+v", got, s)
 	}
-	for p, u := range s.Active {
-		if !got.Active[p].Equal(u) {
-			t.Errorf("%s: until %v, want %v", p, got.Active[p], u)
+	for p, u := range s.Active.All() {
+		if !got.Active.Until(p).Equal(u) {
+			t.Errorf("%s: until %v, want %v", p, got.Active.Until(p), u)
 		}
 	}
 	fi, err := os.Stat(path)
@@ -73,13 +73,13 @@ func TestActiveAtAndPrune(t *testing.T) {
 	s := New()
 	live := netip.MustParsePrefix("192.0.2.1/32")
 	ended := netip.MustParsePrefix("192.0.2.2/32")
-	s.Active[live] = now.Add(time.Minute)
-	s.Active[ended] = now
+	s.Active.Set(live, now.Add(time.Minute))
+	s.Active.Set(ended, now)
 	if !s.ActiveAt(live, now) || s.ActiveAt(ended, now) {
 		t.Fatal("ActiveAt must be true only for decisions lasting past now")
 	}
 	s.Prune(now)
-	if _, ok := s.Active[ended]; ok || len(s.Active) != 1 {
+	if _, ok := s.Active.Get(ended); ok || s.Active.Len() != 1 {
 		t.Fatalf("prune kept %v", s.Active)
 	}
 }

@@ -94,9 +94,9 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 			// docs/operations.md: the operator-delete contract.
 			row(w, "bridge state", "pushed until %s, but LAPI no longer holds it (lost, or `cscli decisions delete`): "+
 				"the next repair pushes it again; to keep it out, add it to `cscli allowlists` or allowlist.cidrs",
-				st.Active[single].UTC().Format(time.RFC3339))
+				st.Active.Until(single).Format(time.RFC3339))
 		default:
-			row(w, "bridge state", "pushed, decision until %s", st.Active[single].UTC().Format(time.RFC3339))
+			row(w, "bridge state", "pushed, decision until %s", st.Active.Until(single).Format(time.RFC3339))
 		}
 	}
 	kernelRows(ctx, cfg.Bouncer, addr, w, newBackend)

@@ -55,7 +55,7 @@ func stateRows(w io.Writer, cfg *config.Config, path string, now time.Time) bool
 		st.Prune(now)
 		row(w, "cursor", "%s", orNone(st.Cursor))
 		row(w, "last full sync", "%s", ago(st.LastFullSync, now))
-		row(w, "active (state)", "%d decisions in %d alerts", len(st.Active), len(st.Alerts))
+		row(w, "active (state)", "%d decisions in %d alerts", st.Active.Len(), len(st.Alerts))
 		if st.LastRepair.IsZero() {
 			row(w, "last repair", "never (LAPI has lost nothing this bridge noticed)")
 		} else {

@@ -1,6 +1,7 @@
 package apibansim
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 )
@@ -33,12 +34,26 @@ func newList(startID int64) *list { return &list{nextID: startID} }
 // add appends value under a fresh ID. An entry already listed in the set
 // is moved to the new ID: that is how a re-listed address shows up again
 // after a client's cursor.
-func (l *list) add(set, value string) {
+func (l *list) add(set, value string) { l.addAll(set, []string{value}) }
+
+// addAll is add for each of values in turn, in one pass over the list:
+// a benchmark lists a million addresses, which one pass each would take
+// hours to.
+func (l *list) addAll(set string, values []string) {
+	last := make(map[string]int, len(values)) // where each value is added last
+	for i, v := range values {
+		last[v] = i
+	}
 	l.entries = slices.DeleteFunc(l.entries, func(e entry) bool {
-		return e.value == value && e.set == set
+		_, again := last[e.value]
+		return again && e.set == set
 	})
-	l.entries = append(l.entries, entry{id: l.nextID, value: value, set: set})
-	l.nextID++
+	for i, v := range values {
+		if last[v] == i { // an earlier add of it would be moved to this one
+			l.entries = append(l.entries, entry{id: l.nextID, value: v, set: set})
+		}
+		l.nextID++
+	}
 }
 
 // remove drops value from every set and says how many entries went.
@@ -60,8 +75,13 @@ func (l *list) expire(n int) int {
 func (l *list) after(set string, cursor int64, limit int) ([]string, int64) {
 	var out []string
 	var last int64
-	for _, e := range l.entries {
-		if e.id <= cursor || !inSet(e, set) {
+	// IDs increase along the list: skip what the cursor covers at once.
+	start, found := slices.BinarySearchFunc(l.entries, cursor, func(e entry, id int64) int { return cmp.Compare(e.id, id) })
+	if found {
+		start++
+	}
+	for _, e := range l.entries[start:] {
+		if !inSet(e, set) {
 			continue
 		}
 		if len(out) == limit {
@@ -107,9 +127,7 @@ func (s *Sim) AddSet(set string, ips ...string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ip := range ips {
-		s.list.add(set, ip)
-	}
+	s.list.addAll(set, ips)
 }
 
 // Remove unlists ips from every set and returns how many entries went.

@@ -84,8 +84,8 @@ func TestStatusCheckFlushAndSyncFull(t *testing.T) {
 	if n := len(e.lapi.Decisions(t, "cscli")); n != 1 {
 		t.Fatalf("flush touched other origins: %d cscli decisions left, want 1", n)
 	}
-	if st := e.savedState(); st.Cursor != "" || len(st.Active) != 0 {
-		t.Fatalf("state after flush: cursor %q, %d active", st.Cursor, len(st.Active))
+	if st := e.savedState(); st.Cursor != "" || st.Active.Len() != 0 {
+		t.Fatalf("state after flush: cursor %q, %d active", st.Cursor, st.Active.Len())
 	}
 
 	r = e.run("sync", "--full")

@@ -190,7 +190,7 @@ func TestDaemonSyncsAndStopsOnSIGTERM(t *testing.T) {
 	if !strings.Contains(out, "stopped") {
 		t.Errorf("no clean stop logged:\n%s", out)
 	}
-	if st := e.savedState(); len(st.Active) != len(want) {
-		t.Fatalf("state holds %d active, want %d", len(st.Active), len(want))
+	if st := e.savedState(); st.Active.Len() != len(want) {
+		t.Fatalf("state holds %d active, want %d", st.Active.Len(), len(want))
 	}
 }

@@ -86,8 +86,8 @@ func TestCrashLoopLosesNothingAndDuplicatesNothing(t *testing.T) {
 	}
 	r.assertStateParses()
 	r.waitConverged(nil, time.Minute)
-	if st := r.savedState(); len(st.Active) != len(r.want) {
-		t.Fatalf("state holds %d active, LAPI %d", len(st.Active), len(r.want))
+	if st := r.savedState(); st.Active.Len() != len(r.want) {
+		t.Fatalf("state holds %d active, LAPI %d", st.Active.Len(), len(r.want))
 	}
 }
 
@@ -183,5 +183,5 @@ func (r *rig) activeRecorded() int {
 	if err != nil {
 		return 0
 	}
-	return len(st.Active)
+	return st.Active.Len()
 }

@@ -80,8 +80,8 @@ func TestLAPIDownMidSync(t *testing.T) {
 		t.Fatal("the sync failed before LAPI went down")
 	}
 	st := r.savedState()
-	if len(st.Active) != 250 {
-		t.Fatalf("state after the first push holds %d active, want 250", len(st.Active))
+	if st.Active.Len() != 250 {
+		t.Fatalf("state after the first push holds %d active, want 250", st.Active.Len())
 	}
 	time.Sleep(3 * time.Second) // a retry or two against the dead LAPI
 	d.Running()

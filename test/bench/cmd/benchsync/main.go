@@ -38,6 +38,9 @@ import (
 // bridgeBin is the absolute path of the bridge binary under test.
 var bridgeBin string
 
+// timeBin is GNU time, which measures each contender's peak RSS.
+const timeBin = "/usr/bin/time"
+
 type options struct {
 	bridge      string
 	sizes       []int
@@ -50,6 +53,7 @@ type options struct {
 	skipCscli   bool
 	memLimit    string
 	keep        bool
+	cpuProfile  string
 }
 
 func main() {
@@ -65,6 +69,7 @@ func main() {
 	flag.BoolVar(&o.skipCscli, "skip-cscli", false, "leave out the cscli contenders (development runs)")
 	flag.StringVar(&o.memLimit, "memlimit", "40MiB", "also run the largest full sync with this GOMEMLIMIT (\"\" to skip)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge's full sync of the largest size to this file (and its heap profile to this file.heap)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -72,6 +77,9 @@ func main() {
 			fatalf("bad -sizes %q", *sizes)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	if _, err := os.Stat(timeBin); err != nil {
+		fatalf("%s: %v (install Debian's time package)", timeBin, err)
 	}
 	if _, err := os.Stat(o.bridge); err != nil {
 		fatalf("bridge binary: %v (run `make build`)", err)
@@ -124,7 +132,11 @@ func run(o options, dir string, t *table) error {
 	}
 	for _, n := range o.sizes {
 		ips := apibansim.PublicIPv4s(n+o.rounds*o.incremental, 6)
-		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d", n)), ips[:n], ips[n:], o.incremental, nil)
+		profile := ""
+		if n == slices.Max(o.sizes) {
+			profile = o.cpuProfile
+		}
+		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d", n)), ips[:n], ips[n:], o.incremental, nil, profile)
 		if err != nil {
 			return fmt.Errorf("bridge, %d addresses: %w", n, err)
 		}
@@ -144,7 +156,7 @@ func run(o options, dir string, t *table) error {
 	// runtime, the remedy docs/benchmarks.md discusses for peak RSS.
 	if n := slices.Max(o.sizes); o.memLimit != "" {
 		env := []string{"GOMEMLIMIT=" + o.memLimit}
-		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d-memlimit", n)), apibansim.PublicIPv4s(n, 6), nil, o.incremental, env)
+		b, err := bridgeRuns(filepath.Join(dir, fmt.Sprintf("bridge-%d-memlimit", n)), apibansim.PublicIPv4s(n, 6), nil, o.incremental, env, "")
 		if err != nil {
 			return fmt.Errorf("bridge with %s, %d addresses: %w", env[0], n, err)
 		}
@@ -208,20 +220,41 @@ type measured struct {
 
 func (m measured) cpu() time.Duration { return m.user + m.sys }
 
-// runTimed runs cmd and reports its wall time and rusage.
+// runTimed runs cmd and reports its wall time and rusage. The peak RSS
+// comes from GNU time (Debian's time package) run between this process
+// and cmd: Linux carries a process's peak RSS across exec, so cmd started
+// from here reports at least this process's own (a million generated
+// addresses and the simulator's list: about 280 MiB).
 func runTimed(cmd *exec.Cmd) (measured, []byte, error) {
+	rssFile, err := os.CreateTemp("", "benchsync-rss-")
+	if err != nil {
+		return measured{}, nil, err
+	}
+	rssFile.Close()
+	defer os.Remove(rssFile.Name())
+	name := cmd.Path
+	cmd.Args = append([]string{timeBin, "-f", "%M", "-o", rssFile.Name(), "--", cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = timeBin
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	m := measured{wall: time.Since(start)}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			// time's own CPU is a few system calls; cmd's is folded in.
 			m.user = time.Duration(ru.Utime.Nano())
 			m.sys = time.Duration(ru.Stime.Nano())
-			m.maxRSS = ru.Maxrss * 1024 // kilobytes on Linux
 		}
 	}
+	if b, rerr := os.ReadFile(rssFile.Name()); rerr == nil {
+		lines := strings.Fields(string(b))
+		if len(lines) > 0 {
+			kb, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+			m.maxRSS = kb * 1024
+		}
+	}
+	cmd.Path = name
 	if err != nil {
 		return m, out.Bytes(), fmt.Errorf("%s: %w\n%s", filepath.Base(cmd.Path), err, tail(out.Bytes()))
 	}
@@ -310,7 +343,9 @@ const apiKey = "bench-key-6c1f0e"
 // bridgeRuns: a fresh LAPI and simulator; a full sync of known, checked;
 // then, per round, perRound more of added appear in the list and a sync
 // must fetch them with one request and push only them.
-func bridgeRuns(dir string, known, added []string, perRound int, env []string) (bridgeResult, error) {
+// A non-empty profile gets a CPU profile of the full sync (not of the
+// incremental ones) through the bridge's benchmark-only variable.
+func bridgeRuns(dir string, known, added []string, perRound int, env []string, profile string) (bridgeResult, error) {
 	var r bridgeResult
 	logf("bridge: full sync of %d addresses into a fresh LAPI %s", len(known), strings.Join(env, " "))
 	l, err := lapitest.Launch(filepath.Join(dir, "lapi"))
@@ -330,11 +365,11 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string) (
 	if err := os.WriteFile(cfg, bridgeConfig(sim.URL(), l.URL, password, statePath), 0o600); err != nil {
 		return r, err
 	}
-	once := func() (measured, map[string]string, error) {
+	once := func(extra ...string) (measured, map[string]string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bridgeBin, "-c", cfg, "--once")
-		cmd.Env = append(runtimeFree(os.Environ()), env...)
+		cmd.Env = append(append(runtimeFree(os.Environ()), env...), extra...)
 		m, out, err := runTimed(cmd)
 		if err != nil {
 			return m, nil, err
@@ -346,7 +381,15 @@ func bridgeRuns(dir string, known, added []string, perRound int, env []string) (
 		return m, rep, nil
 	}
 
-	m, rep, err := once()
+	var profileEnv []string
+	if profile != "" {
+		abs, err := filepath.Abs(profile)
+		if err != nil {
+			return r, err
+		}
+		profileEnv = []string{"CROWDSEC_APIBAN_BRIDGE_CPUPROFILE=" + abs, "CROWDSEC_APIBAN_BRIDGE_HEAPPROFILE=" + abs + ".heap"}
+	}
+	m, rep, err := once(profileEnv...)
 	if err != nil {
 		return r, err
 	}
