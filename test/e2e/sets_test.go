@@ -54,8 +54,8 @@ func TestBothSetsEachWithItsScenarioStateAndRepair(t *testing.T) {
 
 	httpState := filepath.Join(filepath.Dir(e.state), "state-http.json")
 	sipSt, httpSt := e.loadState(e.state), e.loadState(httpState)
-	if len(sipSt.Active) != 30 || len(httpSt.Active) != 20 {
-		t.Fatalf("state files hold %d (sip) and %d (http) decisions, want 30 and 20", len(sipSt.Active), len(httpSt.Active))
+	if sipSt.Active.Len() != 30 || httpSt.Active.Len() != 20 {
+		t.Fatalf("state files hold %d (sip) and %d (http) decisions, want 30 and 20", sipSt.Active.Len(), httpSt.Active.Len())
 	}
 	if sipSt.Cursor == "" || httpSt.Cursor == "" || sipSt.Cursor == httpSt.Cursor {
 		t.Fatalf("cursors sip %q, http %q: want each set's own", sipSt.Cursor, httpSt.Cursor)
@@ -172,7 +172,7 @@ func TestDaemonSyncsBothSets(t *testing.T) {
 		t.Errorf("no clean stop logged:\n%s", out)
 	}
 	httpState := filepath.Join(filepath.Dir(e.state), "state-http.json")
-	if sip, http := e.loadState(e.state), e.loadState(httpState); len(sip.Active) != 20 || len(http.Active) != 20 {
-		t.Fatalf("state files hold %d (sip) and %d (http), want 20 each", len(sip.Active), len(http.Active))
+	if sip, http := e.loadState(e.state), e.loadState(httpState); sip.Active.Len() != 20 || http.Active.Len() != 20 {
+		t.Fatalf("state files hold %d (sip) and %d (http), want 20 each", sip.Active.Len(), http.Active.Len())
 	}
 }
