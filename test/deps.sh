@@ -7,13 +7,14 @@
 #   kamailio kamailio-utils-modules   a real SIP proxy running APIBAN's recipe
 #   kamailio-extra-modules sipsak       against the mirror (test/sip)
 #   postgresql                        test/cluster: a throw-away PostgreSQL 15 cluster (no service)
+#   time                              make bench: GNU time measures each process's own peak RSS
 # apt and dpkg (the .deb test, crowdsec-firewall-bouncer downloaded with
 # `apt-get download`) and util-linux are on every Debian.
 # Missing packages are installed when run as root; otherwise the one
 # command to run is printed and this fails.
 set -euo pipefail
 
-PACKAGES=(iproute2 nftables ipset iptables systemd make git kamailio kamailio-utils-modules kamailio-extra-modules sipsak postgresql)
+PACKAGES=(iproute2 nftables ipset iptables systemd make git kamailio kamailio-utils-modules kamailio-extra-modules sipsak postgresql time)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "not a Debian system: install the equivalents of ${PACKAGES[*]} yourself" >&2
