@@ -130,6 +130,8 @@ func TestCheckAndStartRefuseAlike(t *testing.T) {
 		{"apiban:\n  enabled: false\n", `config: apiban.enabled: false runs only the embedded bouncer, so bouncer.enabled must be true (nothing would run)`},
 		{bouncerOnlyOverlay + "  lapi_url: localhost:8080\n" + enabled, `config: crowdsec.lapi_url: want an absolute http(s) URL, got "localhost:8080"`},
 		{bouncerOnlyOverlay + enabled + "  update_frequency: 500ms\n", `config: bouncer.update_frequency: must be at least 1s, got 500ms`},
+		{bouncerOnlyOverlay + "mirror:\n  enabled: true\n  lapi_key: mirror-lapi-key-0123\n  keys: [{name: k1, key: client-key-0123456789}]\n" + enabled,
+			`config: mirror.enabled: the mirror does not run in bouncer-only mode (apiban.enabled false): run it on the bridge's host`},
 
 		// The shape of the file.
 		{"apiban:\n  api_verison: v2\n", `config: unknown key "apiban.api_verison"`},
