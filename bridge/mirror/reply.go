@@ -16,6 +16,10 @@ type reply struct {
 
 func writeJSON(w http.ResponseWriter, status int, r reply) {
 	body, _ := json.Marshal(r) // strings and string lists always encode
+	writeBody(w, status, body)
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
@@ -23,8 +27,13 @@ func writeJSON(w http.ResponseWriter, status int, r reply) {
 }
 
 // The answers, each as APIBAN sends it (docs/sip.md lists them).
-func writePage(w http.ResponseWriter, ips []string, id string) {
-	writeJSON(w, http.StatusOK, reply{IPAddress: ips, ID: id})
+func writePage(w http.ResponseWriter, body []byte) {
+	writeBody(w, http.StatusOK, body)
+}
+
+func pageBody(ips []string, id string) []byte {
+	body, _ := json.Marshal(reply{IPAddress: ips, ID: id})
+	return body
 }
 
 func writeEnd(w http.ResponseWriter) {

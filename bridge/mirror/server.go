@@ -42,6 +42,9 @@ type Handler struct {
 	lim  *limiter
 	m    *Metrics
 	mux  *http.ServeMux
+	// pages keeps the encoded pages of the set's current generation:
+	// clients pulling from the start ask for the same cursors.
+	pages pageCache
 }
 
 // Endpoints, as metrics label them.
@@ -184,12 +187,22 @@ func (h *Handler) page(w http.ResponseWriter, id string) {
 		writeBadRequest(w, "invalid id")
 		return
 	}
+	// The generation is read before the page: a page cached under it is
+	// as new as that generation or newer, never older.
+	gen := h.set.Generation()
+	if body, n, ok := h.pages.get(gen, cursor); ok {
+		writePage(w, body)
+		h.m.served(n)
+		return
+	}
 	ips, next := h.set.Page(cursor, PageSize)
 	if len(ips) == 0 {
 		writeEnd(w)
 		return
 	}
-	writePage(w, ips, next)
+	body := pageBody(ips, next)
+	h.pages.put(gen, cursor, body, len(ips))
+	writePage(w, body)
 	h.m.served(len(ips))
 }
 

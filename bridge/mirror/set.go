@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 )
@@ -44,6 +45,9 @@ type Set struct {
 	order    []entry // sorted by id; rebuilt after each Apply
 	ranges   []entry // the entries wider than one address, for checks
 	resyncs  Resyncs
+	// gen changes with every rebuild: a page answered for one
+	// generation is the same bytes for every client until the next.
+	gen atomic.Uint64
 }
 
 // Resyncs counts the full answers that replaced the set after the first
@@ -200,7 +204,11 @@ func (s *Set) rebuild() {
 	}
 	slices.SortFunc(order, func(a, b entry) int { return int(min(max(a.id-b.id, -1), 1)) })
 	s.order, s.ranges = order, ranges
+	s.gen.Add(1)
 }
+
+// Generation changes whenever what Page answers may have changed.
+func (s *Set) Generation() uint64 { return s.gen.Load() }
 
 // prefixText is how APIBAN lists an entry: a bare address, or CIDR for a
 // range.

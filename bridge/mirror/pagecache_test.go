@@ -1,0 +1,56 @@
+package mirror
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/crowdsecurity/crowdsec/pkg/models"
+)
+
+// A page asked twice is the same body, encoded once; once the set
+// changes, the same cursor answers the new content, never the cached one.
+func TestPagesAreCachedPerGeneration(t *testing.T) {
+	s := readySet(addrs(1, 300)...)
+	u := serve(t, s, Options{}).URL
+	get := func(id string) string {
+		t.Helper()
+		resp, err := http.Get(u + "/api/" + testKey + "/banned/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	first := get("100")
+	if again := get("100"); again != first {
+		t.Fatalf("the same page twice differs:\n%s\n%s", first, again)
+	}
+	second := get("1250") // after decision 250: the last 50
+	if strings.Contains(second, "10.0.1.45") {
+		t.Fatalf("the second page already holds decision 301: %s", second)
+	}
+	s.Apply(&models.DecisionsStreamResponse{New: []*models.Decision{decision(301, "Ip", "10.0.1.45")},
+		Deleted: []*models.Decision{decision(251, "Ip", "10.0.0.251")}})
+	after := get("1250")
+	if !strings.Contains(after, `"10.0.1.45"`) || strings.Contains(after, `"10.0.0.251"`) {
+		t.Fatalf("after the set changed the page is stale: %s", after)
+	}
+	if h := s.Generation(); h < 2 {
+		t.Fatalf("generation %d after two rebuilds", h)
+	}
+}
+
+func TestPageCacheIgnoresAnOlderGeneration(t *testing.T) {
+	var c pageCache
+	c.put(2, 100, []byte("new"), 1)
+	c.put(1, 100, []byte("old"), 1)
+	if b, _, ok := c.get(2, 100); !ok || string(b) != "new" {
+		t.Fatalf("get(2) = %q, %v; want the newer generation's page", b, ok)
+	}
+	if _, _, ok := c.get(1, 100); ok {
+		t.Fatal("a page of an older generation was kept")
+	}
+}
