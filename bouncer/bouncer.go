@@ -18,17 +18,10 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
-// Options configures the bouncer. Origins empty means every origin.
+// Options configures the bouncer: how it reads LAPI's stream (the
+// settings every stream reader shares), then what it enforces.
 type Options struct {
-	APIURL             string
-	APIKey             string
-	CertPath           string
-	KeyPath            string
-	CACertPath         string
-	InsecureSkipVerify bool
-	UpdateFrequency    time.Duration
-	Origins            []string
-	UserAgent          string
+	StreamOptions
 	// Resync is how often the whole active list is pulled again and the
 	// kernel sets rebuilt from it (0: never); docs/bouncer.md, "Resync".
 	Resync time.Duration
@@ -129,12 +122,7 @@ func (b *Bouncer) Stats() Stats {
 // objects (unless KeepOnExit). It waits for LAPI at start rather than
 // failing, since the bridge may start before it.
 func (b *Bouncer) Run(ctx context.Context) error {
-	sb, err := OpenStream(StreamOptions{
-		APIURL: b.opts.APIURL, APIKey: b.opts.APIKey,
-		CertPath: b.opts.CertPath, KeyPath: b.opts.KeyPath, CACertPath: b.opts.CACertPath,
-		InsecureSkipVerify: b.opts.InsecureSkipVerify, UpdateFrequency: b.opts.UpdateFrequency,
-		Origins: b.opts.Origins, UserAgent: b.opts.UserAgent,
-	})
+	sb, err := OpenStream(b.opts.StreamOptions)
 	if err != nil {
 		return fmt.Errorf("bouncer: %w", err)
 	}

@@ -61,8 +61,8 @@ func TestRunAgainstStream(t *testing.T) {
 	srv := httptest.NewServer(lapi)
 	defer srv.Close()
 	r := &counting{Recorder: bouncertest.NewRecorder(false), c: map[DropKey]Counters{{"apiban", "ipv4"}: {Packets: 5, Bytes: 300}}}
-	b := New(r, Options{APIURL: srv.URL, APIKey: "bouncer-key", UpdateFrequency: 50 * time.Millisecond,
-		Origins: []string{"apiban", "crowdsec"}, UserAgent: "test/1", MetricsInterval: 100 * time.Millisecond})
+	b := New(r, Options{StreamOptions: StreamOptions{APIURL: srv.URL, APIKey: "bouncer-key", UpdateFrequency: 50 * time.Millisecond,
+		Origins: []string{"apiban", "crowdsec"}, UserAgent: "test/1"}, MetricsInterval: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

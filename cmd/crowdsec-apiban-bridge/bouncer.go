@@ -50,22 +50,24 @@ func bouncerOptions(cfg *config.Config, l logrus.FieldLogger) bouncer.Options {
 		url = cfg.CrowdSec.LAPIURL
 	}
 	return bouncer.Options{
-		APIURL:             url,
-		APIKey:             bc.APIKey,
-		CertPath:           bc.CertPath,
-		KeyPath:            bc.KeyPath,
-		CACertPath:         bc.CACertPath,
-		InsecureSkipVerify: bc.InsecureSkipVerify,
-		UpdateFrequency:    bc.UpdateFrequency,
-		Resync:             bc.ResyncInterval,
-		Origins:            bc.Origins,
-		UserAgent:          name + "-bouncer/" + version,
-		Allowlist:          cfg.Allowlist.Prefixes,
-		KeepOnExit:         bc.KeepOnExit,
-		MinPrefixV4:        bc.MinPrefixV4,
-		MinPrefixV6:        bc.MinPrefixV6,
-		MetricsInterval:    bc.MetricsInterval,
-		Log:                l,
+		StreamOptions: bouncer.StreamOptions{
+			APIURL:             url,
+			APIKey:             bc.APIKey,
+			CertPath:           bc.CertPath,
+			KeyPath:            bc.KeyPath,
+			CACertPath:         bc.CACertPath,
+			InsecureSkipVerify: bc.InsecureSkipVerify,
+			UpdateFrequency:    bc.UpdateFrequency,
+			Origins:            bc.Origins,
+			UserAgent:          name + "-bouncer/" + version,
+		},
+		Resync:          bc.ResyncInterval,
+		Allowlist:       cfg.Allowlist.Prefixes,
+		KeepOnExit:      bc.KeepOnExit,
+		MinPrefixV4:     bc.MinPrefixV4,
+		MinPrefixV6:     bc.MinPrefixV6,
+		MetricsInterval: bc.MetricsInterval,
+		Log:             l,
 	}
 }
 

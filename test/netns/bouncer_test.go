@@ -65,8 +65,9 @@ func helper() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	b := bouncer.New(backend, bouncer.Options{
-		APIURL: os.Getenv(envLAPI), APIKey: os.Getenv(envKey), UpdateFrequency: time.Second,
-		UserAgent: "netns-test/1", Log: log,
+		StreamOptions: bouncer.StreamOptions{APIURL: os.Getenv(envLAPI), APIKey: os.Getenv(envKey), UpdateFrequency: time.Second,
+			UserAgent: "netns-test/1"},
+		Log: log,
 		// Usage metrics every second (the config's minimum is a minute),
 		// so that the test sees them reach LAPI.
 		MetricsInterval: time.Second,

@@ -75,8 +75,9 @@ func startBouncer(t *testing.T, l *lapitest.LAPI, key string, every time.Duratio
 	r := &reader{rec: bouncertest.NewRecorder(true), log: &bridgetest.Buffer{}}
 	logger := logrus.New()
 	logger.SetOutput(r.log)
-	r.b = bouncer.New(r.rec, bouncer.Options{APIURL: l.URL, APIKey: key, UpdateFrequency: 200 * time.Millisecond,
-		Resync: every, UserAgent: "resync-test/1", Log: logger, KeepOnExit: true})
+	r.b = bouncer.New(r.rec, bouncer.Options{
+		StreamOptions: bouncer.StreamOptions{APIURL: l.URL, APIKey: key, UpdateFrequency: 200 * time.Millisecond, UserAgent: "resync-test/1"},
+		Resync:        every, Log: logger, KeepOnExit: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.b.Run(ctx) }()

@@ -95,7 +95,7 @@ func TestBouncerAPIKeyWithCA(t *testing.T) {
 	needLAPI(t)
 	l, files := lapitest.StartTLS(t)
 	l.Cscli(t, "bouncers", "add", "tls-key-bouncer", "-k", bouncerKey)
-	r := startBouncer(t, l, bouncer.Options{APIKey: bouncerKey, CACertPath: files.CA})
+	r := startBouncer(t, l, bouncer.Options{StreamOptions: bouncer.StreamOptions{APIKey: bouncerKey, CACertPath: files.CA}})
 	assertReceives(t, l, r, "192.0.2.41")
 }
 
@@ -104,7 +104,7 @@ func TestBouncerAPIKeyWithCA(t *testing.T) {
 func TestBouncerClientCertificate(t *testing.T) {
 	needLAPI(t)
 	l, files := lapitest.StartTLS(t)
-	r := startBouncer(t, l, bouncer.Options{CertPath: files.BouncerCert, KeyPath: files.BouncerKey, CACertPath: files.CA})
+	r := startBouncer(t, l, bouncer.Options{StreamOptions: bouncer.StreamOptions{CertPath: files.BouncerCert, KeyPath: files.BouncerKey, CACertPath: files.CA}})
 	assertReceives(t, l, r, "192.0.2.42")
 	want := lapitest.Client{Name: lapitest.BouncerCN + "@127.0.0.1", AuthType: "tls"}
 	if got := l.Bouncers(t); !slices.Contains(got, want) {
@@ -121,7 +121,7 @@ func TestBouncerWrongCA(t *testing.T) {
 	l.Cscli(t, "bouncers", "add", "tls-key-bouncer", "-k", bouncerKey)
 	l.Cscli(t, "decisions", "add", "-i", "192.0.2.43", "-d", "1h")
 	std := captureStdLog(t)
-	r := startBouncer(t, l, bouncer.Options{APIKey: bouncerKey, CACertPath: files.WrongCA})
+	r := startBouncer(t, l, bouncer.Options{StreamOptions: bouncer.StreamOptions{APIKey: bouncerKey, CACertPath: files.WrongCA}})
 	const why = "x509: certificate signed by unknown authority"
 	if !bridgetest.Poll(15*time.Second, func() bool { return strings.Contains(std.String(), why) }) {
 		t.Fatalf("no log line says %q:\n%s", why, std.String())
@@ -143,7 +143,7 @@ func TestBouncerInsecureSkipVerify(t *testing.T) {
 	needLAPI(t)
 	l, _ := lapitest.StartTLS(t)
 	l.Cscli(t, "bouncers", "add", "tls-key-bouncer", "-k", bouncerKey)
-	r := startBouncer(t, l, bouncer.Options{APIKey: bouncerKey, InsecureSkipVerify: true})
+	r := startBouncer(t, l, bouncer.Options{StreamOptions: bouncer.StreamOptions{APIKey: bouncerKey, InsecureSkipVerify: true}})
 	assertReceives(t, l, r, "192.0.2.44")
 }
 
@@ -165,7 +165,7 @@ func captureStdLog(t *testing.T) *bridgetest.Buffer {
 func TestBouncerKeyAndCertificateRefused(t *testing.T) {
 	needLAPI(t)
 	l, files := lapitest.StartTLS(t)
-	r := startBouncer(t, l, bouncer.Options{APIKey: bouncerKey, CertPath: files.BouncerCert, KeyPath: files.BouncerKey, CACertPath: files.CA})
+	r := startBouncer(t, l, bouncer.Options{StreamOptions: bouncer.StreamOptions{APIKey: bouncerKey, CertPath: files.BouncerCert, KeyPath: files.BouncerKey, CACertPath: files.CA}})
 	select {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run accepted a key and a certificate together")

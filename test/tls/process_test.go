@@ -74,10 +74,10 @@ func TestBridgeAndBouncerInOneProcess(t *testing.T) {
 		wantTLS bool
 	}{
 		{"bouncer key", func(f *lapitest.TLSFiles) bouncer.Options {
-			return bouncer.Options{APIKey: bouncerKey, CACertPath: f.CA}
+			return bouncer.Options{StreamOptions: bouncer.StreamOptions{APIKey: bouncerKey, CACertPath: f.CA}}
 		}, false},
 		{"bouncer certificate", func(f *lapitest.TLSFiles) bouncer.Options {
-			return bouncer.Options{CertPath: f.BouncerCert, KeyPath: f.BouncerKey, CACertPath: f.CA}
+			return bouncer.Options{StreamOptions: bouncer.StreamOptions{CertPath: f.BouncerCert, KeyPath: f.BouncerKey, CACertPath: f.CA}}
 		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
