@@ -186,27 +186,14 @@ func (b *Bouncer) RunStream(ctx context.Context, stream <-chan *models.Decisions
 // is one transaction.
 func (b *Bouncer) RunAnswers(ctx context.Context, answers <-chan Answer) error {
 	defer b.shutdown()
-	needFull, first := true, true
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case a, ok := <-answers:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return errors.New("bouncer: decision stream closed")
-			}
-			switch {
-			case a.Full && !first:
-				needFull = b.resync(ctx, a.DecisionsStreamResponse)
-			default:
-				needFull = b.tick(ctx, a.DecisionsStreamResponse, needFull || a.Full)
-			}
-			first = false
+	needFull := true
+	return Consume(ctx, answers, "bouncer", func(a Answer, first bool) {
+		if a.Full && !first {
+			needFull = b.resync(ctx, a.DecisionsStreamResponse)
+			return
 		}
-	}
+		needFull = b.tick(ctx, a.DecisionsStreamResponse, needFull || a.Full)
+	})
 }
 
 // resync replaces the tracked decisions with LAPI's whole list and

@@ -131,3 +131,25 @@ func quiet(err error) error {
 	}
 	return err
 }
+
+// Consume hands each answer to apply, with first set for the stream's
+// first, until ctx ends (nil) or answers closes (an error naming reader):
+// the loop every reader of the stream runs.
+func Consume(ctx context.Context, answers <-chan Answer, reader string, apply func(a Answer, first bool)) error {
+	first := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case a, ok := <-answers:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New(reader + ": decision stream closed")
+			}
+			apply(a, first)
+			first = false
+		}
+	}
+}

@@ -26,32 +26,19 @@ const (
 // closes: a full answer replaces the set (logged on log with what
 // changed), any other is a delta.
 func Feed(ctx context.Context, set *Set, answers <-chan bouncer.Answer, log logrus.FieldLogger) error {
-	first := true
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case a, ok := <-answers:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return errors.New("mirror: decision stream closed")
-			}
-			if !a.Full || first {
-				set.Apply(a.DecisionsStreamResponse)
-				first = false
-				continue
-			}
-			added, removed := set.Replace(a.DecisionsStreamResponse)
-			l := log.WithFields(logrus.Fields{"added": added, "removed": removed, "entries": set.Len()})
-			if added+removed > 0 {
-				l.Warn("mirror: resync with LAPI's full list changed the served set (the stream had missed these changes)")
-			} else {
-				l.Info("mirror: resync with LAPI's full list: no change")
-			}
+	return bouncer.Consume(ctx, answers, "mirror", func(a bouncer.Answer, first bool) {
+		if !a.Full || first {
+			set.Apply(a.DecisionsStreamResponse)
+			return
 		}
-	}
+		added, removed := set.Replace(a.DecisionsStreamResponse)
+		l := log.WithFields(logrus.Fields{"added": added, "removed": removed, "entries": set.Len()})
+		if added+removed > 0 {
+			l.Warn("mirror: resync with LAPI's full list changed the served set (the stream had missed these changes)")
+		} else {
+			l.Info("mirror: resync with LAPI's full list: no change")
+		}
+	})
 }
 
 // Stream reads LAPI's decisions into set with the shared stream setup
