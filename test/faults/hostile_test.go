@@ -80,41 +80,40 @@ func TestHostileCyclingCursor(t *testing.T) {
 
 // A good page, then one whose ID is below it.
 func TestHostileDecreasingCursor(t *testing.T) {
-	r := newRig(t, rigOpts{})
-	r.feed(300, 92)
-	if code, out := r.once(); code != 0 {
-		t.Fatalf("first sync:\n%s", out)
-	}
-	start := r.sim.LastID()
-	r.feed(600, 93)
-	good := plus(t, start, 250)
-	for _, ip := range apibansim.PublicIPv4s(600, 93)[250:] {
-		delete(r.want, ip) // after the bad page: not yet
-	}
-	r.sim.FailNext(apibansim.NoFault, apibansim.FaultCursorBack)
-	r.wantHostile("page ID 3000 is lower than the requested cursor "+good+": the feed went back", good)
-	for _, ip := range apibansim.PublicIPv4s(600, 93) {
-		r.want[ip] = true
-	}
-	r.recovers()
+	goodPageThenHostile(t, 92, apibansim.FaultCursorBack, func(good string) string {
+		return "page ID 3000 is lower than the requested cursor " + good + ": the feed went back"
+	})
 }
 
 // A good page, then one of 251 entries.
 func TestHostileOverlongPage(t *testing.T) {
+	goodPageThenHostile(t, 95, apibansim.FaultOverlong, func(string) string {
+		return "page of 251 entries, more than APIBAN's 250 per page: refused whole"
+	})
+}
+
+// goodPageThenHostile syncs 300 addresses, lists 600 more, and serves one
+// good page of them before the fault: the sync fails with the message
+// want(good) and keeps the good page's cursor, LAPI holds the good page
+// and nothing after it, and the next sync, with the feed well again,
+// reaches the end.
+func goodPageThenHostile(t *testing.T, seed uint64, fault apibansim.Fault, want func(good string) string) {
+	t.Helper()
 	r := newRig(t, rigOpts{})
-	r.feed(300, 95)
+	r.feed(300, seed)
 	if code, out := r.once(); code != 0 {
 		t.Fatalf("first sync:\n%s", out)
 	}
 	start := r.sim.LastID()
-	r.feed(600, 96)
+	r.feed(600, seed+1)
 	good := plus(t, start, 250)
-	for _, ip := range apibansim.PublicIPv4s(600, 96)[250:] {
-		delete(r.want, ip)
+	more := apibansim.PublicIPv4s(600, seed+1)
+	for _, ip := range more[250:] {
+		delete(r.want, ip) // after the bad page: not yet
 	}
-	r.sim.FailNext(apibansim.NoFault, apibansim.FaultOverlong)
-	r.wantHostile("page of 251 entries, more than APIBAN's 250 per page: refused whole", good)
-	for _, ip := range apibansim.PublicIPv4s(600, 96) {
+	r.sim.FailNext(apibansim.NoFault, fault)
+	r.wantHostile(want(good), good)
+	for _, ip := range more {
 		r.want[ip] = true
 	}
 	r.recovers()
