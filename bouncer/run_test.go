@@ -150,3 +150,18 @@ func TestFollowRestartsWithTheFullList(t *testing.T) {
 		t.Errorf("%d startup pulls, want one per full answer (3): %v", startups, pulls)
 	}
 }
+
+// Every request of the stream has a deadline: go-cs-bouncer's own client
+// has none, and a LAPI that never answers would stop the reader for good.
+func TestStreamRequestsHaveADeadline(t *testing.T) {
+	sb, err := OpenStream(StreamOptions{APIURL: "http://127.0.0.1:1/", APIKey: "k", UpdateFrequency: 10 * time.Second, UserAgent: "test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sb.APIClient.GetClient().Timeout; got != 2*time.Minute {
+		t.Fatalf("stream client timeout %s, want 2m", got)
+	}
+	if got := StreamTimeout(5 * time.Minute); got != 10*time.Minute {
+		t.Fatalf("StreamTimeout(5m) = %s, want two polls", got)
+	}
+}

@@ -46,7 +46,18 @@ func OpenStream(o StreamOptions) (*csbouncer.StreamBouncer, error) {
 	if err := sb.Init(); err != nil {
 		return nil, fmt.Errorf("decision stream: %w", err)
 	}
+	// go-cs-bouncer's client has no timeout and its polls a context that
+	// only ends with the reader: a LAPI that accepts the connection and
+	// never answers would stop the stream for good.
+	sb.APIClient.GetClient().Timeout = StreamTimeout(o.UpdateFrequency)
 	return sb, nil
+}
+
+// StreamTimeout bounds one request of the stream: long enough for LAPI's
+// whole list (about 20 MB at 100,000 decisions), and never shorter than
+// two polls.
+func StreamTimeout(updateFrequency time.Duration) time.Duration {
+	return max(2*updateFrequency, 2*time.Minute)
 }
 
 // Answer is one answer of LAPI's decision stream. Full marks LAPI's whole
