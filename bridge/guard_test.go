@@ -169,3 +169,33 @@ func fmtPrefixes(ps []netip.Prefix) string {
 	}
 	return "[" + strings.Join(s, " ") + "]"
 }
+
+// The address cap counts what the decisions cover, not how many there
+// are: IPv4 addresses, and IPv6 /64s.
+func TestAddressCapCountsCoveredAddresses(t *testing.T) {
+	r := newRig(t)
+	r.opts.MaxAddressesPerSync = 1000
+	r.opts.MinPrefixV4, r.opts.MinPrefixV6 = 16, 32
+	r.feed.entries = []netip.Prefix{
+		netip.MustParsePrefix("45.1.0.0/24"),     // 256
+		netip.MustParsePrefix("45.2.0.0/24"),     // 512
+		netip.MustParsePrefix("2a01:db8::/62"),   // 4 /64s: 516
+		netip.MustParsePrefix("2a01:db9::1/128"), // 1: 517
+		netip.MustParsePrefix("45.3.0.0/23"),     // 512 more: 1,029, over the cap
+	}
+	rep, err := r.engine().Sync(context.Background(), false)
+	if !errors.Is(err, ErrFlood) || !rep.Flood || rep.Pushed != 0 {
+		t.Fatalf("err %v, report %+v: want the address cap to stop the push", err, rep)
+	}
+	if !strings.Contains(err.Error(), "cover 1029 addresses, more than decisions.max_addresses_per_sync (1000)") {
+		t.Fatalf("err %v does not name the count and the key", err)
+	}
+	if len(r.lapi.rows) != 0 {
+		t.Fatalf("LAPI got %d rows past the cap", len(r.lapi.rows))
+	}
+	for p, want := range map[string]uint64{"45.1.0.0/24": 256, "2a01:db8::/64": 1, "2a01:db8::/48": 65536, "2a01:db8::1/128": 1, "45.0.0.1/32": 1} {
+		if got := addresses(netip.MustParsePrefix(p)); got != want {
+			t.Errorf("addresses(%s) = %d, want %d", p, got, want)
+		}
+	}
+}
