@@ -2,7 +2,6 @@ package install
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -69,7 +68,7 @@ func testDropInCapabilities(t *testing.T, mode string) {
 	cfg := bridgetest.Config{
 		APIBAN: bridgetest.APIBAN{APIKey: apibanKey, URL: "http://" + simLn.Addr().String(),
 			MaxRequests: new(0), PollInterval: 10 * time.Second},
-		CrowdSec:   bridgetest.CrowdSec{LAPIURL: "http://" + forwardInto(t, ns, u.Host) + "/", Password: password},
+		CrowdSec:   bridgetest.CrowdSec{LAPIURL: "http://" + ns.Forward(t, "127.0.0.1:0", u.Host) + "/", Password: password},
 		StateFile:  filepath.Join(state, "state.json"),
 		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
 		Bouncer: bridgetest.Bouncer{Enabled: new(true), APIKey: bouncerKey, UpdateFrequency: time.Second,
@@ -178,37 +177,4 @@ func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
 	if err := os.WriteFile(dst, data, perm); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// forwardInto listens on 127.0.0.1 inside ns and relays each connection
-// to target, dialled from the test's namespace (LAPI listens on the
-// host's loopback only). It returns the address inside ns.
-func forwardInto(t *testing.T, ns *netns.NS, target string) string {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	ns.Do(t, func() { ln, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in) }()
-				_, _ = io.Copy(in, out)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }

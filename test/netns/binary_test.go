@@ -2,7 +2,6 @@ package netns
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -17,39 +16,6 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/bridgetest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 )
-
-// forward listens on 127.0.0.1 inside ns and relays each connection to
-// target (dialled from the test's namespace): LAPI listens on the host's
-// loopback only.
-func forward(t *testing.T, ns *NS, target string) string {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	ns.Do(t, func() { ln, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in) }()
-				_, _ = io.Copy(in, out)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // TestBinaryInNamespace runs the real binary, bridge and bouncer, inside
 // the "pbx" namespace: APIBAN lists an address, the bridge pushes it to
@@ -92,7 +58,7 @@ func TestBinaryInNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lapiURL := "http://" + forward(t, pbx, u.Host) + "/"
+	lapiURL := "http://" + pbx.Forward(t, "127.0.0.1:0", u.Host) + "/"
 	dir := t.TempDir()
 	cfgPath := bridgetest.Config{
 		APIBAN: bridgetest.APIBAN{APIKey: apibanKey, URL: "http://" + simLn.Addr().String(),

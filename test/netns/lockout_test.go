@@ -27,37 +27,6 @@ const (
 	wideBan  = "192.0.0.0/8"   // a /8 over the attackers
 )
 
-// forwardOn is forward listening on addr inside ns.
-func forwardOn(t *testing.T, ns *NS, addr, target string) string {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	ns.Do(t, func() { ln, err = net.Listen("tcp", addr) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in) }()
-				_, _ = io.Copy(in, out)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // udpEcho answers every datagram on addr (inside ns) and counts them by
 // source address.
 type udpEcho struct {
@@ -250,7 +219,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lapiURL := "http://" + forwardOn(t, atk, lapiAddr+":0", u.Host) + "/"
+	lapiURL := "http://" + atk.Forward(t, lapiAddr+":0", u.Host) + "/"
 	probe := newProbe(t, pbx, atk, banned, server, clean)
 	serverEcho := newUDPEcho(t, atk, server+":7000")
 	var tcpLn net.Listener

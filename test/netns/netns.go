@@ -7,6 +7,7 @@ package netns
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -148,4 +149,40 @@ func (n *NS) SendUDP(t *testing.T, src, dst string, port int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Forward listens on addr inside n and relays each connection to target,
+// dialled from the test's own namespace (LAPI listens on the host's
+// loopback only). It returns the address inside n; the listener closes
+// at test end.
+func (n *NS) Forward(t *testing.T, addr, target string) string {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	n.Do(t, func() { ln, err = net.Listen("tcp", addr) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go relay(in, target)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func relay(in net.Conn, target string) {
+	defer in.Close()
+	out, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	go func() { _, _ = io.Copy(out, in) }()
+	_, _ = io.Copy(in, out)
 }

@@ -111,7 +111,7 @@ func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
 	cfgPath := bridgetest.Config{
 		APIBAN: bridgetest.APIBAN{APIKey: apibanKey, URL: "http://" + simLn.Addr().String(),
 			MaxRequests: new(0), PollInterval: 10 * time.Second},
-		CrowdSec:   bridgetest.CrowdSec{LAPIURL: "http://" + forward(t, pbx, u.Host) + "/", Password: password},
+		CrowdSec:   bridgetest.CrowdSec{LAPIURL: "http://" + pbx.Forward(t, "127.0.0.1:0", u.Host) + "/", Password: password},
 		StateFile:  filepath.Join(root, "state", "state.json"),
 		Prometheus: bridgetest.Prometheus{Enabled: new(false)},
 		Bouncer:    bridgetest.Bouncer{Enabled: new(true), APIKey: bouncerKey, UpdateFrequency: time.Second, Mode: mode},

@@ -140,7 +140,7 @@ func testStock(t *testing.T, pkg StockPackage, bin, stockMode, ourMode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lapiURL := "http://" + forward(t, pbx, u.Host) + "/"
+	lapiURL := "http://" + pbx.Forward(t, "127.0.0.1:0", u.Host) + "/"
 
 	// The stock bouncer, with the package's configuration file and only
 	// what a test must change overridden.
