@@ -86,9 +86,11 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, certFile, keyFi
 	} else {
 		err = srv.Serve(ln)
 	}
-	<-done
 	if errors.Is(err, http.ErrServerClosed) {
+		<-done // Shutdown has returned
 		return nil
 	}
+	// The server never started (a bad certificate, a closed listener):
+	// said now, not when the daemon stops.
 	return err
 }

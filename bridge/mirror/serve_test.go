@@ -101,3 +101,27 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// A server that cannot start (here: a key file that is not a key) says
+// so at once, while its context is still live, not when it ends.
+func TestServeFailsAtOnceWhenItCannotStart(t *testing.T) {
+	certFile, _, _ := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, ln, NewHandler(readySet(), Options{Keys: []Key{{Name: "k", Key: testKey}}}), certFile, certFile)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Serve with a bad key file returned no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve with a bad key file did not return while its context was live")
+	}
+}
