@@ -231,7 +231,7 @@ func startParts(t *testing.T, ctx context.Context, cfg *config.Config) error {
 	logrus.SetOutput(io.Discard) // go-cs-bouncer logs to the global logger
 	if !cfg.APIBAN.Enabled {
 		// bouncer-only: no engine is wired
-	} else if _, err := wire(ctx, cfg, true, log); err != nil {
+	} else if _, err := wire(ctx, cfg, neverBan(ctx, cfg, log), true, log); err != nil {
 		return err
 	}
 	if !cfg.Bouncer.Enabled {

@@ -7,12 +7,13 @@ import (
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // startBouncer starts the embedded firewall bouncer when it is enabled and
 // returns a function that waits for it to stop (and clean up) once ctx
 // ends. A bouncer that cannot start is logged; the bridge keeps running.
-func startBouncer(ctx context.Context, cfg *config.Config, obs *observer, log *logrus.Logger) (wait func()) {
+func startBouncer(ctx context.Context, cfg *config.Config, never *neverban.Set, obs *observer, log *logrus.Logger) (wait func()) {
 	bc := cfg.Bouncer
 	if !bc.Enabled {
 		return func() {}
@@ -27,7 +28,7 @@ func startBouncer(ctx context.Context, cfg *config.Config, obs *observer, log *l
 		l.Warn(line)
 	}
 	opts := bouncerOptions(cfg, l)
-	opts.NeverBan = neverBan(ctx, cfg, l)
+	opts.NeverBan = never
 	b := bouncer.New(backend, opts)
 	if obs != nil && obs.m != nil {
 		obs.m.Registry().MustRegister(b.Collector())

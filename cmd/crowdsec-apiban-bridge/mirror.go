@@ -18,7 +18,7 @@ import (
 // returns a function that waits for it to stop once ctx ends. A mirror
 // that cannot listen is logged; the bridge keeps running. Keys are never
 // logged: only their names.
-func startMirror(ctx context.Context, cfg *config.Config, obs *observer, log *logrus.Logger) (wait func()) {
+func startMirror(ctx context.Context, cfg *config.Config, never *neverban.Set, obs *observer, log *logrus.Logger) (wait func()) {
 	mc := cfg.Mirror
 	if !mc.Enabled {
 		return func() {}
@@ -29,7 +29,7 @@ func startMirror(ctx context.Context, cfg *config.Config, obs *observer, log *lo
 		l.WithError(err).Error("mirror: cannot listen")
 		return func() {}
 	}
-	never := neverBan(ctx, cfg, l).With(neverban.ReasonAllowlist, cfg.Allowlist.Prefixes...)
+	never = never.With(neverban.ReasonAllowlist, cfg.Allowlist.Prefixes...)
 	set := mirror.NewSet(func(p netip.Prefix) bool { _, _, hit := never.Match(p); return !hit })
 	keys := make([]mirror.Key, len(mc.Keys))
 	names := make([]string, len(mc.Keys))

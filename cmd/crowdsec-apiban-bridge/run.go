@@ -111,7 +111,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			defer lock.Release()
 		}
 	}
-	engines, err := wire(ctx, cfg, f.dryRun, log)
+	// Read once: the host's addresses, gateways and resolvers, and the
+	// LAPI host's (a DNS lookup), for the engines, the bouncer and the
+	// mirror alike.
+	never := neverBan(ctx, cfg, log)
+	engines, err := wire(ctx, cfg, never, f.dryRun, log)
 	if err != nil {
 		log.WithError(err).Error("cannot start")
 		return 1
@@ -119,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f.once || f.dryRun {
 		return syncOnce(ctx, engines, f, stdout, log)
 	}
-	daemon(ctx, engines, cfg, f.full, log)
+	daemon(ctx, engines, cfg, never, f.full, log)
 	return 0
 }
 
@@ -140,12 +144,11 @@ func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
 // wire builds one engine per APIBAN set (config.Feeds), each with its
 // own feed client, LAPI client (its scenario) and state file; the feed
 // clients share one pacer, since APIBAN's rate limit is per key.
-func wire(ctx context.Context, cfg *config.Config, dryRun bool, log *logrus.Logger) ([]*bridge.Engine, error) {
+func wire(ctx context.Context, cfg *config.Config, never *neverban.Set, dryRun bool, log *logrus.Logger) ([]*bridge.Engine, error) {
 	gate := apiban.NewGate(cfg.APIBAN.MaxRequests, cfg.APIBAN.RateWindow)
-	never := neverBan(ctx, cfg, log).Prefixes()
 	var engines []*bridge.Engine
 	for _, f := range cfg.Feeds() {
-		e, err := wireSet(cfg, f, gate, never, dryRun, log)
+		e, err := wireSet(cfg, f, gate, never.Prefixes(), dryRun, log)
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +242,7 @@ func logReport(log *logrus.Logger, set string, rep bridge.Report, err error) {
 
 // daemon syncs every poll_interval until ctx ends; SIGUSR1 asks for a full
 // resync.
-func daemon(ctx context.Context, es []*bridge.Engine, cfg *config.Config, fullFirst bool, log *logrus.Logger) {
+func daemon(ctx context.Context, es []*bridge.Engine, cfg *config.Config, never *neverban.Set, fullFirst bool, log *logrus.Logger) {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -260,8 +263,8 @@ func daemon(ctx context.Context, es []*bridge.Engine, cfg *config.Config, fullFi
 	log.WithField("version", version).WithField("poll_interval", cfg.APIBAN.PollInterval).Info("starting")
 	obs := startObserver(ctx, es, cfg, log)
 	defer obs.close()
-	defer startBouncer(ctx, cfg, obs, log)() // waits for the bouncer's cleanup
-	defer startMirror(ctx, cfg, obs, log)()
+	defer startBouncer(ctx, cfg, never, obs, log)() // waits for the bouncer's cleanup
+	defer startMirror(ctx, cfg, never, obs, log)()
 	r := &round{sets: len(es)}
 	bridge.RunEach(ctx, es, bridge.Schedule{
 		Interval: cfg.APIBAN.PollInterval, RetryMin: min(10*time.Second, cfg.APIBAN.PollInterval),
