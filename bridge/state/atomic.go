@@ -10,16 +10,8 @@ import (
 	"path/filepath"
 )
 
-// WriteFileAtomic replaces path with data so that readers, and a crash at
-// any point, see either the old content or the new one.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeAtomic(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// writeAtomic is WriteFileAtomic with the content written by write.
+// writeAtomic replaces path with what write writes, so that readers, and
+// a crash at any point, see either the old content or the new one.
 func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {

@@ -105,9 +105,6 @@ func (s *Set) entries() []Entry {
 	return s.extra
 }
 
-// Entries returns the set's own entries (not the special table).
-func (s *Set) Entries() []Entry { return append([]Entry(nil), s.entries()...) }
-
 // Prefixes returns the prefixes of the set's own entries (not the special
 // table).
 func (s *Set) Prefixes() []netip.Prefix {
@@ -123,19 +120,8 @@ func (s *Set) Prefixes() []netip.Prefix {
 // IPv4-mapped p is judged as the IPv4 prefix it maps, a 6to4 one by the
 // IPv4 prefix it embeds (detail is then that entry in 6to4 form).
 func (s *Set) Match(p netip.Prefix) (reason string, detail netip.Prefix, ok bool) {
-	if !p.IsValid() {
-		return "", netip.Prefix{}, false
-	}
-	p = unmap(p.Masked())
-	if en, hit := matchSpecial(p); hit {
-		return en.Reason, en.Prefix, true
-	}
-	for _, en := range s.entries() {
-		if en.Prefix.Overlaps(p) {
-			return en.Reason, en.Prefix, true
-		}
-	}
-	return "", netip.Prefix{}, false
+	en, ok := s.MatchEntry(p)
+	return en.Reason, en.Prefix, ok
 }
 
 // MatchEntry is Match returning the whole entry (its note), for logs.
