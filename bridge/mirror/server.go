@@ -10,6 +10,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 )
 
 // Key is one client key and the name metrics and logs show instead.
@@ -258,26 +260,10 @@ func ParseV2(body io.Reader) (V2Request, string) {
 	default:
 		return V2Request{}, "invalid set"
 	}
-	id, ok := rawID(raw.ID)
-	if !ok {
+	id, err := apiban.DecodeID(raw.ID)
+	if err != nil {
 		return V2Request{}, "invalid id"
 	}
 	req.ID = id
 	return req, ""
-}
-
-// rawID accepts the id as a JSON string (what clients send) or number.
-func rawID(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", true
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, true
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String(), true
-	}
-	return "", false
 }

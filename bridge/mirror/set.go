@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 )
 
@@ -17,8 +18,8 @@ import (
 // no real entry can hide below it.
 const CursorBase = 1000
 
-// PageSize is APIBAN's page: at most 250 entries, oldest first.
-const PageSize = 250
+// PageSize is APIBAN's page, as the feed client reads it.
+const PageSize = apiban.PageSize
 
 // entry is one served address or range, ordered by id (its decision's).
 // Its text is made when a page is answered: keeping 100,000 strings

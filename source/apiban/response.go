@@ -39,7 +39,7 @@ func decodeReply(body []byte) (reply, error) {
 	if err := json.Unmarshal(body, &w); err != nil {
 		return reply{}, fmt.Errorf("body is not a JSON object: %w", err)
 	}
-	id, err := decodeID(w.ID)
+	id, err := DecodeID(w.ID)
 	if err != nil {
 		return reply{}, err
 	}
@@ -48,7 +48,9 @@ func decodeReply(body []byte) (reply, error) {
 }
 
 // decodeID takes the ID as a string (the service) or a number (mocks).
-func decodeID(raw json.RawMessage) (string, error) {
+// DecodeID reads APIBAN's ID field, which comes as a string or a
+// number; absent or null is "". The mirror reads its clients' IDs with it.
+func DecodeID(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
 	}
