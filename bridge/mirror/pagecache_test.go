@@ -54,3 +54,12 @@ func TestPageCacheIgnoresAnOlderGeneration(t *testing.T) {
 		t.Fatal("a page of an older generation was kept")
 	}
 }
+
+// The mirror reads a decision as the embedded bouncer does: a zoned
+// address is no address to serve, a mapped one is served as IPv4.
+func TestSetReadsDecisionsAsTheBouncer(t *testing.T) {
+	s := readySet(decision(1, "Ip", "2001:db8::1%eth0"), decision(2, "Ip", "::ffff:203.0.113.5"), decision(3, "Range", "198.51.100.7/24"))
+	if got := s.All(); len(got) != 2 || got[0] != "203.0.113.5" || got[1] != "198.51.100.0/24" {
+		t.Fatalf("served %q, want the mapped address unmapped, the range masked, the zoned one left out", got)
+	}
+}

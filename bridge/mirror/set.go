@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 	"github.com/crowdsecurity/crowdsec/pkg/models"
 )
@@ -145,25 +146,10 @@ func (s *Set) accept(d *models.Decision) (netip.Prefix, bool) {
 	if d == nil || d.Type == nil || d.Value == nil || d.Scope == nil || !strings.EqualFold(*d.Type, "ban") {
 		return netip.Prefix{}, false
 	}
-	var p netip.Prefix
-	switch strings.ToLower(*d.Scope) {
-	case "ip":
-		a, err := netip.ParseAddr(*d.Value)
-		if err != nil {
-			return p, false
-		}
-		a = a.Unmap()
-		p = netip.PrefixFrom(a, a.BitLen())
-	case "range":
-		q, err := netip.ParsePrefix(*d.Value)
-		if err != nil {
-			return p, false
-		}
-		if q.Addr().Is4In6() {
-			q = netip.PrefixFrom(q.Addr().Unmap(), q.Bits()-96)
-		}
-		p = q.Masked()
-	default:
+	// The bouncer's reading of a decision, so that the mirror serves
+	// exactly what the embedded bouncer would enforce.
+	p, err := bouncer.ParseValue(*d.Scope, *d.Value)
+	if err != nil {
 		return p, false
 	}
 	return p, p.IsValid() && s.keep(p)
