@@ -196,6 +196,21 @@ func (b *Bouncer) RunAnswers(ctx context.Context, answers <-chan Answer) error {
 	})
 }
 
+// forgetSkipsNotIn keeps the logged-once marks only of the decisions LAPI
+// still holds: the ones a resync drops were never reported deleted, so
+// the marks would otherwise pile up for the life of the process.
+func (b *Bouncer) forgetSkipsNotIn(resp *models.DecisionsStreamResponse) {
+	held := make(map[int64]bool)
+	if resp != nil {
+		for _, d := range resp.New {
+			if d != nil {
+				held[d.ID] = true
+			}
+		}
+	}
+	maps.DeleteFunc(b.skipped, func(id int64, _ bool) bool { return !held[id] })
+}
+
 // resync replaces the tracked decisions with LAPI's whole list and
 // rebuilds the kernel objects from it: what LAPI deleted without telling
 // the stream goes, what the stream never sent comes. It logs and counts
@@ -203,6 +218,7 @@ func (b *Bouncer) RunAnswers(ctx context.Context, answers <-chan Answer) error {
 func (b *Bouncer) resync(ctx context.Context, resp *models.DecisionsStreamResponse) bool {
 	before := b.tracker.desired()
 	b.tracker = newTracker()
+	b.forgetSkipsNotIn(resp)
 	needFull := b.tick(ctx, resp, true)
 	after := b.tracker.desired()
 	added, removed := 0, 0

@@ -700,3 +700,30 @@ func TestBanLongerThanTheKernelTakes(t *testing.T) {
 	h.tick(nil, nil)
 	h.noRebuild()
 }
+
+// A resync forgets the logged-once marks of skipped decisions LAPI no
+// longer holds (LAPI never reports them deleted), and keeps the others.
+func TestResyncForgetsSkipsLAPINoLongerHolds(t *testing.T) {
+	r := bouncertest.NewRecorder(false)
+	b := New(r, Options{MinPrefixV4: 16})
+	answers := make(chan Answer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.RunAnswers(ctx, answers) }()
+	answers <- Answer{Full: true, DecisionsStreamResponse: &models.DecisionsStreamResponse{New: []*models.Decision{
+		ban(1, "45.0.0.0/8", "1h"), ban(2, "46.0.0.0/8", "1h"), ban(3, "198.51.100.1", "1h")}}}
+	answers <- Answer{DecisionsStreamResponse: &models.DecisionsStreamResponse{}}
+	if n := b.SkipMarks(); n != 2 {
+		t.Fatalf("%d skip marks after two too-wide decisions, want 2", n)
+	}
+	answers <- Answer{Full: true, DecisionsStreamResponse: &models.DecisionsStreamResponse{New: []*models.Decision{
+		ban(2, "46.0.0.0/8", "1h"), ban(3, "198.51.100.1", "1h")}}}
+	answers <- Answer{DecisionsStreamResponse: &models.DecisionsStreamResponse{}}
+	if n := b.SkipMarks(); n != 1 {
+		t.Fatalf("%d skip marks after a resync without decision 1, want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -31,3 +31,7 @@ func (u *Usage) Update(m *models.RemediationComponentsMetrics, interval time.Dur
 
 // Dropped is the drop counters since start, across rebuilds.
 func (b *Bouncer) Dropped() (map[DropKey]Counters, bool) { return b.dropped() }
+
+// SkipMarks is how many skipped decisions the bouncer remembers having
+// logged.
+func (b *Bouncer) SkipMarks() int { return len(b.skipped) }
