@@ -68,7 +68,8 @@ type fakeLAPI struct {
 	edges     int // Edge calls
 	reads     int // Active calls
 	failPush  error
-	storeFail bool // the failing push still stores its rows (lost answer)
+	edgeErr   error // every Edge fails with it
+	storeFail bool  // the failing push still stores its rows (lost answer)
 	allow     []allowlist.Entry
 	allowErr  error
 	onPush    func() // called at the start of every push
@@ -123,6 +124,9 @@ func (l *fakeLAPI) Active(_ context.Context, now time.Time) (lapi.Holdings, erro
 
 func (l *fakeLAPI) Edge(_ context.Context, newest bool) (int64, bool, error) {
 	l.edges++
+	if l.edgeErr != nil {
+		return 0, false, l.edgeErr
+	}
 	var id int64
 	found := false
 	for a, ps := range l.alerts {

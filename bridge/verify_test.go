@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -194,5 +195,23 @@ func TestAnotherWritersNewerAlertIsLearnedOnce(t *testing.T) {
 	}
 	if reads != 1 {
 		t.Fatalf("%d read-backs in 4 syncs, want exactly 1 (to learn the new alert)", reads)
+	}
+}
+
+// A check LAPI cannot answer in time does not stop new bans: the sync
+// goes on without it, and the next one checks again.
+func TestAFailedCheckDoesNotStopTheSync(t *testing.T) {
+	r, e := syncedRig(t)
+	r.lapi.edgeErr = errors.New("context deadline exceeded")
+	r.feed.add(10)
+	rep := r.sync(t, e, false)
+	if rep.Pushed != 10 || rep.ReadBack != "" {
+		t.Fatalf("report %+v: want the 10 new pushed, no read-back", rep)
+	}
+	r.lapi.edgeErr = nil
+	edges := r.lapi.edges
+	r.sync(t, e, false)
+	if r.lapi.edges != edges+1 {
+		t.Fatal("the next sync did not check again")
 	}
 }
