@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bufio"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -167,12 +168,14 @@ func (h *Handler) ipsetList(w http.ResponseWriter, r *http.Request) {
 		all := h.set.All()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
-		var b strings.Builder
+		// Straight to the connection: no second copy of a list that is
+		// 1.6 MB at 100,000 entries.
+		bw := bufio.NewWriter(w)
 		for _, s := range all {
-			b.WriteString(s)
-			b.WriteByte('\n')
+			_, _ = bw.WriteString(s)
+			_ = bw.WriteByte('\n')
 		}
-		_, _ = io.WriteString(w, b.String())
+		_ = bw.Flush()
 		h.m.served(len(all))
 	})
 }
