@@ -7,23 +7,29 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 )
 
-// ActiveSet maps prefixes to the end of their decision, in about a sixth
-// of the memory of a map[netip.Prefix]time.Time: at a million entries
-// that map was most of a full sync's peak RSS (docs/benchmarks.md). An
-// end is kept as unix seconds, which is all the state file keeps of it
-// anyway. A single IPv4 address (nearly all of the feed) is a uint32 key
-// with a uint32 end (8 bytes a slot; ends outside 1970 to 2106 go with
-// the next kind); another IPv4 prefix is one uint64 key (address << 8 |
-// length); other prefixes (IPv6, rare in the feed) go in a map of their
-// own. The zero value is an empty set.
+// ActiveSet maps prefixes to the end of their decision, kept as unix
+// seconds (all the state file keeps of it). A single IPv4 address with
+// an end from 1970 to 2106 (nearly all of the feed) is one uint64,
+// address << 32 | end: those of the last snapshot sit in a sorted slice
+// read straight from the file, so loading a state costs no hashing
+// (docs/benchmarks.md), and those set since in a map beside it. Another
+// IPv4 prefix is one uint64 key (address << 8 | length); other prefixes
+// (IPv6, rare in the feed) go in a map of their own. The zero value is
+// an empty set.
 type ActiveSet struct {
-	single map[uint32]uint32
-	v4     map[uint64]int64
-	other  map[netip.Prefix]int64
+	// base is sorted by address; an end of 0 marks an entry deleted
+	// since (ends are never 0: that is 1970), and baseLive counts the
+	// others.
+	base     []uint64
+	baseLive int
+	single   map[uint32]uint32
+	v4       map[uint64]int64
+	other    map[netip.Prefix]int64
 }
 
 // NewActiveSet returns an empty set with room for n single IPv4 addresses.
@@ -51,11 +57,25 @@ func prefix4(k uint64) netip.Prefix {
 // single32 reports whether k is a single address, and its address.
 func single32(k uint64) (uint32, bool) { return uint32(k >> 8), k&0xff == 32 }
 
-// fits32 reports whether an end fits a uint32.
-func fits32(u int64) bool { return u >= 0 && u <= math.MaxUint32 }
+// fitsSingle reports whether an end fits the packed form of a single
+// address: a uint32, and not 0, which marks a deleted base entry.
+func fitsSingle(u int64) bool { return u > 0 && u <= math.MaxUint32 }
+
+// packed is a base entry.
+func packed(addr, until uint32) uint64 { return uint64(addr)<<32 | uint64(until) }
+
+// findBase returns the index of addr in base, or -1.
+func (a *ActiveSet) findBase(addr uint32) int {
+	lo := uint64(addr) << 32
+	i := sort.Search(len(a.base), func(i int) bool { return a.base[i] >= lo })
+	if i < len(a.base) && uint32(a.base[i]>>32) == addr {
+		return i
+	}
+	return -1
+}
 
 // Len is the number of prefixes in the set.
-func (a *ActiveSet) Len() int { return len(a.single) + len(a.v4) + len(a.other) }
+func (a *ActiveSet) Len() int { return a.baseLive + len(a.single) + len(a.v4) + len(a.other) }
 
 // Get returns the end of p's decision, to the second.
 func (a *ActiveSet) Get(p netip.Prefix) (time.Time, bool) {
@@ -76,6 +96,9 @@ func (a *ActiveSet) getUnix(p netip.Prefix) (int64, bool) {
 		if u, ok := a.single[addr]; ok {
 			return int64(u), true
 		}
+		if i := a.findBase(addr); i >= 0 && uint32(a.base[i]) != 0 {
+			return int64(uint32(a.base[i])), true
+		}
 	}
 	u, ok := a.v4[k]
 	return u, ok
@@ -93,23 +116,40 @@ func (a *ActiveSet) setUnix(p netip.Prefix, until int64) {
 		a.other[p] = until
 		return
 	}
-	if addr, ok := single32(k); ok && fits32(until) {
-		if a.single == nil {
-			a.single = make(map[uint32]uint32)
+	addr, single := single32(k)
+	if single && fitsSingle(until) {
+		if i := a.findBase(addr); i >= 0 {
+			if uint32(a.base[i]) == 0 {
+				a.baseLive++
+			}
+			a.base[i] = packed(addr, uint32(until))
+		} else {
+			if a.single == nil {
+				a.single = make(map[uint32]uint32)
+			}
+			a.single[addr] = uint32(until)
 		}
-		a.single[addr] = uint32(until)
 		if len(a.v4) > 0 {
 			delete(a.v4, k) // it may have had an end that did not fit
 		}
 		return
 	}
-	if addr, ok := single32(k); ok {
-		delete(a.single, addr)
+	if single {
+		a.deleteSingle(addr)
 	}
 	if a.v4 == nil {
 		a.v4 = make(map[uint64]int64)
 	}
 	a.v4[k] = until
+}
+
+// deleteSingle forgets the packed form of a single address.
+func (a *ActiveSet) deleteSingle(addr uint32) {
+	delete(a.single, addr)
+	if i := a.findBase(addr); i >= 0 && uint32(a.base[i]) != 0 {
+		a.base[i] = packed(addr, 0)
+		a.baseLive--
+	}
 }
 
 // Delete forgets p.
@@ -120,7 +160,7 @@ func (a *ActiveSet) Delete(p netip.Prefix) {
 		return
 	}
 	if addr, ok := single32(k); ok {
-		delete(a.single, addr)
+		a.deleteSingle(addr)
 	}
 	delete(a.v4, k)
 }
@@ -139,6 +179,11 @@ func (a *ActiveSet) All() iter.Seq2[netip.Prefix, time.Time] {
 
 func (a *ActiveSet) allUnix() iter.Seq2[netip.Prefix, int64] {
 	return func(yield func(netip.Prefix, int64) bool) {
+		for _, e := range a.base {
+			if uint32(e) != 0 && !yield(prefix4(e>>32<<8|32), int64(uint32(e))) {
+				return
+			}
+		}
 		for addr, u := range a.single {
 			if !yield(prefix4(uint64(addr)<<8|32), int64(u)) {
 				return
@@ -159,15 +204,15 @@ func (a *ActiveSet) allUnix() iter.Seq2[netip.Prefix, int64] {
 
 // Clone returns a copy of a that shares nothing with it.
 func (a *ActiveSet) Clone() ActiveSet {
-	c := ActiveSet{single: make(map[uint32]uint32, len(a.single)), v4: make(map[uint64]int64, len(a.v4)), other: make(map[netip.Prefix]int64, len(a.other))}
+	c := ActiveSet{base: slices.Clone(a.base), baseLive: a.baseLive}
 	for addr, u := range a.single {
-		c.single[addr] = u
+		c.setUnix(prefix4(uint64(addr)<<8|32), int64(u))
 	}
 	for k, u := range a.v4 {
-		c.v4[k] = u
+		c.setUnix(prefix4(k), u)
 	}
 	for p, u := range a.other {
-		c.other[p] = u
+		c.setUnix(p, u)
 	}
 	return c
 }
@@ -187,6 +232,12 @@ func (a *ActiveSet) Equal(b *ActiveSet) bool {
 
 // deleteFunc forgets every prefix whose end del returns true for.
 func (a *ActiveSet) deleteFunc(del func(until int64) bool) {
+	for i, e := range a.base {
+		if u := uint32(e); u != 0 && del(int64(u)) {
+			a.base[i] = e &^ math.MaxUint32
+			a.baseLive--
+		}
+	}
 	for addr, u := range a.single {
 		if del(int64(u)) {
 			delete(a.single, addr)
@@ -206,6 +257,11 @@ func (a *ActiveSet) deleteFunc(del func(until int64) bool) {
 
 // clamp moves every end later than limit to limit.
 func (a *ActiveSet) clamp(limit int64) {
+	for _, e := range a.base {
+		if u := uint32(e); u != 0 && int64(u) > limit {
+			a.setUnix(prefix4(e>>32<<8|32), limit) // limit may not fit
+		}
+	}
 	for addr, u := range a.single {
 		if int64(u) > limit {
 			a.setUnix(prefix4(uint64(addr)<<8|32), limit)
@@ -221,6 +277,50 @@ func (a *ActiveSet) clamp(limit int64) {
 			a.other[p] = limit
 		}
 	}
+}
+
+// singles returns every packed single address, sorted: the base's live
+// entries merged with the map's. It shares nothing with a.
+func (a *ActiveSet) singles() []uint64 {
+	added := make([]uint64, 0, len(a.single))
+	for addr, u := range a.single {
+		added = append(added, packed(addr, u))
+	}
+	slices.Sort(added)
+	out := make([]uint64, 0, a.baseLive+len(added))
+	i := 0
+	for _, e := range a.base {
+		if uint32(e) == 0 {
+			continue
+		}
+		for i < len(added) && added[i] < e {
+			out = append(out, added[i])
+			i++
+		}
+		out = append(out, e)
+	}
+	return append(out, added[i:]...)
+}
+
+// setBase makes sorted (from singles, or a file) all of a's packed
+// single addresses. It refuses entries out of order, repeated, or with
+// an end of 0, and then leaves a as it was.
+func (a *ActiveSet) setBase(sorted []uint64) error {
+	for i, e := range sorted {
+		if uint32(e) == 0 {
+			return fmt.Errorf("entry %d (%s) has no end", i, prefix4(e>>32<<8|32))
+		}
+		if i > 0 && e>>32 <= sorted[i-1]>>32 {
+			return fmt.Errorf("entry %d (%s) is out of order", i, prefix4(e>>32<<8|32))
+		}
+	}
+	a.adoptBase(sorted)
+	return nil
+}
+
+// adoptBase is setBase for what singles returned, which needs no check.
+func (a *ActiveSet) adoptBase(sorted []uint64) {
+	a.base, a.baseLive, a.single = sorted, len(sorted), nil
 }
 
 // Until is Get without the flag: the zero time when p is not in the set.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -81,5 +82,66 @@ func TestActiveSetEndsOutsideUint32(t *testing.T) {
 	a.Delete(p)
 	if a.Len() != 0 {
 		t.Fatalf("Len %d after Delete", a.Len())
+	}
+}
+
+// TestActiveSetAgainstMap drives a set through random Sets, Deletes,
+// prunes, clamps and snapshots (which move what was set since into the
+// sorted base) beside a plain map, and checks they always agree.
+func TestActiveSetAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	prefixes := []netip.Prefix{netip.MustParsePrefix("2001:db8::/48"), netip.MustParsePrefix("198.51.100.0/24")}
+	for i := range 60 {
+		prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32))
+	}
+	ends := []int64{-1, 0, 1, 1_800_000_000, 1_800_000_500, 1<<32 - 1, 1 << 32}
+	var a ActiveSet
+	model := map[netip.Prefix]int64{}
+	for step := range 5000 {
+		p := prefixes[rng.IntN(len(prefixes))]
+		switch op := rng.IntN(20); {
+		case op < 10:
+			u := ends[rng.IntN(len(ends))]
+			a.setUnix(p, u)
+			model[p] = u
+		case op < 15:
+			a.Delete(p)
+			delete(model, p)
+		case op < 17:
+			a.adoptBase(a.singles())
+		case op < 18:
+			limit := ends[rng.IntN(len(ends))]
+			a.deleteFunc(func(u int64) bool { return u <= limit })
+			maps.DeleteFunc(model, func(_ netip.Prefix, u int64) bool { return u <= limit })
+		case op < 19:
+			limit := ends[rng.IntN(len(ends))]
+			a.clamp(limit)
+			for q, u := range model {
+				model[q] = min(u, limit)
+			}
+		default:
+			c := a.Clone()
+			a.Delete(p) // the clone must not see it
+			if c.Len() != len(model) {
+				t.Fatalf("step %d: clone has %d, want %d", step, c.Len(), len(model))
+			}
+			a = c
+		}
+		got := map[netip.Prefix]int64{}
+		for q, u := range a.allUnix() {
+			if _, twice := got[q]; twice {
+				t.Fatalf("step %d: %s yielded twice", step, q)
+			}
+			got[q] = u
+		}
+		if a.Len() != len(model) || !maps.Equal(got, model) {
+			t.Fatalf("step %d: Len %d, set %v\nwant %v", step, a.Len(), got, model)
+		}
+		for _, q := range prefixes {
+			u, ok := a.getUnix(q)
+			if w, wok := model[q]; ok != wok || u != w {
+				t.Fatalf("step %d: getUnix(%s) = %d, %v; want %d, %v", step, q, u, ok, w, wok)
+			}
+		}
 	}
 }

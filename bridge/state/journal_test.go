@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"fmt"
 	"hash/crc32"
 	"maps"
 	"net/netip"
@@ -237,32 +238,45 @@ func TestJournalCompaction(t *testing.T) {
 	assertSame(t, again, want)
 }
 
-// A version 1 file (before the journal) loads; its first write is a
-// whole snapshot, never a record no generation could claim.
-func TestVersion1FileLoadsAndIsRewritten(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.json")
-	v1 := `{"version":1,"cursor":"7","alerts":[{"id":3,"u":1800000000}],"active":[{"p":"45.0.0.1/32","u":1800000000}]}`
-	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Load(path)
-	if err != nil || s.Cursor != "7" || s.Active.Len() != 1 || len(s.Alerts) != 1 {
-		t.Fatalf("v1: %v %+v", err, s)
-	}
-	s.Add(pfx(2), t0)
-	if err := s.Append(path); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(JournalPath(path)); !os.IsNotExist(err) {
-		t.Fatalf("the first write after a v1 file must be a snapshot: %v", err)
-	}
-	data, _ := os.ReadFile(path)
-	if !bytes.HasPrefix(data, []byte(`{"version":2,"journal":`)) {
-		t.Fatalf("rewritten as %.60s", data)
-	}
-	got, err := Load(path)
-	if err != nil || got.Active.Len() != 2 {
-		t.Fatalf("after rewrite: %v %v", err, got.Active)
+// Files of older layouts load: version 1 (before the journal) and 2
+// (before the singles). The first write after one is a whole snapshot,
+// never a record no generation could claim; Compact makes it at once.
+func TestOlderFilesLoadAndAreRewritten(t *testing.T) {
+	for _, old := range []string{
+		`{"version":1,"cursor":"7","alerts":[{"id":3,"u":1800000000}],"active":[{"p":"45.0.0.1/32","u":1800000000}]}`,
+		`{"version":2,"journal":9,"cursor":"7","alerts":[{"id":3,"u":1800000000}],"active":[{"p":"45.0.0.1/32","u":1800000000}]}`,
+	} {
+		for _, write := range []string{"Append", "Compact"} {
+			path := filepath.Join(t.TempDir(), "state.json")
+			if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Load(path)
+			if err != nil || s.Cursor != "7" || s.Active.Len() != 1 || len(s.Alerts) != 1 {
+				t.Fatalf("%.12s: %v %+v", old, err, s)
+			}
+			s.Add(pfx(2), t0)
+			if write == "Append" {
+				err = s.Append(path)
+			} else if done, cerr := s.Compact(path); !done {
+				err = fmt.Errorf("Compact did not rewrite the file (%v)", cerr)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(JournalPath(path)); !os.IsNotExist(err) {
+				t.Fatalf("%.12s %s: the first write must be a snapshot: %v", old, write, err)
+			}
+			data, _ := os.ReadFile(path)
+			if !bytes.HasPrefix(data, []byte(`{"version":3,"journal":`)) {
+				t.Fatalf("%.12s %s: rewritten as %.60s", old, write, data)
+			}
+			got, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSame(t, got, s)
+		}
 	}
 }
 

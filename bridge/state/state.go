@@ -8,6 +8,7 @@
 package state
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -55,12 +56,6 @@ type State struct {
 	pending struct {
 		prefixes, alerts []change
 		record           []byte
-	}
-	// scratch holds Encode's buffers; the file itself is written in
-	// chunks.
-	scratch struct {
-		chunk   []byte
-		v4, tmp []entry4
 	}
 }
 
@@ -135,7 +130,6 @@ func Load(path string) (*State, error) {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	s.disk.snapshotSize = int64(len(data))
-	s.disk.needSnapshot = s.gen == 0 // a file from before the journal
 	if s.gen != 0 {
 		if err := s.readJournal(path); err != nil {
 			return nil, err
@@ -150,10 +144,14 @@ func (s *State) Save(path string) error {
 	old := s.gen
 	s.gen = newGeneration(old)
 	var size int64
+	var singles []uint64
 	err := writeAtomic(path, 0o600, func(w io.Writer) error {
-		cw := &countingWriter{w: w}
+		bw := bufio.NewWriterSize(w, 64<<10)
+		cw := &countingWriter{w: bw}
 		var err error
-		s.scratch.chunk, err = s.encode(s.scratch.chunk[:0], cw)
+		if singles, err = s.encode(cw); err == nil {
+			err = bw.Flush()
+		}
 		size = cw.n
 		return err
 	})
@@ -163,9 +161,9 @@ func (s *State) Save(path string) error {
 		s.gen, s.disk.needSnapshot = old, true
 		return err
 	}
-	// Snapshots are rare now (a compaction, a full sync): the daemon
-	// need not keep 32 bytes per entry of sort buffers between them.
-	s.scratch.v4, s.scratch.tmp = nil, nil
+	// What the file holds, sorted, is what the next Load would read:
+	// keeping it as the base empties the map of addresses added since.
+	s.Active.adoptBase(singles)
 	s.disk.snapshotSize, s.disk.needSnapshot, s.disk.damaged = size, false, false
 	s.pending.prefixes, s.pending.alerts = s.pending.prefixes[:0], s.pending.alerts[:0]
 	// The old journal's records carry the old generation and are
@@ -204,10 +202,10 @@ const (
 )
 
 // Compact writes a new snapshot when the journal has grown past its
-// share and reports whether it did.
+// share, or the file is of an older layout, and reports whether it did.
 func (s *State) Compact(path string) (bool, error) {
 	j := s.disk.journalValid
-	if j < compactMin || j*compactRatio < s.disk.snapshotSize {
+	if !s.disk.needSnapshot && (j < compactMin || j*compactRatio < s.disk.snapshotSize) {
 		return false, nil
 	}
 	return true, s.Save(path)

@@ -77,7 +77,7 @@ func (t *table) print(w io.Writer) {
 			verdict(allEqual(r.pushed, r.added))+fmt.Sprintf("; LAPI holds %s", benchfmt.Num(r.lapiTotal)))
 		row("2", what+": bridge process CPU (user+sys), median",
 			fmt.Sprintf("%s (user %s, sys %s; %s wall; all runs %s to %s)", benchfmt.Ms(m.cpu()), benchfmt.Ms(m.user), benchfmt.Ms(m.sys), benchfmt.Ms(m.wall), benchfmt.Ms(lo), benchfmt.Ms(hi)),
-			"< 100 ms", verdict(m.cpu() < 100*time.Millisecond))
+			"< 30 ms", verdict(m.cpu() < 30*time.Millisecond))
 	}
 	for _, b := range t.gobench {
 		if strings.HasPrefix(b.name, "BenchmarkEdge") {
@@ -90,7 +90,7 @@ func (t *table) print(w io.Writer) {
 				continue
 			}
 			row("2", fmt.Sprintf("Go: `%s` (Engine.Sync, in-memory LAPI and feed): CPU (wall)", b.name),
-				fmt.Sprintf("%s/op (%s/op wall, fsyncs included)", benchfmt.Ms(time.Duration(cpu)), benchfmt.Ms(time.Duration(b.nsPerOp))), "< 100 ms", verdict(cpu < 100e6))
+				fmt.Sprintf("%s/op (%s/op wall, fsyncs included)", benchfmt.Ms(time.Duration(cpu)), benchfmt.Ms(time.Duration(b.nsPerOp))), "< 30 ms", verdict(cpu < 30e6))
 		}
 	}
 	if len(t.kernel) == 0 {
