@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -66,7 +67,6 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 	}
 
 	found, lookupErr := lc.Lookup(ctx, addr)
-	ours := false
 	switch {
 	case lookupErr != nil:
 		row(w, "LAPI decisions", "unknown: %v", lookupErr)
@@ -79,25 +79,21 @@ func check(ctx context.Context, cfg *config.Config, lc *lapi.Client, arg string,
 			if i == 0 {
 				key = "LAPI decisions"
 			}
-			ours = ours || d.Origin == cfg.Decisions.Origin
 			// Quoted: origins and scenarios are whatever LAPI's writers
 			// sent.
 			row(w, key, "%q by origin %q (%q, %s %q, %s left)", d.Type, d.Origin, d.Scenario, d.Scope, d.Value, d.Left.Round(time.Second))
 		}
 	}
-
-	if st, err := state.Load(cfg.Feeds()[0].StateFile); err == nil {
-		switch {
-		case !st.ActiveAt(single, now):
-			row(w, "bridge state", "not pushed by this bridge")
-		case lookupErr == nil && !ours && !allowed:
-			// docs/operations.md: the operator-delete contract.
-			row(w, "bridge state", "pushed until %s, but LAPI no longer holds it (lost, or `cscli decisions delete`): "+
-				"the next repair pushes it again; to keep it out, add it to `cscli allowlists` or allowlist.cidrs",
-				st.Active.Until(single).Format(time.RFC3339))
-		default:
-			row(w, "bridge state", "pushed, decision until %s", st.Active.Until(single).Format(time.RFC3339))
+	feeds := cfg.Feeds()
+	for _, f := range feeds {
+		key := "bridge state"
+		if len(feeds) > 1 {
+			key += " (" + f.Set + ")"
 		}
+		held := lookupErr == nil && slices.ContainsFunc(found, func(d lapi.Found) bool {
+			return d.Origin == cfg.Decisions.Origin && d.Scenario == f.Scenario
+		})
+		stateRow(w, key, f.StateFile, single, now, lookupErr == nil && !held && !allowed)
 	}
 	kernelRows(ctx, cfg.Bouncer, addr, w, newBackend)
 	return ok
@@ -151,5 +147,26 @@ func kernelRows(ctx context.Context, bc config.Bouncer, addr netip.Addr, w io.Wr
 			}
 			row(w, k, "in %s (%s%s)", m.Set, m.Prefix, detail)
 		}
+	}
+}
+
+// stateRow says what the state file at path records of single; lost says
+// LAPI was asked and holds no decision of this set for it.
+func stateRow(w io.Writer, key, path string, single netip.Prefix, now time.Time, lost bool) {
+	st, err := state.Load(path)
+	switch {
+	case errors.Is(err, state.ErrNotExist):
+		row(w, key, "no state file yet (%s)", path)
+	case err != nil:
+		row(w, key, "unknown: %v", err)
+	case !st.ActiveAt(single, now):
+		row(w, key, "not pushed by this bridge")
+	case lost:
+		// docs/operations.md: the operator-delete contract.
+		row(w, key, "pushed until %s, but LAPI no longer holds it (lost, or `cscli decisions delete`): "+
+			"the next repair pushes it again; to keep it out, add it to `cscli allowlists` or allowlist.cidrs",
+			st.Active.Until(single).Format(time.RFC3339))
+	default:
+		row(w, key, "pushed, decision until %s", st.Active.Until(single).Format(time.RFC3339))
 	}
 }

@@ -109,6 +109,13 @@ func TestBothSetsEachWithItsScenarioStateAndRepair(t *testing.T) {
 		}
 	}
 
+	// check reads every set's state file: an http address is the http
+	// set's, and the sip set's state never pushed it.
+	check := e.run("check", http[0])
+	wantLines(t, "check of an http address", check.Stdout,
+		`^bridge state \(sip\)\s+not pushed by this bridge$`,
+		`^bridge state \(http\)\s+pushed, decision until `)
+
 	// flush expires each set's decisions and resets each state file.
 	if r := e.run("flush"); r.Code != 0 || !strings.Contains(r.Stdout, "expired 20 decisions of origin apiban, scenario apiban/http-blocklist") ||
 		!strings.Contains(r.Stdout, "expired 30 decisions of origin apiban, scenario apiban/sip-blocklist") {
