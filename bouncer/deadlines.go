@@ -15,8 +15,9 @@ type deadline[K comparable] struct {
 	t   time.Time
 }
 
-func newDeadlines[K comparable]() *deadlines[K] {
-	return &deadlines[K]{at: map[K]int{}}
+// newDeadlines returns deadlines with room for n keys.
+func newDeadlines[K comparable](n int) *deadlines[K] {
+	return &deadlines[K]{heap: make([]deadline[K], 0, n), at: make(map[K]int, n)}
 }
 
 func (d *deadlines[K]) len() int { return len(d.heap) }

@@ -65,7 +65,7 @@ type eval struct {
 }
 
 func newPlanner(nested bool, max time.Duration) *planner {
-	return &planner{view: map[netip.Prefix]want{}, due: newDeadlines[netip.Prefix](), cand: map[netip.Prefix]struct{}{},
+	return &planner{view: map[netip.Prefix]want{}, due: newDeadlines[netip.Prefix](0), cand: map[netip.Prefix]struct{}{},
 		nested: nested, max: max}
 }
 
@@ -125,7 +125,7 @@ func (pl *planner) full(t *tracker, now time.Time) []Element {
 	t.takeChanged(func(netip.Prefix) {})
 	pl.view = make(map[netip.Prefix]want, t.values())
 	pl.lingering, pl.retry = nil, nil
-	pl.due = newDeadlines[netip.Prefix]()
+	pl.due = newDeadlines[netip.Prefix](t.values())
 	pl.ranges.reset()
 	if !pl.nested {
 		t.each(func(p netip.Prefix, _ want) {

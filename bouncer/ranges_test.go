@@ -73,7 +73,7 @@ func TestRangeIndexWithin(t *testing.T) {
 func TestDeadlinesPopInOrder(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	d := newDeadlines[int]()
+	d := newDeadlines[int](0)
 	want := map[int]time.Time{}
 	for range 5000 {
 		k := r.IntN(800)

@@ -15,8 +15,8 @@ import (
 // and the values it touched are noted for the planner: a poll costs what
 // it changes, not what is held.
 type tracker struct {
-	byValue map[netip.Prefix]*value
-	byID    map[int64]*decision
+	byValue map[netip.Prefix]value
+	byID    map[int64]decision
 	ends    *deadlines[int64] // decision IDs by end
 	origins map[string]int    // active decisions per origin
 	// changed holds the values whose decisions changed since takeChanged.
@@ -36,21 +36,17 @@ type value struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{byValue: map[netip.Prefix]*value{}, byID: map[int64]*decision{}, ends: newDeadlines[int64](),
+	return &tracker{byValue: map[netip.Prefix]value{}, byID: map[int64]decision{}, ends: newDeadlines[int64](0),
 		origins: map[string]int{}, changed: map[netip.Prefix]struct{}{}}
 }
 
 func (t *tracker) add(id int64, p netip.Prefix, until time.Time, origin string) {
 	t.remove(id) // a decision sent again replaces its old copy
-	v := t.byValue[p]
-	if v == nil {
-		v = &value{}
-		t.byValue[p] = v
-	}
-	v.ids = append(v.ids, id)
-	t.byID[id] = &decision{prefix: p, until: until, origin: origin}
+	t.byID[id] = decision{prefix: p, until: until, origin: origin}
 	t.ends.set(id, until)
 	t.origins[origin]++
+	v := t.byValue[p]
+	v.ids = append(v.ids, id)
 	t.settle(p, v)
 }
 
@@ -75,10 +71,11 @@ func (t *tracker) remove(id int64) {
 	t.settle(d.prefix, v)
 }
 
-// settle picks the value's winner again: the end of its longest decision
-// and that decision's origin (on a tie, the origin first in byte order, so
-// that the choice does not change from one tick to the next).
-func (t *tracker) settle(p netip.Prefix, v *value) {
+// settle stores the value with its winner picked again: the end of its
+// longest decision and that decision's origin (on a tie, the origin first
+// in byte order, so that the choice does not change from one tick to the
+// next).
+func (t *tracker) settle(p netip.Prefix, v value) {
 	var best want
 	for _, id := range v.ids {
 		d := t.byID[id]
@@ -87,6 +84,7 @@ func (t *tracker) settle(p netip.Prefix, v *value) {
 		}
 	}
 	v.best = best
+	t.byValue[p] = v
 	t.changed[p] = struct{}{}
 }
 
