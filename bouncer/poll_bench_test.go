@@ -154,3 +154,28 @@ func BenchmarkPoll100k(b *testing.B) {
 		b.Fatalf("after %d polls: %d decisions, %d elements; want %d of each", b.N, st.Decisions, st.Elements, benchAddrs+benchRanges)
 	}
 }
+
+// BenchmarkFullLoad100k is the start (or a resync) with the same 100,000
+// decisions: a fresh bouncer takes LAPI's whole list and plans the kernel
+// load, which the poll's bookkeeping must not make much dearer.
+func BenchmarkFullLoad100k(b *testing.B) {
+	s := &benchStream{}
+	full := &models.DecisionsStreamResponse{}
+	for range benchAddrs {
+		full.New = append(full.New, s.decision(false))
+	}
+	for range benchRanges {
+		full.New = append(full.New, s.decision(true))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		bo := New(&countingBackend{}, Options{Now: clk.now})
+		if bo.Tick(context.Background(), full, true) {
+			b.Fatal("the full load failed")
+		}
+		if st := bo.Stats(); st.Elements != benchAddrs+benchRanges {
+			b.Fatalf("%d elements loaded, want %d", st.Elements, benchAddrs+benchRanges)
+		}
+	}
+}
