@@ -216,34 +216,34 @@ func (b *Bouncer) forgetSkipsNotIn(resp *models.DecisionsStreamResponse) {
 // the stream goes, what the stream never sent comes. It logs and counts
 // what changed.
 func (b *Bouncer) resync(ctx context.Context, resp *models.DecisionsStreamResponse) bool {
-	before := b.tracker.desired()
+	before := b.tracker
 	b.tracker = newTracker()
 	b.forgetSkipsNotIn(resp)
 	needFull := b.tick(ctx, resp, true)
-	after := b.tracker.desired()
-	added, removed := 0, 0
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			added++
-		}
-	}
-	for p := range before {
-		if _, ok := after[p]; !ok {
-			removed++
-		}
-	}
+	added, removed := missingFrom(b.tracker, before), missingFrom(before, b.tracker)
 	b.mu.Lock()
 	b.stats.Resyncs++
 	b.stats.ResyncAdded += added
 	b.stats.ResyncRemoved += removed
 	b.mu.Unlock()
-	l := b.log.WithFields(logrus.Fields{"added": added, "removed": removed, "values": len(after)})
+	l := b.log.WithFields(logrus.Fields{"added": added, "removed": removed, "values": b.tracker.values()})
 	if added+removed > 0 {
 		l.Warn("bouncer: resync with LAPI's full list changed the enforced set (the stream had missed these changes)")
 	} else {
 		l.Info("bouncer: resync with LAPI's full list: no change")
 	}
 	return needFull
+}
+
+// missingFrom counts the values of a that b does not hold.
+func missingFrom(a, b *tracker) int {
+	n := 0
+	a.each(func(p netip.Prefix, _ want) {
+		if _, ok := b.wanted(p); !ok {
+			n++
+		}
+	})
+	return n
 }
 
 // tick applies one stream answer; it returns whether the next tick must
@@ -254,10 +254,9 @@ func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse
 		b.absorb(resp, now)
 	}
 	b.tracker.expire(now)
-	desired := b.tracker.desired()
 	defer b.updateStats()
 	if full {
-		elems := b.planner.full(desired, now)
+		elems := b.planner.full(b.tracker, now)
 		before := b.countersBeforeRebuild(ctx)
 		if err := b.backend.Reconcile(ctx, elems); err != nil {
 			// Once per distinct error: a refusal to touch another
@@ -276,7 +275,7 @@ func (b *Bouncer) tick(ctx context.Context, resp *models.DecisionsStreamResponse
 		b.log.WithField("elements", len(elems)).Infof("bouncer: %s sets loaded", b.backend.Name())
 		return false
 	}
-	ch := b.planner.plan(desired, now)
+	ch := b.planner.plan(b.tracker, now)
 	if ch.Empty() {
 		return false
 	}

@@ -271,6 +271,31 @@ func TestRefusedApplyRebuilds(t *testing.T) {
 	}
 }
 
+// TestPollsAfterARefusedBatch: the refused batch changed nothing in the
+// kernel, while the bouncer had already taken its changes as done; the
+// rebuild must leave both agreeing, so that the next polls, incremental
+// again, only delete what the kernel holds and the ranges covered by a
+// wider one come back when it goes (the recorder refuses a delete of an
+// absent element, which would force another rebuild).
+func TestPollsAfterARefusedBatch(t *testing.T) {
+	h := newHarness(t, false)
+	h.r.SetClock(h.clk.now)
+	h.tick([]*models.Decision{ban(1, "192.0.2.1", "1h"), ban(2, "198.51.100.0/24", "1h"), ban(3, "198.51.100.0/25", "2h")},
+		nil, "192.0.2.1/32", "198.51.100.0/24")
+	h.r.FailNext()
+	h.tick([]*models.Decision{ban(4, "192.0.2.4", "1h")}, []*models.Decision{ban(1, "192.0.2.1", "1h")},
+		"192.0.2.4/32", "198.51.100.0/24")
+	h.at(10 * time.Second)
+	h.tick([]*models.Decision{ban(5, "192.0.2.5", "1h")}, []*models.Decision{ban(4, "192.0.2.4", "1h"), ban(2, "198.51.100.0/24", "1h")},
+		"192.0.2.5/32", "198.51.100.0/25")
+	if want := []string{"reconcile", "apply", "reconcile", "apply"}; !slices.Equal(h.r.Calls(), want) {
+		t.Errorf("calls %v, want %v: one rebuild for the refused batch, then incremental again", h.r.Calls(), want)
+	}
+	if s := h.b.Stats(); s.Decisions != 2 || s.Elements != 2 {
+		t.Errorf("stats %+v, want 2 decisions and 2 elements", s)
+	}
+}
+
 func TestRunStreamCleansUp(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		r := bouncertest.NewRecorder(false)

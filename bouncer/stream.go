@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/crowdsecurity/crowdsec/pkg/models"
@@ -69,22 +70,55 @@ type Answer struct {
 }
 
 // Follow runs sb's stream until ctx ends, sending each answer on out.
-// Every resync (0: never) it starts the stream afresh, so that its first
-// answer is again LAPI's whole active list: the repair for the deltas a
-// reader missed or that LAPI never sent (docs/bouncer.md, "Resync").
-// sb is stopped before each restart, so no delta of the old stream
-// arrives after the new full list.
+// About every resync (0: never) it starts the stream afresh, so that its
+// first answer is again LAPI's whole active list: the repair for the
+// deltas a reader missed or that LAPI never sent (docs/bouncer.md,
+// "Resync"). sb is stopped before each restart, so no delta of the old
+// stream arrives after the new full list.
 func Follow(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Duration, out chan<- Answer) error {
+	s := resyncSchedule{interval: resync, poll: sb.TickerIntervalDuration, draw: rand.Float64}
 	for {
-		again, err := followOnce(ctx, sb, resync, out)
+		again, err := followOnce(ctx, sb, s.next(), out)
 		if !again {
 			return err
 		}
 	}
 }
 
-// followOnce runs one stream until ctx ends (again false) or its resync
-// is due (again true).
+// resyncSpread is the share of the interval a resync may fall early or
+// late (docs/bouncer.md, "Resync").
+const resyncSpread = 0.1
+
+// resyncSchedule says how long each stream runs before its resync.
+type resyncSchedule struct {
+	interval time.Duration // 0: never
+	poll     time.Duration // the stream's update frequency
+	// draw returns a number in [0, 1): math/rand/v2's, seeded apart in
+	// each process, so that each host draws its own.
+	draw func() float64
+}
+
+// next is the interval moved by up to resyncSpread of it either way,
+// drawn afresh for each resync, the first included: readers started
+// together (a site's PBX after a reboot or a configuration push) spread
+// their full pulls instead of asking LAPI at the same moments. It is then
+// put halfway between two polls: the stream polls on a ticker started
+// with it, and stopping it as a poll is due would cut that request
+// (go-cs-bouncer logs the cut request as an error). 0 means never.
+func (s resyncSchedule) next() time.Duration {
+	if s.interval <= 0 {
+		return 0
+	}
+	spread := time.Duration(float64(s.interval) * resyncSpread)
+	d := s.interval - spread + time.Duration(s.draw()*float64(2*spread))
+	if s.poll > 0 {
+		d = d/s.poll*s.poll + s.poll/2
+	}
+	return d
+}
+
+// followOnce runs one stream until ctx ends (again false) or, after
+// resync (0: never), its resync is due (again true).
 func followOnce(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Duration, out chan<- Answer) (bool, error) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -92,11 +126,7 @@ func followOnce(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Du
 	go func() { runErr <- sb.Run(runCtx) }()
 	var due <-chan time.Time
 	if resync > 0 {
-		// Half a poll late: the stream polls on a ticker started with
-		// it, so a resync that is a whole number of polls would cut the
-		// poll due at that instant (go-cs-bouncer logs the cut request
-		// as an error); halfway between polls none is in flight.
-		t := time.NewTimer(resync + sb.TickerIntervalDuration/2)
+		t := time.NewTimer(resync)
 		defer t.Stop()
 		due = t.C
 	}

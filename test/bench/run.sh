@@ -35,9 +35,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Items 2 and 5 (engine CPU, state file): Go benchmarks, no LAPI needed.
-echo "== go test -bench (bridge, bridge/state, bridge/lapi: the per-sync check against a real LAPI)"
+echo "== go test -bench (bridge, bridge/state, bridge/lapi: the per-sync check against a real LAPI; bouncer: one poll of the stream)"
 $GO test -run '^$' -bench . -benchmem -count 1 ${BENCH_GOFLAGS:-} \
-	./bridge/ ./bridge/state/ ./bridge/lapi/ | tee "$work/gobench.txt"
+	./bridge/ ./bridge/state/ ./bridge/lapi/ ./bouncer/ | tee "$work/gobench.txt"
 
 # Items 3 and 4 (kernel apply, per-packet cost): the embedded bouncer's
 # backends against `nft -f`, 200-element transactions, `ipset restore` and
