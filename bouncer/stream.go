@@ -102,17 +102,31 @@ type resyncSchedule struct {
 // drawn afresh for each resync, the first included: readers started
 // together (a site's PBX after a reboot or a configuration push) spread
 // their full pulls instead of asking LAPI at the same moments. It is then
-// put halfway between two polls: the stream polls on a ticker started
-// with it, and stopping it as a poll is due would cut that request
-// (go-cs-bouncer logs the cut request as an error). 0 means never.
+// put halfway between two polls, when such a moment lies within the
+// spread: the stream polls on a ticker started with it, and stopping it
+// as a poll is due would cut that request (go-cs-bouncer logs the cut
+// request as an error). 0 means never.
 func (s resyncSchedule) next() time.Duration {
 	if s.interval <= 0 {
 		return 0
 	}
 	spread := time.Duration(float64(s.interval) * resyncSpread)
-	d := s.interval - spread + time.Duration(s.draw()*float64(2*spread))
-	if s.poll > 0 {
-		d = d/s.poll*s.poll + s.poll/2
+	lo, hi := s.interval-spread, s.interval+spread
+	return betweenPolls(lo+time.Duration(s.draw()*float64(hi-lo)), lo, hi, s.poll)
+}
+
+// betweenPolls moves d, in [lo, hi], to the nearest moment halfway
+// between two polls that is also in [lo, hi]; with none (a poll longer
+// than the spread), d stays.
+func betweenPolls(d, lo, hi, poll time.Duration) time.Duration {
+	if poll <= 0 {
+		return d
+	}
+	slot := d/poll*poll + poll/2
+	for _, c := range []time.Duration{slot, slot - poll, slot + poll} {
+		if c >= lo && c <= hi && (c-d).Abs() <= poll {
+			return c
+		}
 	}
 	return d
 }

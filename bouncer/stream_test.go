@@ -39,15 +39,34 @@ func TestResyncSchedule(t *testing.T) {
 	if got, want := mirror.next(), 13*time.Minute+35*time.Second; got != want {
 		t.Errorf("15m, drawn earliest: %s, want %s", got, want)
 	}
+	// A poll as long as the spread or longer: the spread holds, on a
+	// moment between polls when one fits, else where it was drawn.
+	for _, tc := range []struct {
+		poll time.Duration
+		draw float64
+		want time.Duration
+	}{
+		{10 * time.Second, 0, 55 * time.Second},
+		{10 * time.Second, 0.9999, 65 * time.Second},
+		{30 * time.Second, 0, 54 * time.Second},
+		{30 * time.Second, 0.5, 60 * time.Second},
+		{time.Minute, 0.25, 57 * time.Second},
+		{5 * time.Minute, 0.9999, 65*time.Second + 998800*time.Microsecond},
+	} {
+		s := resyncSchedule{interval: time.Minute, poll: tc.poll, draw: draws(tc.draw)}
+		if got := s.next(); got != tc.want {
+			t.Errorf("1m interval, %s poll, draw %v: resync after %s, want %s", tc.poll, tc.draw, got, tc.want)
+		}
+	}
 }
 
 // Fifty PBX of a site started together: their first resyncs, and every
-// later one, fall within 10% (and half a poll) of the interval, always
+// later one, fall within 10% of the interval, always
 // between two polls, and spread over that span rather than at a few
 // moments.
 func TestResyncsOfASiteSpread(t *testing.T) {
 	const interval, poll = time.Hour, 10 * time.Second
-	lo, hi := interval*9/10-poll/2, interval*11/10+poll/2
+	lo, hi := interval*9/10, interval*11/10
 	var hosts []resyncSchedule
 	for host := range uint64(50) {
 		hosts = append(hosts, resyncSchedule{interval: interval, poll: poll, draw: rand.New(rand.NewPCG(host, 1)).Float64})
