@@ -20,7 +20,8 @@ import (
 // (docs/benchmarks.md), and those set since in a map beside it. Another
 // IPv4 prefix is one uint64 key (address << 8 | length); other prefixes
 // (IPv6, rare in the feed) go in a map of their own. The zero value is
-// an empty set.
+// an empty set. A copy shares its storage with the original: pass a
+// pointer, or Clone.
 type ActiveSet struct {
 	// base is sorted by address; an end of 0 marks an entry deleted
 	// since (ends are never 0: that is 1970), and baseLive counts the
@@ -61,8 +62,14 @@ func single32(k uint64) (uint32, bool) { return uint32(k >> 8), k&0xff == 32 }
 // address: a uint32, and not 0, which marks a deleted base entry.
 func fitsSingle(u int64) bool { return u > 0 && u <= math.MaxUint32 }
 
-// packed is a base entry.
+// packed is a base entry; an end of 0 marks it deleted.
 func packed(addr, until uint32) uint64 { return uint64(addr)<<32 | uint64(until) }
+
+// live reports whether base entry e is not deleted.
+func live(e uint64) bool { return uint32(e) != 0 }
+
+// singlePrefix is the prefix of a single address.
+func singlePrefix(addr uint32) netip.Prefix { return prefix4(uint64(addr)<<8 | 32) }
 
 // findBase returns the index of addr in base, or -1.
 func (a *ActiveSet) findBase(addr uint32) int {
@@ -96,7 +103,7 @@ func (a *ActiveSet) getUnix(p netip.Prefix) (int64, bool) {
 		if u, ok := a.single[addr]; ok {
 			return int64(u), true
 		}
-		if i := a.findBase(addr); i >= 0 && uint32(a.base[i]) != 0 {
+		if i := a.findBase(addr); i >= 0 && live(a.base[i]) {
 			return int64(uint32(a.base[i])), true
 		}
 	}
@@ -119,7 +126,7 @@ func (a *ActiveSet) setUnix(p netip.Prefix, until int64) {
 	addr, single := single32(k)
 	if single && fitsSingle(until) {
 		if i := a.findBase(addr); i >= 0 {
-			if uint32(a.base[i]) == 0 {
+			if !live(a.base[i]) {
 				a.baseLive++
 			}
 			a.base[i] = packed(addr, uint32(until))
@@ -146,7 +153,7 @@ func (a *ActiveSet) setUnix(p netip.Prefix, until int64) {
 // deleteSingle forgets the packed form of a single address.
 func (a *ActiveSet) deleteSingle(addr uint32) {
 	delete(a.single, addr)
-	if i := a.findBase(addr); i >= 0 && uint32(a.base[i]) != 0 {
+	if i := a.findBase(addr); i >= 0 && live(a.base[i]) {
 		a.base[i] = packed(addr, 0)
 		a.baseLive--
 	}
@@ -166,7 +173,7 @@ func (a *ActiveSet) Delete(p netip.Prefix) {
 }
 
 // All yields every prefix and the end of its decision, in no order.
-// The loop may Delete or Set the prefix it was given.
+// The loop may Delete the prefix it was given.
 func (a *ActiveSet) All() iter.Seq2[netip.Prefix, time.Time] {
 	return func(yield func(netip.Prefix, time.Time) bool) {
 		for p, u := range a.allUnix() {
@@ -180,12 +187,12 @@ func (a *ActiveSet) All() iter.Seq2[netip.Prefix, time.Time] {
 func (a *ActiveSet) allUnix() iter.Seq2[netip.Prefix, int64] {
 	return func(yield func(netip.Prefix, int64) bool) {
 		for _, e := range a.base {
-			if uint32(e) != 0 && !yield(prefix4(e>>32<<8|32), int64(uint32(e))) {
+			if live(e) && !yield(singlePrefix(uint32(e>>32)), int64(uint32(e))) {
 				return
 			}
 		}
 		for addr, u := range a.single {
-			if !yield(prefix4(uint64(addr)<<8|32), int64(u)) {
+			if !yield(singlePrefix(addr), int64(u)) {
 				return
 			}
 		}
@@ -206,7 +213,7 @@ func (a *ActiveSet) allUnix() iter.Seq2[netip.Prefix, int64] {
 func (a *ActiveSet) Clone() ActiveSet {
 	c := ActiveSet{base: slices.Clone(a.base), baseLive: a.baseLive}
 	for addr, u := range a.single {
-		c.setUnix(prefix4(uint64(addr)<<8|32), int64(u))
+		c.setUnix(singlePrefix(addr), int64(u))
 	}
 	for k, u := range a.v4 {
 		c.setUnix(prefix4(k), u)
@@ -233,8 +240,8 @@ func (a *ActiveSet) Equal(b *ActiveSet) bool {
 // deleteFunc forgets every prefix whose end del returns true for.
 func (a *ActiveSet) deleteFunc(del func(until int64) bool) {
 	for i, e := range a.base {
-		if u := uint32(e); u != 0 && del(int64(u)) {
-			a.base[i] = e &^ math.MaxUint32
+		if live(e) && del(int64(uint32(e))) {
+			a.base[i] = packed(uint32(e>>32), 0)
 			a.baseLive--
 		}
 	}
@@ -257,14 +264,19 @@ func (a *ActiveSet) deleteFunc(del func(until int64) bool) {
 
 // clamp moves every end later than limit to limit.
 func (a *ActiveSet) clamp(limit int64) {
-	for _, e := range a.base {
-		if u := uint32(e); u != 0 && int64(u) > limit {
-			a.setUnix(prefix4(e>>32<<8|32), limit) // limit may not fit
+	for i, e := range a.base {
+		if !live(e) || int64(uint32(e)) <= limit {
+			continue
+		}
+		if fitsSingle(limit) {
+			a.base[i] = packed(uint32(e>>32), uint32(limit))
+		} else {
+			a.setUnix(singlePrefix(uint32(e>>32)), limit)
 		}
 	}
 	for addr, u := range a.single {
 		if int64(u) > limit {
-			a.setUnix(prefix4(uint64(addr)<<8|32), limit)
+			a.setUnix(singlePrefix(addr), limit)
 		}
 	}
 	for k, u := range a.v4 {
@@ -290,7 +302,7 @@ func (a *ActiveSet) singles() []uint64 {
 	out := make([]uint64, 0, a.baseLive+len(added))
 	i := 0
 	for _, e := range a.base {
-		if uint32(e) == 0 {
+		if !live(e) {
 			continue
 		}
 		for i < len(added) && added[i] < e {
@@ -307,11 +319,11 @@ func (a *ActiveSet) singles() []uint64 {
 // an end of 0, and then leaves a as it was.
 func (a *ActiveSet) setBase(sorted []uint64) error {
 	for i, e := range sorted {
-		if uint32(e) == 0 {
-			return fmt.Errorf("entry %d (%s) has no end", i, prefix4(e>>32<<8|32))
+		if !live(e) {
+			return fmt.Errorf("entry %d (%s) has no end", i, singlePrefix(uint32(e>>32)))
 		}
 		if i > 0 && e>>32 <= sorted[i-1]>>32 {
-			return fmt.Errorf("entry %d (%s) is out of order", i, prefix4(e>>32<<8|32))
+			return fmt.Errorf("entry %d (%s) is out of order", i, singlePrefix(uint32(e>>32)))
 		}
 	}
 	a.adoptBase(sorted)

@@ -59,17 +59,34 @@ var singlesKey = []byte(`,"singles":"`)
 // Decode parses the state file format.
 func Decode(data []byte) (*State, error) {
 	var f fileFormat
-	if !decodeFast(data, &f) {
+	singles, ok := decodeFast(data, &f)
+	if !ok {
 		f = fileFormat{}
 		if err := json.Unmarshal(data, &f); err != nil {
 			return nil, fmt.Errorf("parsing: %w", err)
 		}
+		var err error
+		if singles, err = unpack(f.Singles); err != nil {
+			return nil, err
+		}
 	}
-	return fromFile(&f)
+	return fromFile(&f, singles)
 }
 
-// fromFile checks f and builds the state it describes.
-func fromFile(f *fileFormat) (*State, error) {
+// unpack reads the singles' bytes as entries.
+func unpack(b []byte) ([]uint64, error) {
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("singles: %d bytes is not a whole number of 8-byte entries", len(b))
+	}
+	out := make([]uint64, len(b)/8)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	return out, nil
+}
+
+// fromFile checks f and its singles and builds the state they describe.
+func fromFile(f *fileFormat, singles []uint64) (*State, error) {
 	if !knownVersion(f.Version) {
 		return nil, fmt.Errorf("version %d is not supported (want %d)", f.Version, formatVersion)
 	}
@@ -77,14 +94,7 @@ func fromFile(f *fileFormat) (*State, error) {
 	if err := s.setHead(f); err != nil {
 		return nil, err
 	}
-	if len(f.Singles)%8 != 0 {
-		return nil, fmt.Errorf("singles: %d bytes is not a whole number of 8-byte entries", len(f.Singles))
-	}
-	packed := make([]uint64, len(f.Singles)/8)
-	for i := range packed {
-		packed[i] = binary.BigEndian.Uint64(f.Singles[8*i:])
-	}
-	if err := s.Active.setBase(packed); err != nil {
+	if err := s.Active.setBase(singles); err != nil {
 		return nil, fmt.Errorf("singles: %w", err)
 	}
 	for i, e := range f.Active {
@@ -99,22 +109,36 @@ func fromFile(f *fileFormat) (*State, error) {
 
 // decodeFast reads what Encode writes without running encoding/json's
 // scanner over the singles: the fields before them are parsed as JSON,
-// the string itself as base64. Anything else (a file edited by hand,
-// reordered keys, spaces) returns false and goes through encoding/json,
-// which also gives the error messages.
-func decodeFast(data []byte, f *fileFormat) bool {
+// the string itself as base64, a chunk at a time, straight into entries.
+// Anything else (a file edited by hand, reordered keys, spaces, line
+// breaks, which base64 would skip and JSON refuses) returns false and
+// goes through encoding/json, which also gives the error messages.
+func decodeFast(data []byte, f *fileFormat) ([]uint64, bool) {
 	i := bytes.Index(data, singlesKey)
 	if i < 0 || !bytes.HasSuffix(data, []byte(`"}`)) || i+len(singlesKey) > len(data)-2 {
-		return false
+		return nil, false
 	}
 	if json.Unmarshal(append(data[:i:i], '}'), f) != nil || f.Singles != nil {
-		return false
+		return nil, false
 	}
 	text := data[i+len(singlesKey) : len(data)-2]
-	f.Singles = make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-	n, err := base64.StdEncoding.Decode(f.Singles, text)
-	f.Singles = f.Singles[:n]
-	return err == nil
+	if bytes.ContainsAny(text, "\r\n") {
+		return nil, false
+	}
+	out := make([]uint64, 0, base64.StdEncoding.DecodedLen(len(text))/8)
+	raw := make([]byte, singlesChunk)
+	for len(text) > 0 {
+		chunk := text[:min(len(text), base64.StdEncoding.EncodedLen(singlesChunk))]
+		text = text[len(chunk):]
+		n, err := base64.StdEncoding.Decode(raw, chunk)
+		if err != nil || n%8 != 0 {
+			return nil, false
+		}
+		for j := 0; j < n; j += 8 {
+			out = append(out, binary.BigEndian.Uint64(raw[j:]))
+		}
+	}
+	return out, true
 }
 
 // setHead copies the fields other than the prefixes.
