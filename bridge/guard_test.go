@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 func TestTooWidePrefixesAreRefusedAndCounted(t *testing.T) {
@@ -47,15 +49,19 @@ func TestZeroMinimumAllowsAnyPrefix(t *testing.T) {
 
 func TestNeverBanHostAndLAPIAddresses(t *testing.T) {
 	r := newRig(t)
-	r.opts.NeverBan = []netip.Prefix{netip.MustParsePrefix("45.0.0.7/32"), netip.MustParsePrefix("2a00:9::1/128")}
+	r.opts.NeverBan = neverban.New(
+		neverban.Entry{Prefix: netip.MustParsePrefix("45.0.0.7/32"), Reason: neverban.ReasonSelf},
+		neverban.Entry{Prefix: netip.MustParsePrefix("2a00:9::1/128"), Reason: neverban.ReasonLAPI},
+		neverban.Entry{Prefix: netip.MustParsePrefix("10.0.0.1/32"), Reason: neverban.ReasonGateway})
 	r.feed.entries = []netip.Prefix{
 		netip.MustParsePrefix("45.0.0.7/32"), // this host
 		netip.MustParsePrefix("45.0.0.0/28"), // a range holding it
 		netip.MustParsePrefix("2a00:9::/64"), // a v6 range holding the LAPI
+		netip.MustParsePrefix("10.0.0.1/32"), // the gateway, private: the allowlist's
 		netip.MustParsePrefix("45.0.0.8/32"), // a neighbour: pushed
 	}
 	rep := r.sync(t, r.engine(), false)
-	if rep.Self != 3 || rep.Pushed != 1 || r.lapi.rows[0].String() != "45.0.0.8/32" {
+	if rep.Self != 3 || rep.Allowlisted != 1 || rep.Pushed != 1 || r.lapi.rows[0].String() != "45.0.0.8/32" {
 		t.Fatalf("report %+v rows %v", rep, r.lapi.rows)
 	}
 }
