@@ -36,7 +36,7 @@ func bouncerOnly(ctx context.Context, f flags, cfg *config.Config, stdout io.Wri
 		defer tw.Flush()
 		row(tw, "mode", "%s", bouncerOnlyMode)
 		row(tw, "bouncer LAPI", "%s", bouncerOptions(cfg, log).APIURL)
-		bouncerRow(ctx, cfg, tw)
+		bouncerRows(cfg, bouncerOnlyView(ctx, cfg, tw), tw)
 		return 0
 	case f.command != "" || f.once || f.dryRun || f.full:
 		what := f.command
