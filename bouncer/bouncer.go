@@ -152,34 +152,6 @@ func (b *Bouncer) Run(ctx context.Context) error {
 	return err
 }
 
-// RunStream applies each answer of stream to the kernel until ctx ends
-// or stream closes, then cleans up. The first answer (LAPI's full list)
-// rebuilds the kernel objects; each later one is a delta.
-func (b *Bouncer) RunStream(ctx context.Context, stream <-chan *models.DecisionsStreamResponse) error {
-	answers := make(chan Answer)
-	go func() {
-		defer close(answers)
-		full := true
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case resp, ok := <-stream:
-				if !ok {
-					return
-				}
-				select {
-				case answers <- Answer{DecisionsStreamResponse: resp, Full: full}:
-				case <-ctx.Done():
-					return
-				}
-				full = false
-			}
-		}
-	}()
-	return b.RunAnswers(ctx, answers)
-}
-
 // RunAnswers applies each answer to the kernel until ctx ends or answers
 // closes, then cleans up. A full answer (LAPI's whole list) replaces
 // what the bouncer holds and rebuilds the kernel objects; each other one

@@ -296,15 +296,18 @@ func TestPollsAfterARefusedBatch(t *testing.T) {
 	}
 }
 
-func TestRunStreamCleansUp(t *testing.T) {
+// RunAnswers removes the kernel objects when it stops, unless
+// KeepOnExit, and closes the backend either way; answers that close
+// before LAPI's first one are an error.
+func TestRunAnswersCleansUp(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		r := bouncertest.NewRecorder(false)
 		b := New(r, Options{KeepOnExit: keep})
-		stream := make(chan *models.DecisionsStreamResponse)
+		answers := make(chan Answer)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
-		go func() { done <- b.RunStream(ctx, stream) }()
-		stream <- &models.DecisionsStreamResponse{New: []*models.Decision{ban(1, "192.0.2.1", "1h")}}
+		go func() { done <- b.RunAnswers(ctx, answers) }()
+		answers <- Answer{DecisionsStreamResponse: &models.DecisionsStreamResponse{New: []*models.Decision{ban(1, "192.0.2.1", "1h")}}, Full: true}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -314,9 +317,9 @@ func TestRunStreamCleansUp(t *testing.T) {
 		}
 	}
 	r := bouncertest.NewRecorder(false)
-	stream := make(chan *models.DecisionsStreamResponse)
-	close(stream)
-	if err := New(r, Options{}).RunStream(context.Background(), stream); err == nil {
+	answers := make(chan Answer)
+	close(answers)
+	if err := New(r, Options{}).RunAnswers(context.Background(), answers); err == nil {
 		t.Error("closed stream: no error")
 	}
 }

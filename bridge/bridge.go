@@ -20,6 +20,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // LAPI is what the engine needs from CrowdSec (implemented by lapi.Client).
@@ -51,9 +52,11 @@ type Options struct {
 	FullResyncInterval time.Duration
 	Allowlist          []netip.Prefix
 	LAPIAllowlists     bool
-	// NeverBan holds the host's own addresses and the LAPI host's (see
-	// SelfPrefixes): a feed entry overlapping one is never pushed.
-	NeverBan []netip.Prefix
+	// NeverBan is what must never be banned (neverban.Discover: this
+	// host's, its LAPI hosts', gateways' and resolvers' addresses): a
+	// feed entry overlapping one is never pushed. Its special-purpose
+	// ranges are the allowlist's too, which reports them as allowlisted.
+	NeverBan *neverban.Set
 	// MinPrefixV4 and MinPrefixV6 refuse feed prefixes wider than this
 	// (fewer bits); 0 means no limit.
 	MinPrefixV4, MinPrefixV6 int

@@ -1,13 +1,9 @@
 package bridge
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-
-	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // ErrFlood is returned (wrapped) when a sync would push more new decisions
@@ -62,18 +58,4 @@ func satAdd(a, b uint64) uint64 {
 		return ^uint64(0)
 	}
 	return a + b
-}
-
-// Resolver is the part of net.Resolver SelfPrefixes needs.
-type Resolver = neverban.Resolver
-
-// SelfPrefixes returns the addresses a feed must never ban because banning
-// them would cut the bridge off: the host's own interface addresses and the
-// addresses of the LAPI host (neverban.Discover, without gateways and
-// resolvers). ifaceAddrs is net.InterfaceAddrs in production. A name that
-// does not resolve is an error the caller may log and survive: the host's
-// own addresses are still returned.
-func SelfPrefixes(ctx context.Context, lapiURL string, ifaceAddrs func() ([]net.Addr, error), r Resolver) ([]netip.Prefix, error) {
-	entries, err := neverban.Discover(ctx, neverban.Host{InterfaceAddrs: ifaceAddrs, Resolver: r, LAPIURLs: []string{lapiURL}, SelfOnly: true})
-	return neverban.New(entries...).Prefixes(), err
 }

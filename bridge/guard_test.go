@@ -3,10 +3,11 @@ package bridge
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 func TestTooWidePrefixesAreRefusedAndCounted(t *testing.T) {
@@ -47,15 +48,19 @@ func TestZeroMinimumAllowsAnyPrefix(t *testing.T) {
 
 func TestNeverBanHostAndLAPIAddresses(t *testing.T) {
 	r := newRig(t)
-	r.opts.NeverBan = []netip.Prefix{netip.MustParsePrefix("45.0.0.7/32"), netip.MustParsePrefix("2a00:9::1/128")}
+	r.opts.NeverBan = neverban.New(
+		neverban.Entry{Prefix: netip.MustParsePrefix("45.0.0.7/32"), Reason: neverban.ReasonSelf},
+		neverban.Entry{Prefix: netip.MustParsePrefix("2a00:9::1/128"), Reason: neverban.ReasonLAPI},
+		neverban.Entry{Prefix: netip.MustParsePrefix("10.0.0.1/32"), Reason: neverban.ReasonGateway})
 	r.feed.entries = []netip.Prefix{
 		netip.MustParsePrefix("45.0.0.7/32"), // this host
 		netip.MustParsePrefix("45.0.0.0/28"), // a range holding it
 		netip.MustParsePrefix("2a00:9::/64"), // a v6 range holding the LAPI
+		netip.MustParsePrefix("10.0.0.1/32"), // the gateway, private: the allowlist's
 		netip.MustParsePrefix("45.0.0.8/32"), // a neighbour: pushed
 	}
 	rep := r.sync(t, r.engine(), false)
-	if rep.Self != 3 || rep.Pushed != 1 || r.lapi.rows[0].String() != "45.0.0.8/32" {
+	if rep.Self != 3 || rep.Allowlisted != 1 || rep.Pushed != 1 || r.lapi.rows[0].String() != "45.0.0.8/32" {
 		t.Fatalf("report %+v rows %v", rep, r.lapi.rows)
 	}
 }
@@ -122,52 +127,6 @@ func TestFloodCapKeepsWhatEarlierGroupsPushed(t *testing.T) {
 	if st := r.savedState(t); st.Cursor != "250" || st.Active.Len() != 250 {
 		t.Fatalf("state: cursor %q, %d active", st.Cursor, st.Active.Len())
 	}
-}
-
-type fakeResolver map[string][]netip.Addr
-
-func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	if a, ok := f[host]; ok {
-		return a, nil
-	}
-	return nil, errors.New("no such host")
-}
-
-func TestSelfPrefixes(t *testing.T) {
-	ifaces := func() ([]net.Addr, error) {
-		return []net.Addr{
-			&net.IPNet{IP: net.ParseIP("203.0.113.9"), Mask: net.CIDRMask(24, 32)},
-			&net.IPNet{IP: net.ParseIP("2001:db8::9"), Mask: net.CIDRMask(64, 128)},
-			&net.IPAddr{IP: net.ParseIP("127.0.0.1")},
-		}, nil
-	}
-	res := fakeResolver{"lapi.example": {netip.MustParseAddr("198.51.100.3"), netip.MustParseAddr("::ffff:198.51.100.4")}}
-	got, err := SelfPrefixes(context.Background(), "https://lapi.example:8080/", ifaces, res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "[203.0.113.9/32 2001:db8::9/128 127.0.0.1/32 198.51.100.3/32 198.51.100.4/32]"
-	if s := fmtPrefixes(got); s != want {
-		t.Fatalf("got %s, want %s", s, want)
-	}
-
-	got, err = SelfPrefixes(context.Background(), "http://[2001:db8::77]:8080/", ifaces, res)
-	if err != nil || !strings.Contains(fmtPrefixes(got), "2001:db8::77/128") {
-		t.Fatalf("IP literal host: %v %v", got, err)
-	}
-
-	got, err = SelfPrefixes(context.Background(), "http://missing.example/", ifaces, res)
-	if err == nil || !strings.Contains(err.Error(), `"missing.example"`) || len(got) != 3 {
-		t.Fatalf("unresolvable host: %v, %v", got, err)
-	}
-}
-
-func fmtPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return "[" + strings.Join(s, " ") + "]"
 }
 
 // The address cap counts what the decisions cover, not how many there

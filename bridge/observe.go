@@ -4,7 +4,7 @@ import "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
 
 // ActiveCount is the number of decisions the state believes active (0
 // before the first sync). Like every Engine method it must not run
-// concurrently with Sync: call it from Schedule.Done.
+// concurrently with Sync: call it from RunEach's done.
 func (e *Engine) ActiveCount() int {
 	if e.st == nil {
 		return 0

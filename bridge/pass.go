@@ -12,6 +12,7 @@ import (
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/lapi"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/state"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // pass is one walk through the feed. It gathers new prefixes across pages
@@ -109,26 +110,20 @@ func (p *pass) refused(pfx netip.Prefix) bool {
 			Warn("prefix wider than decisions.min_prefix_v4/v6: refused")
 		return true
 	}
-	for _, self := range o.NeverBan {
-		if self.Overlaps(pfx) {
-			p.rep.Self++
-			o.Log.WithFields(logrus.Fields{"prefix": pfx, "match": self}).
-				Warn("feed lists an address of this host, its LAPI, a gateway or a resolver: refused")
-			return true
-		}
+	// A special-purpose range is left to the allowlist, which counts it.
+	if reason, match, hit := o.NeverBan.Match(pfx); hit && reason != neverban.ReasonSpecial {
+		p.rep.Self++
+		o.Log.WithFields(logrus.Fields{"prefix": pfx, "match": match, "reason": reason}).
+			Warn("feed lists an address of this host, its LAPI, a gateway or a resolver: refused")
+		return true
 	}
 	return false
 }
 
-// neverBan reports whether p overlaps this host's or the LAPI host's
-// addresses.
+// neverBan reports whether p must never be banned.
 func (e *Engine) neverBan(p netip.Prefix) bool {
-	for _, self := range e.opts.NeverBan {
-		if self.Overlaps(p) {
-			return true
-		}
-	}
-	return false
+	_, _, hit := e.opts.NeverBan.Match(p)
+	return hit
 }
 
 // commit pushes pending and then records it with the cursor that covers

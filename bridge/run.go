@@ -15,30 +15,16 @@ type Schedule struct {
 	FirstFull bool
 	// FullNow, when it receives, makes the next sync a full one at once.
 	FullNow <-chan struct{}
-	// Done is called after every sync, for logs and metrics.
-	Done func(Report, error)
 }
 
-// Run syncs until ctx ends. Errors are reported through Done and retried;
-// a sync cut short by ctx leaves the state file as the last completed
-// step wrote it.
-func (e *Engine) Run(ctx context.Context, s Schedule) {
-	RunEach(ctx, []*Engine{e}, s, nil)
-}
-
-// RunEach is Run for the engines of several sets: each round syncs them
-// one after the other (their feed clients share one pacer, so running
-// them at once would gain nothing), then waits as Run does; a round in
-// which any engine failed is retried sooner. done, when set, is called
-// after each engine's sync in place of s.Done, with the engine's index.
+// RunEach syncs the engines of every set until ctx ends: each round syncs
+// them one after the other (their feed clients share one pacer, so
+// running them at once would gain nothing), then waits s.Interval; a
+// round in which any engine failed is retried sooner. done, when set, is
+// called after each engine's sync with the engine's index, for logs and
+// metrics. Errors are reported through done and retried; a sync cut short
+// by ctx leaves the state file as the last completed step wrote it.
 func RunEach(ctx context.Context, es []*Engine, s Schedule, done func(int, Report, error)) {
-	if done == nil {
-		done = func(_ int, rep Report, err error) {
-			if s.Done != nil {
-				s.Done(rep, err)
-			}
-		}
-	}
 	retry := s.RetryMin
 	full := s.FirstFull
 	for {
@@ -48,7 +34,9 @@ func RunEach(ctx context.Context, es []*Engine, s Schedule, done func(int, Repor
 			if ctx.Err() != nil {
 				return
 			}
-			done(i, rep, err)
+			if done != nil {
+				done(i, rep, err)
+			}
 			failed = failed || err != nil
 		}
 		wait := s.Interval

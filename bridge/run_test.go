@@ -25,7 +25,7 @@ func TestRunRetriesAndHonoursFullRequests(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.Run(ctx, Schedule{Interval: time.Hour, RetryMin: 10 * time.Millisecond, FullNow: full, Done: func(rep Report, err error) {
+		RunEach(ctx, []*Engine{e}, Schedule{Interval: time.Hour, RetryMin: 10 * time.Millisecond, FullNow: full}, func(_ int, rep Report, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			reps, errs = append(reps, rep), append(errs, err)
@@ -37,12 +37,12 @@ func TestRunRetriesAndHonoursFullRequests(t *testing.T) {
 			case 3:
 				cancel()
 			}
-		}})
+		})
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not stop after cancel")
+		t.Fatal("RunEach did not stop after cancel")
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -58,7 +58,7 @@ func TestRunRetriesAndHonoursFullRequests(t *testing.T) {
 }
 
 // A full sync that fails (here the feed's first page) is not forgotten:
-// the retry is a full sync too, although Run drops its own flag after
+// the retry is a full sync too, although RunEach drops its own flag after
 // every sync, because the failed pass saved the cursor it had reached ("",
 // the start) and a sync from no cursor is full. A SIGUSR1 or --full during
 // an outage must not become an incremental sync from the old cursor.
@@ -72,13 +72,13 @@ func TestRunRetriesAFailedFullSyncAsFull(t *testing.T) {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r.engine().Run(ctx, Schedule{Interval: time.Hour, RetryMin: 10 * time.Millisecond, FirstFull: true, Done: func(rep Report, err error) {
+	RunEach(ctx, []*Engine{r.engine()}, Schedule{Interval: time.Hour, RetryMin: 10 * time.Millisecond, FirstFull: true}, func(_ int, rep Report, err error) {
 		reps, errs = append(reps, rep), append(errs, err)
 		r.feed.failAt = 0
 		if len(reps) == 2 {
 			cancel()
 		}
-	}})
+	})
 	if len(reps) != 2 || errs[0] == nil || errs[1] != nil {
 		t.Fatalf("want a failed sync then a good one: %v", errs)
 	}

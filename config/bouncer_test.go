@@ -27,6 +27,11 @@ func TestBouncerBadValues(t *testing.T) {
 		{"key with space", "  api_key: TOPSECRET with space\n", `config: bouncer.api_key: must not contain whitespace`},
 		{"key unexpanded", "  api_key: ${BOUNCER-KEY}TOPSECRET\n", `config: bouncer.api_key: holds an unexpanded ${...} reference`},
 		{"cert without key", "  cert_path: {dir}/exists.pem\n", `config: bouncer.key_path: required when bouncer.cert_path is set`},
+		// Every error, as in the other sections, not the first.
+		{"no key, cert without key", "  api_key: \"\"\n  cert_path: {dir}/missing.pem\n",
+			"config: bouncer.api_key: required when bouncer.enabled is true, unless bouncer.cert_path and bouncer.key_path are set (cscli bouncers add NAME gives one)\n" +
+				"config: bouncer.key_path: required when bouncer.cert_path is set\n" +
+				"config: bouncer.cert_path: stat {dir}/missing.pem: no such file or directory"},
 		{"ca missing", "  ca_cert_path: {dir}/missing.pem\n", `config: bouncer.ca_cert_path: stat {dir}/missing.pem: no such file or directory`},
 		{"lapi url", "  lapi_url: localhost:8080\n", `config: bouncer.lapi_url: want an absolute http(s) URL, got "localhost:8080"`},
 		{"update frequency", "  update_frequency: 500ms\n", `config: bouncer.update_frequency: must be at least 1s, got 500ms`},

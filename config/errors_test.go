@@ -189,6 +189,11 @@ func TestBadConfigs(t *testing.T) {
 		{"state file relative", "state_file: state.json\n", `config: state_file: must be an absolute path, got "state.json"`},
 		{"log level", "log_level: verbose\n", `config: log_level: want one of trace, debug, info, warn, error, fatal, panic, got "verbose"`},
 
+		// bouncer and mirror: two readers of LAPI's stream on one key.
+		{"mirror reads with the bouncer's key", "bouncer:\n  enabled: true\n  api_key: TOPSECRET-lapi-key\n" +
+			"mirror:\n  enabled: true\n  lapi_key: TOPSECRET-lapi-key\n  keys: [{name: k1, key: TOPSECRET-client-key-1}]\n",
+			`config: mirror.lapi_key: must differ from bouncer.api_key: two readers of LAPI's decision stream on one key miss each other's changes (cscli bouncers add crowdsec-apiban-bridge-mirror gives the mirror its own)`},
+
 		// All errors at once, in a stable order.
 		{"collects every error", "apiban:\n  api_key: \"\"\n  set: ssh\ndecisions:\n  batch_size: 0\nlog_level: loud\n",
 			"config: apiban.api_key: required (set it here or in APIBAN_API_KEY)\n" +
@@ -252,6 +257,9 @@ func TestGoodEdgeCases(t *testing.T) {
 		{"short lapi timeout", "crowdsec:\n  timeout: 1s\n"},
 		{"tls instead of password", "crowdsec:\n  password: \"\"\n  cert_path: {cert}\n  key_path: {key}\n  ca_cert_path: {ca}\n  lapi_url: https://lapi:8080/\n"},
 		{"null keeps the default", "apiban:\n  url:\ndecisions: ~\n"},
+		{"mirror and bouncer with keys of their own", "bouncer:\n  enabled: true\n  api_key: bouncer-key\n" +
+			"mirror:\n  enabled: true\n  lapi_key: mirror-key\n  keys: [{name: k1, key: client-key-0123456789}]\n"},
+		{"a disabled mirror may keep the bouncer's key", "bouncer:\n  enabled: true\n  api_key: bouncer-key\nmirror:\n  lapi_key: bouncer-key\n"},
 		{"log level warning", "log_level: warning\n"},
 		{"empty overlay", ""},
 		{"comment-only overlay", "# nothing\n"},

@@ -35,6 +35,11 @@ func TestMirrorBadValues(t *testing.T) {
 		{"rate window", oneKey + "  rate_window: 0s\n", `config: mirror.rate_window: must be at least 1s, got 0s`},
 		{"cert without key", oneKey + "  tls_cert_path: {dir}/exists.pem\n", `config: mirror.tls_key_path: required when mirror.tls_cert_path is set`},
 		{"cert missing", oneKey + "  tls_cert_path: {dir}/missing.pem\n  tls_key_path: {dir}/exists.pem\n", `config: mirror.tls_cert_path: stat {dir}/missing.pem: no such file or directory`},
+		{"key unexpanded", "  keys: [{name: a, key: \"${MIRROR KEY}TOPSECRET\"}]\n", `config: mirror.keys[0].key: holds an unexpanded ${...} reference`},
+		{"lapi key unexpanded", oneKey + "  lapi_key: ${LAPI-KEY}TOPSECRET\n", `config: mirror.lapi_key: holds an unexpanded ${...} reference`},
+		// Every error, as in the other sections, not the first.
+		{"key and cert missing", oneKey + "  tls_key_path: {dir}/missing.pem\n",
+			"config: mirror.tls_cert_path: required when mirror.tls_key_path is set\nconfig: mirror.tls_key_path: stat {dir}/missing.pem: no such file or directory"},
 		{"pair does not load", oneKey + "  tls_cert_path: {dir}/exists.pem\n  tls_key_path: {dir}/exists.pem\n", `config: mirror.tls_cert_path: does not load with mirror.tls_key_path: tls: failed to find any PEM data in certificate input`},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -65,6 +66,7 @@ func (c *Config) validate() (errs []error, warnings []string) {
 	errs = append(errs, c.Prometheus.validate()...)
 	errs = append(errs, c.Bouncer.validate()...)
 	errs = append(errs, c.Mirror.validate()...)
+	errs = append(errs, c.validateStreamKeys()...)
 
 	if level, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, invalid("log_level", "want one of trace, debug, info, warn, error, fatal, panic, got %q", c.LogLevel))
@@ -72,6 +74,18 @@ func (c *Config) validate() (errs []error, warnings []string) {
 		c.Level = level
 	}
 	return errs, warnings
+}
+
+// validateStreamKeys refuses one LAPI bouncer key for the embedded
+// bouncer and the mirror: two readers of LAPI's decision stream on one key
+// share its last pull, so each misses part of the other's changes
+// (docs/bouncer.md). Neither key is quoted.
+func (c *Config) validateStreamKeys() []error {
+	if !c.Bouncer.Enabled || !c.Mirror.Enabled || c.Mirror.LAPIKey == "" || c.Mirror.LAPIKey != c.Bouncer.APIKey {
+		return nil
+	}
+	return []error{invalid("mirror.lapi_key", "must differ from bouncer.api_key: two readers of LAPI's decision stream on one key miss each other's changes "+
+		"(cscli bouncers add crowdsec-apiban-bridge-mirror gives the mirror its own)")}
 }
 
 // validate checks every field the feed client is given: the client trusts
@@ -86,14 +100,10 @@ func (a *APIBAN) validate() []error {
 		}
 	}
 
-	switch {
-	case a.APIKey == "":
+	if a.APIKey == "" {
 		errs = append(errs, invalid("apiban.api_key", "required (set it here or in %s)", EnvAPIKey))
-	case strings.Contains(a.APIKey, "${"):
-		// An expansion that did not happen, such as ${APIBAN-KEY}.
-		errs = append(errs, invalid("apiban.api_key", "holds an unexpanded ${...} reference"))
-	default:
-		add("apiban.api_key", apiban.CheckKey(a.APIKey))
+	} else if err := checkKeyText("apiban.api_key", a.APIKey, apiban.CheckKey); err != nil {
+		errs = append(errs, err)
 	}
 	if err := checkHTTPURL("apiban.url", a.URL); err != nil {
 		errs = append(errs, err)
@@ -145,29 +155,10 @@ func (cs *CrowdSec) validate() []error {
 	if cs.Password == "" && !tlsAuth && cs.CredentialsFile == "" {
 		add(invalid("crowdsec.password", "required unless crowdsec.cert_path and crowdsec.key_path are set (set it here, in %s or through crowdsec.credentials_file)", EnvPassword))
 	}
-	switch {
-	case cs.CertPath != "" && cs.KeyPath == "":
-		add(invalid("crowdsec.key_path", "required when crowdsec.cert_path is set"))
-	case cs.KeyPath != "" && cs.CertPath == "":
-		add(invalid("crowdsec.cert_path", "required when crowdsec.key_path is set"))
-	}
-	filesOK := true
-	for _, f := range []struct{ key, path string }{
-		{"crowdsec.cert_path", cs.CertPath},
-		{"crowdsec.key_path", cs.KeyPath},
-		{"crowdsec.ca_cert_path", cs.CACertPath},
-	} {
-		if err := checkFile(f.key, f.path); err != nil {
-			add(err)
-			filesOK = false
-		}
-	}
-	if filesOK && tlsAuth {
-		if err := checkKeyPair("crowdsec.cert_path", "crowdsec.key_path", cs.CertPath, cs.KeyPath); err != nil {
-			add(err)
-		}
-	}
-	if filesOK && cs.CACertPath != "" {
+	errs = append(errs, checkCertPair("crowdsec.cert_path", cs.CertPath, "crowdsec.key_path", cs.KeyPath)...)
+	if err := checkFile("crowdsec.ca_cert_path", cs.CACertPath); err != nil {
+		add(err)
+	} else if cs.CACertPath != "" {
 		if err := checkCAFile("crowdsec.ca_cert_path", cs.CACertPath); err != nil {
 			add(err)
 		}
@@ -274,6 +265,40 @@ func checkWord(key, s string) error {
 		return invalid(key, "required")
 	case strings.ContainsFunc(s, unicode.IsSpace):
 		return invalid(key, "must not contain whitespace, got %q", s)
+	}
+	return nil
+}
+
+// checkOrigins checks a list of decision origins to read: LAPI's stream
+// takes them as one comma-separated filter and matches each verbatim.
+func checkOrigins(key string, origins []string) []error {
+	var errs []error
+	for i, o := range origins {
+		if o == "" || strings.ContainsFunc(o, unicode.IsSpace) || strings.Contains(o, ",") {
+			errs = append(errs, invalid(fmt.Sprintf("%s[%d]", key, i), "want an origin such as apiban, crowdsec or cscli, got %q", o))
+		}
+	}
+	return errs
+}
+
+// checkKeyText refuses the text of a key (a secret: never quoted) that
+// cannot be what the operator meant: a ${...} reference that was not
+// expanded, such as ${APIBAN-KEY}, or text the key's reader refuses (rule:
+// apiban.CheckKey for APIBAN's keys, noWhitespace for LAPI's bouncer keys).
+func checkKeyText(key, v string, rule func(string) error) error {
+	if strings.Contains(v, "${") {
+		return invalid(key, "holds an unexpanded ${...} reference")
+	}
+	if err := rule(v); err != nil {
+		return invalid(key, "%v", err)
+	}
+	return nil
+}
+
+// noWhitespace is the rule of a LAPI bouncer key, sent in a header.
+func noWhitespace(v string) error {
+	if strings.ContainsFunc(v, unicode.IsSpace) {
+		return errors.New("must not contain whitespace")
 	}
 	return nil
 }

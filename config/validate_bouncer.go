@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 )
 
 // objectName is what nft, ipset and iptables all accept as a name.
@@ -81,7 +80,7 @@ func (b *Bouncer) validate() []error {
 			errs = append(errs, err)
 		}
 	}
-	add(b.validateAuth())
+	errs = append(errs, b.validateAuth()...)
 	if b.LAPIURL != "" {
 		add(checkHTTPURL("bouncer.lapi_url", b.LAPIURL))
 	}
@@ -89,11 +88,7 @@ func (b *Bouncer) validate() []error {
 		add(invalid("bouncer.update_frequency", "must be at least %s, got %s", formatDuration(MinUpdateFrequency), formatDuration(b.UpdateFrequency)))
 	}
 	add(checkResync("bouncer.resync_interval", b.ResyncInterval))
-	for i, o := range b.Origins {
-		if o == "" || strings.ContainsFunc(o, unicode.IsSpace) || strings.Contains(o, ",") {
-			add(invalid(fmt.Sprintf("bouncer.origins[%d]", i), "want an origin such as apiban, crowdsec or cscli, got %q", o))
-		}
-	}
+	errs = append(errs, checkOrigins("bouncer.origins", b.Origins)...)
 	switch b.Mode {
 	case "nftables", "ipset":
 	default:
@@ -116,34 +111,29 @@ func (b *Bouncer) validate() []error {
 	return errs
 }
 
-func (b *Bouncer) validateAuth() error {
+// validateAuth: a bouncer authenticates with a key or with a
+// certificate, not both.
+func (b *Bouncer) validateAuth() []error {
+	var errs []error
 	tlsAuth := b.CertPath != "" && b.KeyPath != ""
 	switch {
 	case b.APIKey == "" && !tlsAuth:
-		return invalid("bouncer.api_key", "required when bouncer.enabled is true, unless bouncer.cert_path and bouncer.key_path are set (cscli bouncers add NAME gives one)")
-	case strings.Contains(b.APIKey, "${"):
-		return invalid("bouncer.api_key", "holds an unexpanded ${...} reference")
-	case strings.ContainsFunc(b.APIKey, unicode.IsSpace):
-		return invalid("bouncer.api_key", "must not contain whitespace")
-	case b.CertPath != "" && b.KeyPath == "":
-		return invalid("bouncer.key_path", "required when bouncer.cert_path is set")
-	case b.KeyPath != "" && b.CertPath == "":
-		return invalid("bouncer.cert_path", "required when bouncer.key_path is set")
+		errs = append(errs, invalid("bouncer.api_key", "required when bouncer.enabled is true, unless bouncer.cert_path and bouncer.key_path are set (cscli bouncers add NAME gives one)"))
 	case b.APIKey != "" && tlsAuth:
 		// go-cs-bouncer refuses both at start, long after `-t` said OK.
-		return invalid("bouncer.api_key", "must be empty when bouncer.cert_path and bouncer.key_path are set: a bouncer authenticates with a key or a certificate, not both")
-	}
-	for _, f := range []struct{ key, path string }{
-		{"bouncer.cert_path", b.CertPath}, {"bouncer.key_path", b.KeyPath}, {"bouncer.ca_cert_path", b.CACertPath},
-	} {
-		if err := checkFile(f.key, f.path); err != nil {
-			return err
+		errs = append(errs, invalid("bouncer.api_key", "must be empty when bouncer.cert_path and bouncer.key_path are set: a bouncer authenticates with a key or a certificate, not both"))
+	case b.APIKey != "":
+		if err := checkKeyText("bouncer.api_key", b.APIKey, noWhitespace); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if tlsAuth {
-		return checkKeyPair("bouncer.cert_path", "bouncer.key_path", b.CertPath, b.KeyPath)
+	errs = append(errs, checkCertPair("bouncer.cert_path", b.CertPath, "bouncer.key_path", b.KeyPath)...)
+	// Only that it exists: go-cs-bouncer ignores a CA file without a
+	// certificate (validate_tls.go).
+	if err := checkFile("bouncer.ca_cert_path", b.CACertPath); err != nil {
+		errs = append(errs, err)
 	}
-	return nil
+	return errs
 }
 
 // validateNames keeps the object names valid and away from the stock

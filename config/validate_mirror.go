@@ -6,9 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/apiban"
 )
@@ -42,19 +40,12 @@ func (m *Mirror) validate() []error {
 	}
 	add(checkListen("mirror.listen_addr", m.ListenAddr))
 	errs = append(errs, m.validateKeys()...)
-	switch {
-	case m.LAPIKey == "":
+	if m.LAPIKey == "" {
 		add(invalid("mirror.lapi_key", "required when mirror.enabled is true (cscli bouncers add crowdsec-apiban-bridge-mirror gives one)"))
-	case strings.Contains(m.LAPIKey, "${"):
-		add(invalid("mirror.lapi_key", "holds an unexpanded ${...} reference"))
-	case strings.ContainsFunc(m.LAPIKey, unicode.IsSpace):
-		add(invalid("mirror.lapi_key", "must not contain whitespace"))
+	} else {
+		add(checkKeyText("mirror.lapi_key", m.LAPIKey, noWhitespace))
 	}
-	for i, o := range m.Origins {
-		if o == "" || strings.ContainsFunc(o, unicode.IsSpace) || strings.Contains(o, ",") {
-			add(invalid(fmt.Sprintf("mirror.origins[%d]", i), "want an origin such as apiban, crowdsec or cscli, got %q", o))
-		}
-	}
+	errs = append(errs, checkOrigins("mirror.origins", m.Origins)...)
 	if m.UpdateFrequency < MinUpdateFrequency {
 		add(invalid("mirror.update_frequency", "must be at least %s, got %s", formatDuration(MinUpdateFrequency), formatDuration(m.UpdateFrequency)))
 	}
@@ -65,7 +56,7 @@ func (m *Mirror) validate() []error {
 	if m.RateWindow < MinMirrorRateWindow {
 		add(invalid("mirror.rate_window", "must be at least %s, got %s", formatDuration(MinMirrorRateWindow), formatDuration(m.RateWindow)))
 	}
-	add(m.validateTLS())
+	errs = append(errs, checkCertPair("mirror.tls_cert_path", m.TLSCertPath, "mirror.tls_key_path", m.TLSKeyPath)...)
 	return errs
 }
 
@@ -94,11 +85,9 @@ func (m *Mirror) validateKeys() []error {
 			errs = append(errs, invalid(at+".name", "%q is also mirror.keys[%d].name", k.Name, j))
 		}
 		names[k.Name] = i
-		switch err := apiban.CheckKey(k.Key); {
+		switch err := checkKeyText(at+".key", k.Key, apiban.CheckKey); {
 		case err != nil:
-			errs = append(errs, invalid(at+".key", "%v", err))
-		case strings.Contains(k.Key, "${"):
-			errs = append(errs, invalid(at+".key", "holds an unexpanded ${...} reference"))
+			errs = append(errs, err)
 		case len(k.Key) < MinMirrorKeyLength:
 			errs = append(errs, invalid(at+".key", "must be at least %d characters (openssl rand -hex 16 gives one)", MinMirrorKeyLength))
 		default:
@@ -109,22 +98,4 @@ func (m *Mirror) validateKeys() []error {
 		}
 	}
 	return errs
-}
-
-func (m *Mirror) validateTLS() error {
-	switch {
-	case m.TLSCertPath != "" && m.TLSKeyPath == "":
-		return invalid("mirror.tls_key_path", "required when mirror.tls_cert_path is set")
-	case m.TLSKeyPath != "" && m.TLSCertPath == "":
-		return invalid("mirror.tls_cert_path", "required when mirror.tls_key_path is set")
-	case m.TLSCertPath == "":
-		return nil
-	}
-	if err := checkFile("mirror.tls_cert_path", m.TLSCertPath); err != nil {
-		return err
-	}
-	if err := checkFile("mirror.tls_key_path", m.TLSKeyPath); err != nil {
-		return err
-	}
-	return checkKeyPair("mirror.tls_cert_path", "mirror.tls_key_path", m.TLSCertPath, m.TLSKeyPath)
 }

@@ -294,7 +294,7 @@ func TestKernelIpsetDropped(t *testing.T) {
 	// moment after the write returns: read until the counters agree, for
 	// at most two seconds.
 	var got map[bouncer.DropKey]bouncer.Counters
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var err error
 		if got, err = b.Dropped(ctx); err != nil {
 			t.Fatal(err)

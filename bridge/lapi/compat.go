@@ -42,27 +42,37 @@ func (g *gzipFallback) RoundTrip(req *http.Request) (*http.Response, error) {
 		return g.next.RoundTrip(req)
 	}
 	if g.plain.Load() {
-		out, err := uncompressed(req)
+		return g.sendPlain(req, req.Body)
+	}
+	// The body is needed again only if LAPI refuses gzip. A request that
+	// can give it again (GetBody: pkg/apiclient's always can) goes as it
+	// is; only another one is read into memory first.
+	first, again := req, req.GetBody
+	if again == nil {
+		zipped, err := io.ReadAll(io.LimitReader(req.Body, maxPlainBody+1))
+		req.Body.Close()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading a LAPI request body: %w", err)
 		}
-		return g.next.RoundTrip(out)
+		again = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(zipped)), nil }
+		first = req.Clone(req.Context())
+		first.Body, first.GetBody = io.NopCloser(bytes.NewReader(zipped)), again
 	}
-	zipped, err := io.ReadAll(io.LimitReader(req.Body, maxPlainBody+1))
-	req.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("reading a LAPI request body: %w", err)
-	}
-	first := req.Clone(req.Context())
-	first.Body = io.NopCloser(bytes.NewReader(zipped))
 	resp, err := g.next.RoundTrip(first)
 	if err != nil || !refusedGzip(resp) {
 		return resp, err
 	}
 	g.plain.Store(true)
-	retry := req.Clone(req.Context())
-	retry.Body = io.NopCloser(bytes.NewReader(zipped))
-	out, err := uncompressed(retry)
+	body, err := again()
+	if err != nil {
+		return nil, fmt.Errorf("reading a LAPI request body again: %w", err)
+	}
+	return g.sendPlain(req, body)
+}
+
+// sendPlain sends req with body, its gzip body, inflated.
+func (g *gzipFallback) sendPlain(req *http.Request, body io.ReadCloser) (*http.Response, error) {
+	out, err := uncompressed(req, body)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +96,9 @@ func refusedGzip(resp *http.Response) bool {
 	return false
 }
 
-// uncompressed is req with its gzip body inflated.
-func uncompressed(req *http.Request) (*http.Request, error) {
-	plain, err := gunzip(req.Body)
+// uncompressed is req with body, its gzip body, inflated.
+func uncompressed(req *http.Request, body io.ReadCloser) (*http.Request, error) {
+	plain, err := gunzip(body)
 	if err != nil {
 		return nil, err
 	}

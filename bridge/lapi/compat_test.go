@@ -158,3 +158,95 @@ func TestEdgeWithoutWithDecisionsOnOldLAPI(t *testing.T) {
 		t.Fatalf("with_decisions sent as %q, want once, then never", got)
 	}
 }
+
+// readCounter is a request body that counts the bytes read from it.
+type readCounter struct {
+	r    io.Reader
+	read int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += n
+	return n, err
+}
+
+func (c *readCounter) Close() error { return nil }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// gzipRequest is a POST with a gzip body of plain; with again, it can
+// give its body again (GetBody), as pkg/apiclient's requests can.
+func gzipRequest(t *testing.T, plain string, again bool) (*http.Request, *readCounter) {
+	t.Helper()
+	var zipped strings.Builder
+	zw := gzip.NewWriter(&zipped)
+	if _, err := zw.Write([]byte(plain)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body := &readCounter{r: strings.NewReader(zipped.String())}
+	req, err := http.NewRequest(http.MethodPost, "http://lapi.invalid/v1/alerts", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Encoding", "gzip")
+	if again {
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(zipped.String())), nil }
+	}
+	return req, body
+}
+
+func answer(code int, body string) *http.Response {
+	return &http.Response{StatusCode: code, Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{}}
+}
+
+// A request that can give its body again reaches LAPI with that very
+// body, unread: nothing is buffered on the way. When LAPI refuses gzip,
+// the body is taken again and sent inflated; a request without GetBody
+// is read first, and sent inflated all the same.
+func TestGzipBodyIsBufferedOnlyWhenItCannotBeHadAgain(t *testing.T) {
+	const plain = `[{"scenario":"s"}]`
+	for _, c := range []struct {
+		name          string
+		again, refuse bool
+	}{{"takes gzip", true, false}, {"refuses gzip", true, true}, {"refuses gzip, no GetBody", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			req, body := gzipRequest(t, plain, c.again)
+			var sent []string
+			g := &gzipFallback{next: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if len(sent) == 0 && c.again && (r.Body != io.ReadCloser(body) || body.read != 0) {
+					t.Errorf("the first try got another body, or one already read (%d bytes)", body.read)
+				}
+				raw, err := io.ReadAll(r.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				enc := r.Header.Get("Content-Encoding")
+				sent = append(sent, enc)
+				if enc == "gzip" && c.refuse {
+					return answer(http.StatusBadRequest, `{"message":"invalid character '\\x1f' looking for beginning of value"}`), nil
+				}
+				if enc == "" && string(raw) != plain {
+					t.Errorf("plain body %q, want %q", raw, plain)
+				}
+				return answer(http.StatusOK, `["1"]`), nil
+			})}
+			resp, err := g.RoundTrip(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("RoundTrip: %v, %v", resp, err)
+			}
+			want := "gzip"
+			if c.refuse {
+				want = "gzip,"
+			}
+			if got := strings.Join(sent, ","); got != want {
+				t.Fatalf("sent with Content-Encoding %q, want %q", got, want)
+			}
+		})
+	}
+}

@@ -138,11 +138,11 @@ func TestHealth(t *testing.T) {
 
 func TestListenReportsBusyPortAndStops(t *testing.T) {
 	m, _, _ := newTest()
-	addr, serve, err := m.Listen("127.0.0.1:0")
+	addr, serve, err := Listen("127.0.0.1:0", m.Handler())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := m.Listen(addr.String()); err == nil {
+	if _, _, err := Listen(addr.String(), m.Handler()); err == nil {
 		t.Fatal("second listener on a busy port succeeded")
 	}
 	ctx, cancel := context.WithCancel(context.Background())

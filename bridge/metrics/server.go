@@ -76,13 +76,15 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Listen binds addr now, so that a port already in use is reported at
-// start, and returns a function serving until ctx ends.
-func (m *Metrics) Listen(addr string) (net.Addr, func(ctx context.Context) error, error) {
+// start, and returns a function serving h (Metrics.Handler, or the
+// bouncer-only daemon's own) until ctx ends, which drains the open
+// requests for up to 5 s.
+func Listen(addr string, h http.Handler) (net.Addr, func(ctx context.Context) error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("prometheus listener: %w", err)
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	serve := func(ctx context.Context) error {
 		stopped := make(chan struct{})
 		go func() {

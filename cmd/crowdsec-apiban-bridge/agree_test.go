@@ -125,6 +125,11 @@ func TestCheckAndStartRefuseAlike(t *testing.T) {
 		{enabled + "  metrics_interval: 30s\n", `config: bouncer.metrics_interval: must be 0 (none) or at least 1m, got 30s`},
 		{enabled + "  priority: 5000\n", `config: bouncer.priority: must be between -1000 and 1000, got 5000`},
 
+		// mirror, and the mirror beside the bouncer.
+		{"mirror:\n  enabled: true\n  lapi_key: mirror-lapi-key-0123\n", `config: mirror.keys: at least one key is required when mirror.enabled is true`},
+		{enabled + "mirror:\n  enabled: true\n  lapi_key: TOPSECRET-bouncer\n  keys: [{name: k1, key: client-key-0123456789}]\n",
+			`config: mirror.lapi_key: must differ from bouncer.api_key: two readers of LAPI's decision stream on one key miss each other's changes (cscli bouncers add crowdsec-apiban-bridge-mirror gives the mirror its own)`},
+
 		// bouncer-only mode (apiban.enabled false): the bouncer is required,
 		// the machine's credentials are not, and the LAPI URL still is.
 		{"apiban:\n  enabled: false\n", `config: apiban.enabled: false runs only the embedded bouncer, so bouncer.enabled must be true (nothing would run)`},

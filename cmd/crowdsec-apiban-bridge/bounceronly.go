@@ -2,20 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"text/tabwriter"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer"
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bridge/metrics"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/config"
 )
 
@@ -37,7 +36,7 @@ func bouncerOnly(ctx context.Context, f flags, cfg *config.Config, stdout io.Wri
 		defer tw.Flush()
 		row(tw, "mode", "%s", bouncerOnlyMode)
 		row(tw, "bouncer LAPI", "%s", bouncerOptions(cfg, log).APIURL)
-		bouncerRow(ctx, cfg, tw)
+		bouncerRows(cfg, bouncerOnlyView(ctx, cfg, tw), tw)
 		return 0
 	case f.command != "" || f.once || f.dryRun || f.full:
 		what := f.command
@@ -77,7 +76,7 @@ func runBouncerOnly(ctx context.Context, cfg *config.Config, log *logrus.Logger)
 	opts.NeverBan = neverBan(ctx, cfg, l)
 	b := bouncer.New(backend, opts)
 	if cfg.Prometheus.Enabled {
-		stop := serveBouncerMetrics(ctx, cfg.Prometheus.Addr(), b.Collector(), l)
+		_, stop := serveBouncerMetrics(ctx, cfg.Prometheus.Addr(), b.Collector(), l)
 		defer stop()
 	}
 	n := newNotifier(os.Getenv)
@@ -89,29 +88,28 @@ func runBouncerOnly(ctx context.Context, cfg *config.Config, log *logrus.Logger)
 }
 
 // serveBouncerMetrics serves the bouncer's figures on /metrics and a
-// plain /healthz (the process is up; there are no syncs to judge). A
-// listener that cannot open is logged: enforcing matters more.
-func serveBouncerMetrics(ctx context.Context, addr string, c prometheus.Collector, l logrus.FieldLogger) (stop func()) {
+// plain /healthz (the process is up; there are no syncs to judge) on
+// addr, and returns where (nil when it cannot listen) and a function that
+// stops it. A listener that cannot open is logged: enforcing matters more.
+func serveBouncerMetrics(ctx context.Context, addr string, c prometheus.Collector, l logrus.FieldLogger) (bound net.Addr, stop func()) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok: "+bouncerOnlyMode) })
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	bound, serve, err := metrics.Listen(addr, mux)
 	if err != nil {
 		l.WithError(err).Error("metrics disabled")
-		return func() {}
+		return nil, func() {}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	l.WithField("addr", ln.Addr().String()).Info("serving /metrics and /healthz")
+	l.WithField("addr", bound.String()).Info("serving /metrics and /healthz")
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(done)
+		if err := serve(ctx); err != nil {
 			l.WithError(err).Error("metrics listener stopped")
 		}
 	}()
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}
+	return bound, func() { cancel(); <-done }
 }

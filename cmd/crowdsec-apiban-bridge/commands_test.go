@@ -90,9 +90,12 @@ func TestWatchdogInterval(t *testing.T) {
 	}
 }
 
-// status reads the embedded bouncer's set sizes from the daemon's /metrics.
-func TestBouncerRow(t *testing.T) {
+// status reads the embedded bouncer's and the mirror's figures from one
+// scrape of the daemon's /metrics.
+func TestBouncerAndMirrorRows(t *testing.T) {
+	scrapes := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scrapes++
 		io.WriteString(w, `# HELP crowdsec_apiban_bridge_bouncer_kernel_elements x
 crowdsec_apiban_bridge_bouncer_kernel_elements 1234
 crowdsec_apiban_bridge_bouncer_active_decisions{origin="apiban"} 1200
@@ -101,6 +104,15 @@ crowdsec_apiban_bridge_bouncer_dropped_packets_total{ip_type="ipv4",origin="apib
 crowdsec_apiban_bridge_bouncer_dropped_packets_total{ip_type="ipv6",origin="crowdsec"} 2
 crowdsec_apiban_bridge_bouncer_dropped_bytes_total{ip_type="ipv4",origin="apiban"} 1000
 crowdsec_apiban_bridge_bouncer_dropped_bytes_total{ip_type="ipv6",origin="crowdsec"} 200
+crowdsec_apiban_bridge_bouncer_resyncs_total 3
+crowdsec_apiban_bridge_bouncer_resync_added_total 7
+crowdsec_apiban_bridge_bouncer_resync_removed_total 2
+crowdsec_apiban_bridge_mirror_set_size 900
+crowdsec_apiban_bridge_mirror_requests_total{code="200",endpoint="banned"} 40
+crowdsec_apiban_bridge_mirror_requests_total{code="400",endpoint="check"} 2
+crowdsec_apiban_bridge_mirror_resyncs_total 0
+crowdsec_apiban_bridge_mirror_resync_added_total 0
+crowdsec_apiban_bridge_mirror_resync_removed_total 0
 `)
 	}))
 	defer srv.Close()
@@ -109,25 +121,40 @@ crowdsec_apiban_bridge_bouncer_dropped_bytes_total{ip_type="ipv6",origin="crowds
 	cfg := config.Default()
 	cfg.Prometheus.ListenAddr = host
 	cfg.Prometheus.ListenPort, _ = strconv.Atoi(port)
-	cfg.Bouncer.Enabled = true
-	var b strings.Builder
-	bouncerRow(context.Background(), cfg, &b)
-	if want := "bouncer sets\t1234 elements in the nftables sets (apiban-bridge-*), 1240 active decisions\n" +
-		"bouncer drops\t12 packets, 1200 bytes since the daemon started (by origin and IP type on " + u.Host + "/metrics)\n"; b.String() != want {
-		t.Errorf("got %q\nwant %q", b.String(), want)
+	cfg.Bouncer.Enabled, cfg.Mirror.Enabled = true, true
+	cfg.Mirror.Keys = []config.MirrorKey{{Name: "k1"}, {Name: "k2"}}
+	m, err := scrapeMetrics(context.Background(), cfg.Prometheus.Addr())
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.Reset()
-	cfg.Bouncer.Enabled = false
-	bouncerRow(context.Background(), cfg, &b)
-	if !strings.Contains(b.String(), "n/a (bouncer.enabled is false)") {
-		t.Errorf("disabled: %q", b.String())
+	d := daemonView{metrics: m}
+	rows := func(d daemonView) string {
+		var b strings.Builder
+		bouncerRows(cfg, d, &b)
+		mirrorRows(cfg, d, &b)
+		return b.String()
 	}
-	b.Reset()
-	srv.Close()
-	cfg.Bouncer.Enabled = true
-	bouncerRow(context.Background(), cfg, &b)
-	if !strings.Contains(b.String(), "unknown") {
-		t.Errorf("daemon gone: %q", b.String())
+	if got, want := rows(d), "bouncer sets\t1234 elements in the nftables sets (apiban-bridge-*), 1240 active decisions\n"+
+		"bouncer drops\t12 packets, 1200 bytes since the daemon started (by origin and IP type on "+u.Host+"/metrics)\n"+
+		"bouncer resyncs\t3 since the daemon started (every 1h): 7 added and 2 removed in all (what the stream had missed)\n"+
+		"mirror\tenabled on 127.0.0.1:60604: 900 addresses and ranges served to 2 keys, 42 requests answered\n"+
+		"mirror resyncs\tnone since the daemon started (every 15m)\n"; got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if scrapes != 1 {
+		t.Errorf("%d scrapes of /metrics, want 1", scrapes)
+	}
+	cfg.Bouncer.ResyncInterval = 0
+	if got := rows(d); !strings.Contains(got, "bouncer resyncs\toff (bouncer.resync_interval is 0)\n") {
+		t.Errorf("resync off:\n%s", got)
+	}
+	if got := rows(daemonView{why: "another process listens on " + u.Host}); got != "bouncer sets\tunknown (another process listens on "+u.Host+")\n"+
+		"mirror\tenabled on 127.0.0.1:60604, set size unknown (another process listens on "+u.Host+")\n" {
+		t.Errorf("not the daemon's figures:\n%s", got)
+	}
+	cfg.Bouncer.Enabled, cfg.Mirror.Enabled = false, false
+	if got := rows(d); got != "bouncer sets\tn/a (bouncer.enabled is false)\nmirror\tn/a (mirror.enabled is false)\n" {
+		t.Errorf("disabled:\n%s", got)
 	}
 }
 

@@ -64,23 +64,19 @@ func startMirror(ctx context.Context, cfg *config.Config, never *neverban.Set, o
 	return func() { <-done; <-done }
 }
 
-// mirrorRow reports the mirror as the running daemon's /metrics shows it.
-func mirrorRow(ctx context.Context, cfg *config.Config, w io.Writer) {
+// mirrorRows report the mirror as the running daemon's /metrics shows it.
+func mirrorRows(cfg *config.Config, d daemonView, w io.Writer) {
 	mc := cfg.Mirror
 	if !mc.Enabled {
 		row(w, "mirror", "n/a (mirror.enabled is false)")
 		return
 	}
-	if !cfg.Prometheus.Enabled {
-		row(w, "mirror", "enabled on %s, set size unknown (prometheus.enabled is false)", mc.ListenAddr)
-		return
-	}
-	m, err := scrapeMetrics(ctx, cfg.Prometheus.Addr())
-	size, ok := m["crowdsec_apiban_bridge_mirror_set_size"]
-	if err != nil || !ok {
-		row(w, "mirror", "enabled on %s, set size unknown (the daemon's /metrics has no mirror figures)", mc.ListenAddr)
+	m, ok := d.figures("crowdsec_apiban_bridge_mirror_")
+	if !ok {
+		row(w, "mirror", "enabled on %s, set size unknown (%s)", mc.ListenAddr, orWhy(d.why, "the daemon's /metrics has no mirror figures"))
 		return
 	}
 	row(w, "mirror", "enabled on %s: %.0f addresses and ranges served to %d keys, %.0f requests answered",
-		mc.ListenAddr, size, len(mc.Keys), m["crowdsec_apiban_bridge_mirror_requests_total"])
+		mc.ListenAddr, m["crowdsec_apiban_bridge_mirror_set_size"], len(mc.Keys), m["crowdsec_apiban_bridge_mirror_requests_total"])
+	resyncRow(w, "mirror resyncs", "mirror.resync_interval", mc.ResyncInterval, m, "crowdsec_apiban_bridge_mirror_")
 }

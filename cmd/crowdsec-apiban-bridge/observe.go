@@ -46,7 +46,7 @@ func startObserver(ctx context.Context, es []*bridge.Engine, cfg *config.Config,
 			Version: version, PollInterval: cfg.APIBAN.PollInterval, Feed: feedCounters(es),
 		})
 		addr := cfg.Prometheus.Addr()
-		bound, serve, err := o.m.Listen(addr)
+		bound, serve, err := metrics.Listen(addr, o.m.Handler())
 		if err != nil {
 			log.WithError(err).Error("metrics and health disabled")
 		} else {

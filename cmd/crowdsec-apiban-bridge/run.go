@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -148,7 +147,7 @@ func wire(ctx context.Context, cfg *config.Config, never *neverban.Set, dryRun b
 	gate := apiban.NewGate(cfg.APIBAN.MaxRequests, cfg.APIBAN.RateWindow)
 	var engines []*bridge.Engine
 	for _, f := range cfg.Feeds() {
-		e, err := wireSet(cfg, f, gate, never.Prefixes(), dryRun, log)
+		e, err := wireSet(cfg, f, gate, never, dryRun, log)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +156,7 @@ func wire(ctx context.Context, cfg *config.Config, never *neverban.Set, dryRun b
 	return engines, nil
 }
 
-func wireSet(cfg *config.Config, f config.Feed, gate *apiban.Gate, never []netip.Prefix, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
+func wireSet(cfg *config.Config, f config.Feed, gate *apiban.Gate, never *neverban.Set, dryRun bool, log *logrus.Logger) (*bridge.Engine, error) {
 	src, err := newSetFeed(cfg, f, gate, log)
 	if err != nil {
 		return nil, err

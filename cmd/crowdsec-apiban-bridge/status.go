@@ -31,12 +31,12 @@ func status(ctx context.Context, cfg *config.Config, w io.Writer) bool {
 		}
 		ok = stateRows(w, cfg, f.StateFile, now) && ok
 	}
-	daemonRows(ctx, cfg, w, now)
+	d := daemonRows(ctx, cfg, w, now)
 	for _, f := range feeds {
 		ok = lapiRow(ctx, cfg, f, len(feeds) > 1, w, now) && ok
 	}
-	bouncerRow(ctx, cfg, w)
-	mirrorRow(ctx, cfg, w)
+	bouncerRows(cfg, d, w)
+	mirrorRows(cfg, d, w)
 	return ok
 }
 
@@ -91,30 +91,72 @@ func lapiRow(ctx context.Context, cfg *config.Config, f config.Feed, several boo
 	return false
 }
 
-// bouncerRow reports the embedded bouncer's kernel set sizes as the
-// running daemon's /metrics exposes them: only that process knows them.
-func bouncerRow(ctx context.Context, cfg *config.Config, w io.Writer) {
+// daemonView is what status learnt from the running daemon's /metrics,
+// scraped once: nil metrics, and why, when it learnt nothing.
+type daemonView struct {
+	metrics map[string]float64
+	why     string
+}
+
+// figures returns the daemon's metrics when any name starts with prefix.
+func (d daemonView) figures(prefix string) (map[string]float64, bool) {
+	for name := range d.metrics {
+		if strings.HasPrefix(name, prefix) {
+			return d.metrics, true
+		}
+	}
+	return nil, false
+}
+
+// bouncerRows reports the embedded bouncer's kernel set sizes, drops and
+// resyncs as the running daemon's /metrics exposes them: only that
+// process knows them.
+func bouncerRows(cfg *config.Config, d daemonView, w io.Writer) {
 	if !cfg.Bouncer.Enabled {
 		row(w, "bouncer sets", "n/a (bouncer.enabled is false)")
 		return
 	}
-	if !cfg.Prometheus.Enabled {
-		row(w, "bouncer sets", "unknown (prometheus.enabled is false)")
-		return
-	}
-	addr := cfg.Prometheus.Addr()
-	m, err := scrapeMetrics(ctx, addr)
-	elements, ok := m["crowdsec_apiban_bridge_bouncer_kernel_elements"]
-	if err != nil || !ok {
-		row(w, "bouncer sets", "unknown (the daemon's /metrics on %s has no bouncer figures)", addr)
+	m, ok := d.figures("crowdsec_apiban_bridge_bouncer_")
+	if !ok {
+		row(w, "bouncer sets", "unknown (%s)", orWhy(d.why, "the daemon's /metrics has no bouncer figures"))
 		return
 	}
 	row(w, "bouncer sets", "%.0f elements in the %s sets (%s), %.0f active decisions",
-		elements, cfg.Bouncer.Mode, cfg.Bouncer.SetPrefix+"-*", m["crowdsec_apiban_bridge_bouncer_active_decisions"])
+		m["crowdsec_apiban_bridge_bouncer_kernel_elements"], cfg.Bouncer.Mode, cfg.Bouncer.SetPrefix+"-*", m["crowdsec_apiban_bridge_bouncer_active_decisions"])
 	if packets, ok := m["crowdsec_apiban_bridge_bouncer_dropped_packets_total"]; ok {
 		row(w, "bouncer drops", "%.0f packets, %.0f bytes since the daemon started (by origin and IP type on %s/metrics)",
-			packets, m["crowdsec_apiban_bridge_bouncer_dropped_bytes_total"], addr)
+			packets, m["crowdsec_apiban_bridge_bouncer_dropped_bytes_total"], cfg.Prometheus.Addr())
 	}
+	resyncRow(w, "bouncer resyncs", "bouncer.resync_interval", cfg.Bouncer.ResyncInterval, m, "crowdsec_apiban_bridge_bouncer_")
+}
+
+// resyncRow reports a stream reader's periodic full pulls of LAPI's list
+// (docs/bouncer.md, "Resync"): how many, and what they changed in all.
+// Only the totals are exported, so no single resync's share is shown.
+func resyncRow(w io.Writer, key, setting string, every time.Duration, m map[string]float64, prefix string) {
+	n, ok := m[prefix+"resyncs_total"]
+	switch {
+	case every == 0:
+		row(w, key, "off (%s is 0)", setting)
+	case !ok:
+		row(w, key, "unknown (the daemon's /metrics does not count them)")
+	case n == 0:
+		row(w, key, "none since the daemon started (every %s)", formatEvery(every))
+	default:
+		row(w, key, "%.0f since the daemon started (every %s): %.0f added and %.0f removed in all (what the stream had missed)",
+			n, formatEvery(every), m[prefix+"resync_added_total"], m[prefix+"resync_removed_total"])
+	}
+}
+
+func formatEvery(d time.Duration) string {
+	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
+}
+
+func orWhy(why, otherwise string) string {
+	if why != "" {
+		return why
+	}
+	return otherwise
 }
 
 // daemonGet asks the running daemon's HTTP endpoint path; ctx bounds it.
@@ -175,31 +217,66 @@ func nextFull(last time.Time, every time.Duration) time.Time {
 }
 
 // daemonRows says whether a daemon runs, from the state file's lock (the
-// metrics port could be anyone's), and how its syncs go, from its /healthz.
-func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.Time) {
+// metrics port could be anyone's), checks that the socket listening on
+// its metrics port is that process's, and reports how its syncs go, from
+// its /healthz. It scrapes the daemon's /metrics once, for the rows after
+// it.
+func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.Time) daemonView {
+	lock := state.LockPath(cfg.Feeds()[0].StateFile)
 	pid, held, err := state.Holder(cfg.Feeds()[0].StateFile)
 	switch {
 	case err != nil:
 		row(w, "daemon", "unknown: %v", err)
-		return
+		return daemonView{why: "whether a daemon runs is unknown"}
 	case !held:
-		row(w, "daemon", "not running (nothing holds %s)", state.LockPath(cfg.Feeds()[0].StateFile))
-		return
+		row(w, "daemon", "not running (nothing holds %s)", lock)
+		return daemonView{why: "no daemon runs"}
 	}
-	row(w, "daemon", "running: PID %s holds %s", pid, state.LockPath(cfg.Feeds()[0].StateFile))
+	row(w, "daemon", "running: PID %s holds %s", pid, lock)
 	if !cfg.Prometheus.Enabled {
 		row(w, "health", "unknown (prometheus.enabled is false, so it has no /healthz)")
-		return
+		return daemonView{why: "prometheus.enabled is false"}
 	}
 	addr := cfg.Prometheus.Addr()
+	pidN, err := strconv.Atoi(pid)
+	l := listener{state: listenerUnknown, why: "the lock file names no PID"}
+	if err == nil {
+		l = checkListener(addr, pidN)
+	}
+	switch l.state {
+	case listenerOther:
+		row(w, "health", "unknown: another process (%s) listens on %s, not the daemon (PID %s)", l.other, addr, pid)
+		return daemonView{why: "another process listens on " + addr}
+	case listenerNone:
+		row(w, "health", "no answer: nothing listens on %s (still starting, or its listener failed: see its log)", addr)
+		return daemonView{why: "nothing listens on " + addr}
+	case listenerUnknown:
+		// Said plainly: what follows may come from any process.
+		row(w, "metrics port", "not verified to be the daemon's: %s; the rows below are whatever answers on %s", l.why, addr)
+	case listenerDaemon:
+		row(w, "metrics port", "%s is the daemon's (PID %s holds its listening socket)", addr, pid)
+	}
+	if !healthRows(ctx, cfg, w, addr, pid, now) {
+		return daemonView{why: "the process on " + addr + " is not the daemon"}
+	}
+	m, err := scrapeMetrics(ctx, addr)
+	if err != nil {
+		return daemonView{why: "the daemon's /metrics on " + addr + " did not answer"}
+	}
+	return daemonView{metrics: m}
+}
+
+// healthRows prints the daemon's /healthz; false when the answer names
+// another PID than the lock holder's.
+func healthRows(ctx context.Context, cfg *config.Config, w io.Writer, addr, pid string, now time.Time) bool {
 	h, code, err := health(ctx, addr)
 	if err != nil {
 		row(w, "health", "no answer on %s: still starting, or the port is taken by another process", addr)
-		return
+		return true
 	}
 	if strconv.Itoa(h.PID) != pid {
 		row(w, "health", "unknown: PID %d answers on %s, not the daemon (PID %s): another process took the port", h.PID, addr, pid)
-		return
+		return false
 	}
 	// Quoted: whatever answers on the port reaches root's terminal
 	// only as printable text.
@@ -218,7 +295,50 @@ func daemonRows(ctx context.Context, cfg *config.Config, w io.Writer, now time.T
 			row(w, "next run", "about %s", last.Add(cfg.APIBAN.PollInterval).UTC().Format(time.RFC3339))
 		}
 	}
+	return true
 }
+
+// errNoListener: no socket listens on the address.
+var errNoListener = errors.New("nothing listens there")
+
+// bouncerOnlyView scrapes the bouncer-only daemon's /metrics once. That
+// mode holds no lock naming its daemon, so what answers cannot be checked
+// against a PID: status names the process that listens, and says so.
+func bouncerOnlyView(ctx context.Context, cfg *config.Config, w io.Writer) daemonView {
+	if !cfg.Prometheus.Enabled {
+		return daemonView{why: "prometheus.enabled is false"}
+	}
+	addr := cfg.Prometheus.Addr()
+	who, err := whoListens(addr)
+	switch {
+	case errors.Is(err, errNoListener):
+		row(w, "metrics port", "nothing listens on %s: the bouncer is not running, or its listener failed (see its log)", addr)
+		return daemonView{why: "nothing listens on " + addr}
+	case err != nil:
+		row(w, "metrics port", "not verified to be the bouncer's (%v): the rows below are whatever answers on %s", err, addr)
+	default:
+		row(w, "metrics port", "%s listens on %s: not verified to be the bouncer (bouncer-only mode holds no lock that names it)", who, addr)
+	}
+	m, err := scrapeMetrics(ctx, addr)
+	if err != nil {
+		return daemonView{why: "the daemon's /metrics on " + addr + " did not answer"}
+	}
+	return daemonView{metrics: m}
+}
+
+// listener is who holds the socket listening on the metrics port.
+type listener struct {
+	state int
+	other string // listenerOther: "PID 123, \"name\"", or why unknown
+	why   string // listenerUnknown: why it could not be told
+}
+
+const (
+	listenerUnknown = iota
+	listenerDaemon
+	listenerOther
+	listenerNone
+)
 
 func reason(r string) string {
 	if r == "" {

@@ -31,8 +31,6 @@ type Host struct {
 	// RouteV4, RouteV6 and ResolvConf default to /proc/net/route,
 	// /proc/net/ipv6_route and /etc/resolv.conf.
 	RouteV4, RouteV6, ResolvConf string
-	// SelfOnly skips the gateways and resolvers.
-	SelfOnly bool
 }
 
 func (h Host) defaults() Host {
@@ -71,10 +69,8 @@ func Discover(ctx context.Context, h Host) ([]Entry, error) {
 	for _, u := range h.LAPIURLs {
 		add(ReasonLAPI)(hostAddrs(ctx, u, h.Resolver))
 	}
-	if !h.SelfOnly {
-		add(ReasonGateway)(gateways(h.RouteV4, h.RouteV6))
-		add(ReasonResolver)(resolvers(h.ResolvConf))
-	}
+	add(ReasonGateway)(gateways(h.RouteV4, h.RouteV6))
+	add(ReasonResolver)(resolvers(h.ResolvConf))
 	return out, errors.Join(errs...)
 }
 

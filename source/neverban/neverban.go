@@ -105,16 +105,6 @@ func (s *Set) entries() []Entry {
 	return s.extra
 }
 
-// Prefixes returns the prefixes of the set's own entries (not the special
-// table).
-func (s *Set) Prefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, en := range s.entries() {
-		out = append(out, en.Prefix)
-	}
-	return out
-}
-
 // Match reports why p must never be banned, and the entry it overlaps: a
 // range that overlaps a never-banned address would ban it too. An
 // IPv4-mapped p is judged as the IPv4 prefix it maps, a 6to4 one by the

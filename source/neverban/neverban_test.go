@@ -140,10 +140,11 @@ func TestDiscover(t *testing.T) {
 	h := Host{
 		InterfaceAddrs: func() ([]net.Addr, error) {
 			return []net.Addr{&net.IPNet{IP: net.ParseIP("198.51.100.2"), Mask: net.CIDRMask(24, 32)},
-				&net.IPNet{IP: net.ParseIP("2001:db8::2"), Mask: net.CIDRMask(64, 128)}}, nil
+				&net.IPNet{IP: net.ParseIP("2001:db8::2"), Mask: net.CIDRMask(64, 128)},
+				&net.IPAddr{IP: net.ParseIP("127.0.0.1")}}, nil
 		},
-		Resolver: fakeResolver{"lapi.example": {netip.MustParseAddr("203.0.113.9")}},
-		LAPIURLs: []string{"https://lapi.example:8080/", "http://198.51.100.77:8080"},
+		Resolver: fakeResolver{"lapi.example": {netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("::ffff:203.0.113.10")}},
+		LAPIURLs: []string{"https://lapi.example:8080/", "http://198.51.100.77:8080", "http://[2001:db8::77]:8080/"},
 		RouteV4: write("route", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"+
 			"eth0\t00000000\t0164A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"+ // default via 192.168.100.1
 			"eth0\t0064A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"),
@@ -156,7 +157,8 @@ func TestDiscover(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"self 198.51.100.2/32", "self 2001:db8::2/128", "lapi 203.0.113.9/32", "lapi 198.51.100.77/32",
+		"self 198.51.100.2/32", "self 2001:db8::2/128", "self 127.0.0.1/32",
+		"lapi 203.0.113.9/32", "lapi 203.0.113.10/32", "lapi 198.51.100.77/32", "lapi 2001:db8::77/128",
 		"gateway 192.168.100.1/32", "gateway 2001:db8::1/128", "resolver 203.0.113.53/32", "resolver 2001:db8::53/128",
 	}
 	var gotS []string

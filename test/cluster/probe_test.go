@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/lapitest"
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/test/netns"
@@ -17,38 +15,17 @@ import (
 type probe struct {
 	t   *testing.T
 	atk *netns.NS
-	mu  sync.Mutex
-	got map[string]bool
+	pbx map[string]*netns.UDPListener // by address
 	seq int
 }
 
 func newProbe(t *testing.T, atk *netns.NS) *probe {
-	return &probe{t: t, atk: atk, got: map[string]bool{}}
+	return &probe{t: t, atk: atk, pbx: map[string]*netns.UDPListener{}}
 }
 
 // listen opens UDP/5060 on pbx (its own address) and records what arrives.
 func (p *probe) listen(pbx *netns.NS, addr string) {
-	var ln *net.UDPConn
-	err := lapitest.InNetNS(pbx.Name, func() (err error) {
-		ln, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addr), Port: 5060})
-		return err
-	})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.t.Cleanup(func() { ln.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := ln.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.got[string(buf[:n])] = true
-			p.mu.Unlock()
-		}
-	}()
+	p.pbx[addr] = pbx.ListenUDP(p.t, net.JoinHostPort(addr, "5060"), false)
 }
 
 // attacker gives the atk namespace one more source address.
@@ -80,19 +57,7 @@ func (p *probe) arrives(src, dst string) bool {
 	if err != nil {
 		p.t.Fatalf("send %s -> %s: %v", src, dst, err)
 	}
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		p.mu.Lock()
-		for _, m := range msgs {
-			if p.got[m] {
-				p.mu.Unlock()
-				return true
-			}
-		}
-		p.mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+	return p.pbx[dst].Arrived(msgs...)
 }
 
 // inSet reports whether pbx's nftables v4 set of origin holds addr.

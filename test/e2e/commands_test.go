@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,7 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 	})
 	r := e.run("status")
 	wantLines(t, "status", r.Stdout, `^daemon\s+running: PID \d+ holds .*state\.json\.lock$`,
+		`^metrics port\s+127\.0\.0\.1:\d+ is the daemon's \(PID \d+ holds its listening socket\)$`,
 		`^health\s+"ok" \(HTTP 200\)$`, `^last success\s+\d{4}-`, `^next run\s+about `)
 	r = e.run("flush")
 	if r.Code == 0 || !strings.Contains(r.Stdout, "refused: state file in use: "+e.state+".lock is held by PID") {
@@ -137,12 +139,17 @@ func TestStatusSeesDaemonAndFlushRefuses(t *testing.T) {
 }
 
 // Another process that takes the metrics port first and answers /healthz
-// itself: status does not take it for the daemon (the lock says who the
-// daemon is) and prints nothing of its answer raw.
+// itself, naming the daemon's PID: status learns from the kernel that the
+// socket is not the daemon's, names that process, and asks it nothing
+// (nothing of its answer reaches the terminal).
 func TestStatusIsNotFooledByAPortSquatter(t *testing.T) {
 	port := freePort(t)
+	var asked atomic.Int32
+	var statePath string
 	squatter := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(`{"status":"ok\u001b[2J\u001b]0;owned\u0007","pid":1,"last_error":"\u001b[31mred"}`))
+		asked.Add(1)
+		pid, _, _ := state.Holder(statePath) // the daemon's, as a clever squatter would
+		_, _ = fmt.Fprintf(w, `{"status":"ok\u001b[2J\u001b]0;owned\u0007","pid":%s,"last_error":"\u001b[31mred"}`, pid)
 	})}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -151,13 +158,18 @@ func TestStatusIsNotFooledByAPortSquatter(t *testing.T) {
 	go func() { _ = squatter.Serve(ln) }()
 	defer squatter.Close()
 	e := newEnv(t, withObservability(port))
+	statePath = e.state
 	feed(e, 20, 27)
 	d := e.daemon()
 	bridgetest.Eventually(t, 30*time.Second, "a finished sync in the log file", func() bool {
 		return strings.Contains(readFile(t, e.dir+"/crowdsec-apiban-bridge.log"), "sync finished")
 	})
 	out := e.run("status").Stdout
-	wantLines(t, "status", out, `^daemon\s+running: PID \d+ holds`, `^health\s+unknown: PID 1 answers on 127\.0\.0\.1:\d+, not the daemon`)
+	wantLines(t, "status", out, `^daemon\s+running: PID \d+ holds`,
+		fmt.Sprintf(`^health\s+unknown: another process \(PID %d, "[^"]*"\) listens on 127\.0\.0\.1:%d, not the daemon \(PID \d+\)$`, os.Getpid(), port))
+	if n := asked.Load(); n != 0 {
+		t.Errorf("status asked the squatter %d times", n)
+	}
 	if strings.ContainsAny(out, "\x1b\x07") {
 		t.Fatalf("status printed control characters from the network:\n%q", out)
 	}

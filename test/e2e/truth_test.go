@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -109,21 +112,73 @@ func TestDeletedDecisionsComeBackUnlessAllowlisted(t *testing.T) {
 	}
 }
 
-// Two syncs started together on one state file: one runs, the other
-// refuses at once naming the lock and the PID; LAPI holds each address
-// once.
+// feedGate stands in front of the APIBAN simulator and holds every
+// request until it is opened, telling arrived of each.
+type feedGate struct {
+	arrived chan struct{}
+	opened  chan struct{}
+	open    func()
+}
+
+func newFeedGate(t *testing.T, target string) (*feedGate, string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &feedGate{arrived: make(chan struct{}, 16), opened: make(chan struct{})}
+	g.open = sync.OnceFunc(func() { close(g.opened) })
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-g.opened:
+			proxy.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { g.open(); srv.Close() })
+	return g, srv.URL
+}
+
+// Two syncs started together on one state file cannot both run. APIBAN
+// holds every request until one of the two has ended, so whichever took
+// the lock is still syncing while the other starts: exactly one refuses,
+// naming the lock and the PID, before it asks APIBAN anything; the other
+// syncs; LAPI holds each address once. Were the lock broken, both would
+// reach APIBAN before either ended.
 func TestOneWriterPerStateFile(t *testing.T) {
-	e := newEnv(t)
+	var gate *feedGate
+	e := newEnv(t, func(e *env, c *bridgetest.Config) {
+		gate, c.APIBAN.URL = newFeedGate(t, e.sim.URL())
+		c.APIBAN.Timeout = 2 * time.Minute // the held request outlasts the wait
+	})
 	want := apibansim.PublicIPv4s(3000, 24)
 	e.sim.Add(want...)
-	var wg sync.WaitGroup
-	results := make([]bridgetest.Result, 2)
-	for i := range results {
-		wg.Go(func() { results[i] = e.run("--once") })
+	results := make(chan bridgetest.Result, 2)
+	for range 2 {
+		go func() { results <- e.run("--once") }()
 	}
-	wg.Wait()
+	var ended []bridgetest.Result
+	for arrived := 0; len(ended) == 0; {
+		select {
+		case r := <-results:
+			ended = append(ended, r)
+		case <-gate.arrived:
+			if arrived++; arrived == 2 {
+				gate.open()
+				<-results
+				<-results
+				t.Fatal("both syncs reached APIBAN before either ended: both ran")
+			}
+		}
+	}
+	gate.open()
+	ended = append(ended, <-results)
 	ok, refused := 0, 0
-	for _, r := range results {
+	for _, r := range ended {
 		switch {
 		case r.Code == 0:
 			ok++
@@ -133,10 +188,10 @@ func TestOneWriterPerStateFile(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 		}
 	}
-	e.assertExactly(want) // fails on any address held twice
-	if ok+refused != 2 || ok == 0 {
-		t.Fatalf("%d succeeded and %d refused", ok, refused)
+	if ok != 1 || refused != 1 || ended[0].Code == 0 {
+		t.Fatalf("%d synced and %d refused (the first to end exited %d); want the first to refuse and the other to sync", ok, refused, ended[0].Code)
 	}
+	e.assertExactly(want) // fails on any address held twice
 
 	d := e.daemon()
 	bridgetest.Eventually(t, 30*time.Second, "a finished sync", func() bool { return strings.Contains(d.Log.String(), "sync finished") })

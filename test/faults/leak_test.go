@@ -48,7 +48,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.Run(ctx, bridge.Schedule{Interval: time.Minute, RetryMin: 100 * time.Millisecond})
+		bridge.RunEach(ctx, []*bridge.Engine{e}, bridge.Schedule{Interval: time.Minute, RetryMin: 100 * time.Millisecond}, nil)
 	}()
 	// Cancel while the first page hangs.
 	bridgetest.Poll(30*time.Second, func() bool { return r.sim.PendingFaults() == 0 })
@@ -56,7 +56,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after its context ended")
+		t.Fatal("RunEach did not return after its context ended")
 	}
 	closeIdle()
 	var left []string

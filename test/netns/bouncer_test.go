@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -137,32 +136,13 @@ const (
 type udpProbe struct {
 	t     *testing.T
 	conns map[string]*net.UDPConn
-	mu    sync.Mutex
-	got   map[string]bool
+	pbx   *UDPListener
 	seq   int
 }
 
 func newProbe(t *testing.T, pbx, atk *NS, sources ...string) *udpProbe {
-	p := &udpProbe{t: t, conns: map[string]*net.UDPConn{}, got: map[string]bool{}}
-	var ln *net.UDPConn
+	p := &udpProbe{t: t, conns: map[string]*net.UDPConn{}, pbx: pbx.ListenUDP(t, ":5060", false)}
 	var err error
-	pbx.Do(t, func() { ln, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 5060}) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := ln.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.got[string(buf[:n])] = true
-			p.mu.Unlock()
-		}
-	}()
 	atk.Do(t, func() {
 		for _, src := range sources {
 			var c *net.UDPConn
@@ -196,16 +176,7 @@ func (p *udpProbe) arrives(src string) bool {
 			p.t.Fatalf("send from %s: %v", src, err)
 		}
 	}
-	return bridgetest.Poll(time.Second, func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, m := range payloads {
-			if p.got[m] {
-				return true
-			}
-		}
-		return false
-	})
+	return p.pbx.Arrived(payloads...)
 }
 
 func (p *udpProbe) want(src string, arrive bool, why string) {

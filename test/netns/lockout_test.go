@@ -27,50 +27,6 @@ const (
 	wideBan  = "192.0.0.0/8"   // a /8 over the attackers
 )
 
-// udpEcho answers every datagram on addr (inside ns) and counts them by
-// source address.
-type udpEcho struct {
-	mu  sync.Mutex
-	got map[string]int
-}
-
-func newUDPEcho(t *testing.T, ns *NS, addr string) *udpEcho {
-	t.Helper()
-	e := &udpEcho{got: map[string]int{}}
-	var c *net.UDPConn
-	var err error
-	ns.Do(t, func() {
-		var a *net.UDPAddr
-		if a, err = net.ResolveUDPAddr("udp4", addr); err == nil {
-			c, err = net.ListenUDP("udp4", a)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := c.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			e.mu.Lock()
-			e.got[from.IP.String()]++
-			e.mu.Unlock()
-			_, _ = c.WriteToUDP(buf[:n], from)
-		}
-	}()
-	return e
-}
-
-func (e *udpEcho) count(src string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.got[src]
-}
-
 // flood sends a datagram every 5 ms from src (in ns) to dst until the
 // test ends, and counts the echoes it gets back.
 type flood struct {
@@ -221,7 +177,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	}
 	lapiURL := "http://" + atk.Forward(t, lapiAddr+":0", u.Host) + "/"
 	probe := newProbe(t, pbx, atk, banned, server, clean)
-	serverEcho := newUDPEcho(t, atk, server+":7000")
+	serverEcho := atk.ListenUDP(t, server+":7000", true)
 	var tcpLn net.Listener
 	atk.Do(t, func() { tcpLn, err = net.Listen("tcp", server+":7001") })
 	if err != nil {
@@ -241,7 +197,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 
 	// The host's own stateful rule, then the flood, answered by the pbx.
 	estab := established(t, mode, pbx)
-	pbxEcho := newUDPEcho(t, pbx, pbxAddr+":5070")
+	pbxEcho := pbx.ListenUDP(t, pbxAddr+":5070", true)
 	fl := startFlood(t, atk, flooder, pbxAddr+":5070")
 
 	var simLn net.Listener
@@ -266,7 +222,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	d := bridgetest.StartDaemon(t, "ip", nil, []string{bouncerKey, password, apibanKey}, "netns", "exec", pbx.Name, bin, "-c", cfgPath)
 	bridgetest.Eventually(t, 60*time.Second, "the bouncer's objects", func() bool { return ourObjects(t, mode, pbx) != "" })
 	bridgetest.Eventually(t, 10*time.Second, "the flood tracked as established", func() bool {
-		return pbxEcho.count(flooder) > 20 && fl.echoed.Load() > 20 && estab() > 20
+		return pbxEcho.From(flooder) > 20 && fl.echoed.Load() > 20 && estab() > 20
 	})
 
 	for _, args := range [][]string{
@@ -291,9 +247,9 @@ func testNeverLocksOut(t *testing.T, mode string) {
 
 	// The flood, tracked and answered since before its ban, stops.
 	time.Sleep(300 * time.Millisecond) // the echo drains what arrived before
-	got, sent := pbxEcho.count(flooder), fl.sent.Load()
+	got, sent := pbxEcho.From(flooder), fl.sent.Load()
 	time.Sleep(time.Second)
-	if after, sentAfter := pbxEcho.count(flooder), fl.sent.Load(); after != got || sentAfter-sent < 50 {
+	if after, sentAfter := pbxEcho.From(flooder), fl.sent.Load(); after != got || sentAfter-sent < 50 {
 		t.Errorf("flood after its ban: %d datagrams arrived of %d sent, want none of many", after-got, sentAfter-sent)
 	}
 	probe.want(banned, false, "banned attacker")
@@ -312,7 +268,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	if _, err := uc.Write([]byte("query")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := uc.Read(buf); err != nil || string(buf[:n]) != "query" || serverEcho.count(pbxAddr) != 1 {
+	if n, err := uc.Read(buf); err != nil || string(buf[:n]) != "query" || serverEcho.From(pbxAddr) != 1 {
 		t.Errorf("UDP answer of a banned server to the pbx: %q, %v", buf[:n], err)
 	}
 	var tc net.Conn
