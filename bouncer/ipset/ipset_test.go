@@ -292,7 +292,7 @@ func TestKernelIpsetDropped(t *testing.T) {
 	}
 	// A packet sent on lo is taken in by the kernel's backlog, possibly a
 	// moment after the write returns: read until the counters agree, for
-	// at most two seconds.
+	// at most five seconds.
 	var got map[bouncer.DropKey]bouncer.Counters
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var err error
