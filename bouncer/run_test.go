@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -163,5 +164,26 @@ func TestStreamRequestsHaveADeadline(t *testing.T) {
 	}
 	if got := StreamTimeout(5 * time.Minute); got != 10*time.Minute {
 		t.Fatalf("StreamTimeout(5m) = %s, want two polls", got)
+	}
+}
+
+// A stream asked to stop before it started ends without an error: its
+// end and the cancellation are both ready at once, and whichever the
+// select takes, stopping is not a failure (it once was, one run in ten).
+func TestFollowOfACanceledContextIsNoError(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 4} {
+		runtime.GOMAXPROCS(procs)
+		for i := range 3000 {
+			sb, err := OpenStream(StreamOptions{APIURL: "http://127.0.0.1:1/", APIKey: "k", UpdateFrequency: 10 * time.Second, UserAgent: "test/1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Follow(ctx, sb, time.Hour, make(chan Answer)); err != nil {
+				t.Fatalf("GOMAXPROCS %d, run %d: %v", procs, i, err)
+			}
+		}
 	}
 }

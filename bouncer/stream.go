@@ -157,13 +157,20 @@ func followOnce(ctx context.Context, sb *csbouncer.StreamBouncer, resync time.Du
 			}
 			return true, nil
 		case err := <-runErr:
+			if ctx.Err() != nil {
+				return false, quiet(err) // asked to stop: the select may see the stream end first
+			}
 			if err = quiet(err); err == nil {
 				err = errors.New("decision stream ended")
 			}
 			return false, err
 		case resp, ok := <-sb.Stream:
 			if !ok {
-				if err := quiet(<-runErr); err != nil {
+				err := quiet(<-runErr)
+				if ctx.Err() != nil {
+					return false, err
+				}
+				if err != nil {
 					return false, fmt.Errorf("decision stream closed: %w", err)
 				}
 				return false, errors.New("decision stream closed")
