@@ -25,9 +25,16 @@ type Daemon struct {
 // any of secrets, and on failure the output is logged with them redacted.
 func StartDaemon(t testing.TB, bin string, env, secrets []string, args ...string) *Daemon {
 	t.Helper()
-	d := &Daemon{t: t, Log: &Buffer{}, exited: make(chan struct{})}
-	d.Cmd = exec.Command(bin, args...)
-	d.Cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return StartCmd(t, cmd, secrets...)
+}
+
+// StartCmd is StartDaemon for a command built by the caller (run in a
+// network namespace, or with fewer privileges); its output goes to Log.
+func StartCmd(t testing.TB, cmd *exec.Cmd, secrets ...string) *Daemon {
+	t.Helper()
+	d := &Daemon{t: t, Cmd: cmd, Log: &Buffer{}, exited: make(chan struct{})}
 	d.Cmd.Stdout, d.Cmd.Stderr = d.Log, d.Log
 	if err := d.Cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,14 +2,12 @@ package install
 
 import (
 	"bytes"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,12 +45,7 @@ func testDropInCapabilities(t *testing.T, mode string) {
 	l.Cscli(t, "decisions", "add", "--ip", banned, "--duration", "1h")
 
 	ns := netns.New(t, "caps")
-	var simLn net.Listener
-	var err error
-	ns.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	simLn := ns.ListenTCP(t, "127.0.0.1:0")
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
 	t.Cleanup(sim.Close)
 	u, err := url.Parse(l.URL)
@@ -91,20 +84,7 @@ func testDropInCapabilities(t *testing.T, mode string) {
 		"--reuid="+strconv.Itoa(unprivileged), "--regid="+strconv.Itoa(unprivileged), "--clear-groups",
 		"--inh-caps="+capList, "--ambient-caps="+capList, "--bounding-set="+capList, "--no-new-privs",
 		bin, "-c", cfg)
-	var out bridgetest.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("bridge output:\n%s", out.String())
-		}
-	})
+	d := bridgetest.StartCmd(t, cmd)
 
 	loaded := func() bool {
 		if mode == "nftables" {
@@ -115,14 +95,8 @@ func testDropInCapabilities(t *testing.T, mode string) {
 		rules, _ := ns.Try("iptables", "-w", "-S")
 		return strings.Contains(sets, banned) && strings.Contains(rules, "--match-set")
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for !loaded() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not in the kernel (%s mode) within a minute", banned, mode)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+	bridgetest.Eventually(t, 60*time.Second, banned+" in the kernel ("+mode+" mode)", loaded)
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(d.Cmd.Process.Pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +104,7 @@ func testDropInCapabilities(t *testing.T, mode string) {
 		t.Errorf("the bridge does not run as uid %d:\n%s", unprivileged, status)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("exit after SIGTERM: %v", err)
-	}
+	d.Stop()
 	if loaded() {
 		t.Errorf("the bouncer's objects remain after SIGTERM")
 	}

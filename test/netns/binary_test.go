@@ -1,14 +1,9 @@
 package netns
 
 import (
-	"bytes"
-	"net"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,11 +40,7 @@ func TestBinaryInNamespace(t *testing.T) {
 	// crowdsec-firewall-bouncer's table: detected and logged, not touched.
 	pbx.Cmd(t, "nft", "add table ip crowdsec")
 
-	var simLn net.Listener
-	pbx.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	simLn := pbx.ListenTCP(t, "127.0.0.1:0")
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
 	t.Cleanup(sim.Close)
 	sim.Add(banned)
@@ -70,21 +61,7 @@ func TestBinaryInNamespace(t *testing.T) {
 			Origins: []string{"apiban"}},
 	}.Write(t, dir)
 
-	cmd := exec.Command("ip", "netns", "exec", pbx.Name, bin, "-c", cfgPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() || os.Getenv("SHOW") != "" {
-			t.Logf("bridge output:\n%s", out.String())
-		}
-	})
+	d := bridgetest.StartDaemon(t, "ip", nil, []string{bouncerKey, password, apibanKey}, "netns", "exec", pbx.Name, bin, "-c", cfgPath)
 
 	bridgetest.Eventually(t, 60*time.Second, "the APIBAN address in the kernel set", func() bool {
 		return has(ourElements(t, "nftables", pbx), banned+"/32")
@@ -93,23 +70,16 @@ func TestBinaryInNamespace(t *testing.T) {
 	probe.want("192.0.2.11", true, "banned by another origin, not enforced with origins [apiban]")
 	probe.want(clean, true, "clean IP")
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("exit: %v", err)
-	}
+	log := d.Stop()
 	if got := ourObjects(t, "nftables", pbx); got != "" {
 		t.Errorf("objects after SIGTERM: %s", got)
 	}
 	if pbx.NftTable("ip", "crowdsec") == "" {
 		t.Error("crowdsec-firewall-bouncer's table was removed")
 	}
-	log := out.String()
 	for _, want := range []string{"crowdsec-firewall-bouncer is present (nftables table crowdsec", "origins: [apiban]", "nftables objects removed"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	bridgetest.AssertNoSecrets(t, log, bouncerKey, password, apibanKey)
 }

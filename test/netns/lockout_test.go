@@ -178,12 +178,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	lapiURL := "http://" + atk.Forward(t, lapiAddr+":0", u.Host) + "/"
 	probe := newProbe(t, pbx, atk, banned, server, clean)
 	serverEcho := atk.ListenUDP(t, server+":7000", true)
-	var tcpLn net.Listener
-	atk.Do(t, func() { tcpLn, err = net.Listen("tcp", server+":7001") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tcpLn.Close() })
+	tcpLn := atk.ListenTCP(t, server+":7001")
 	go func() {
 		for {
 			c, err := tcpLn.Accept()
@@ -200,11 +195,7 @@ func testNeverLocksOut(t *testing.T, mode string) {
 	pbxEcho := pbx.ListenUDP(t, pbxAddr+":5070", true)
 	fl := startFlood(t, atk, flooder, pbxAddr+":5070")
 
-	var simLn net.Listener
-	pbx.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	simLn := pbx.ListenTCP(t, "127.0.0.1:0")
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
 	t.Cleanup(sim.Close)
 	dir := t.TempDir()

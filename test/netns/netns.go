@@ -151,11 +151,10 @@ func (n *NS) SendUDP(t *testing.T, src, dst string, port int) {
 	}
 }
 
-// Forward listens on addr inside n and relays each connection to target,
-// dialled from the test's own namespace (LAPI listens on the host's
-// loopback only). It returns the address inside n; the listener closes
-// at test end.
-func (n *NS) Forward(t *testing.T, addr, target string) string {
+// ListenTCP listens on addr inside n; the listener closes at test end.
+// Its sockets stay in n whichever goroutine serves them (an APIBAN
+// simulator for a bridge inside n, a server a test bans).
+func (n *NS) ListenTCP(t *testing.T, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -164,6 +163,16 @@ func (n *NS) Forward(t *testing.T, addr, target string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// Forward listens on addr inside n and relays each connection to target,
+// dialled from the test's own namespace (LAPI listens on the host's
+// loopback only). It returns the address inside n; the listener closes
+// at test end.
+func (n *NS) Forward(t *testing.T, addr, target string) string {
+	t.Helper()
+	ln := n.ListenTCP(t, addr)
 	go func() {
 		for {
 			in, err := ln.Accept()

@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -92,11 +91,7 @@ func testOwnedObjectsOnly(t *testing.T, bin, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var simLn net.Listener
-	pbx.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	simLn := pbx.ListenTCP(t, "127.0.0.1:0")
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
 	t.Cleanup(sim.Close)
 	// The layout uninstall.sh expects, in a throw-away root.

@@ -3,7 +3,6 @@ package netns
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -160,11 +159,7 @@ func testStock(t *testing.T, pkg StockPackage, bin, stockMode, ourMode string) {
 	}
 
 	// Our binary: the bridge with its bouncer, every origin, its own key.
-	var simLn net.Listener
-	pbx.Do(t, func() { simLn, err = net.Listen("tcp", "127.0.0.1:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	simLn := pbx.ListenTCP(t, "127.0.0.1:0")
 	sim := apibansim.New(apibansim.Options{Key: apibanKey, MaxRequests: apibansim.Unlimited, Listener: simLn})
 	t.Cleanup(sim.Close)
 	ourCfg := bridgetest.Config{
