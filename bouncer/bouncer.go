@@ -382,12 +382,13 @@ func (b *Bouncer) accept(d *models.Decision, now time.Time) (netip.Prefix, time.
 // banned too, and "too wide" says more), or overlaps the never-ban list
 // or the allowlist.
 func (b *Bouncer) refuse(p netip.Prefix) *skipReason {
-	minBits, key := b.opts.MinPrefixV4, "bouncer.min_prefix_v4"
-	if p.Addr().Is6() {
-		minBits, key = b.opts.MinPrefixV6, "bouncer.min_prefix_v6"
-	}
-	if p.Bits() < minBits {
-		return &skipReason{reason: neverban.ReasonTooWide, detail: fmt.Sprintf("%s is wider than %s (/%d)", p, key, minBits), warn: true}
+	if neverban.TooWide(p, b.opts.MinPrefixV4, b.opts.MinPrefixV6) {
+		key := "bouncer.min_prefix_v4"
+		if p.Addr().Is6() {
+			key = "bouncer.min_prefix_v6"
+		}
+		return &skipReason{reason: neverban.ReasonTooWide, warn: true,
+			detail: fmt.Sprintf("%s is wider than %s (/%d)", p, key, neverban.MinPrefix(p, b.opts.MinPrefixV4, b.opts.MinPrefixV6))}
 	}
 	if en, hit := b.never.MatchEntry(p); hit {
 		what := en.Prefix.String()
