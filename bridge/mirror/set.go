@@ -37,8 +37,11 @@ type entry struct {
 type Set struct {
 	keep func(netip.Prefix) bool
 
+	// ready is read without mu: a cached page is answered while a
+	// rebuild holds mu (docs/benchmarks.md, Mirror).
+	ready atomic.Bool
+
 	mu         sync.RWMutex
-	ready      bool
 	maxID      int64 // the highest decision ID seen since start
 	byDecision map[int64]netip.Prefix
 	// byPrefix holds the decision IDs banning each prefix: nearly always
@@ -59,7 +62,8 @@ type Resyncs struct {
 }
 
 // NewSet returns an empty set; keep says whether a prefix may be served
-// (allowlists, never-ban set); nil keeps everything.
+// (allowlists, never-ban set, the bouncer's minimum prefix: docs/sip.md,
+// "What is served"); nil keeps everything.
 func NewSet(keep func(netip.Prefix) bool) *Set {
 	if keep == nil {
 		keep = func(netip.Prefix) bool { return true }
@@ -72,7 +76,7 @@ func NewSet(keep func(netip.Prefix) bool) *Set {
 func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed := !s.ready
+	changed := !s.ready.Load()
 	if resp != nil {
 		for _, d := range resp.Deleted {
 			if d != nil {
@@ -86,12 +90,12 @@ func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 			}
 		}
 	}
-	s.ready = true
 	// Most stream answers are empty: the order is rebuilt only when
 	// something changed.
 	if changed {
 		s.rebuild()
 	}
+	s.ready.Store(true) // once the first order is built
 }
 
 // Replace takes LAPI's whole active list (a stream's first answer) as
@@ -207,11 +211,7 @@ func prefixText(p netip.Prefix) string {
 }
 
 // Ready says whether LAPI's first answer has arrived.
-func (s *Set) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.ready
-}
+func (s *Set) Ready() bool { return s.ready.Load() }
 
 // Len is the number of served entries.
 func (s *Set) Len() int {
