@@ -95,12 +95,16 @@ func NewSet(keep func(netip.Prefix) bool) *Set {
 		keep = func(netip.Prefix) bool { return true }
 	}
 	s := &Set{keep: keep}
-	s.clear()
+	s.clear(0)
 	return s
 }
 
-func (s *Set) clear() {
-	s.byDecision, s.newest, s.shared, s.maxID = map[int64]key{}, map[key]int64{}, map[key][]int64{}, 0
+// clear empties the set, its maps made for n decisions: grown one by one
+// to 100,000, they would leave as much again of smaller tables behind,
+// at the very moment LAPI's whole list is held decoded (the daemon's peak
+// memory, docs/benchmarks.md).
+func (s *Set) clear(n int) {
+	s.byDecision, s.newest, s.shared = make(map[int64]key, n), make(map[key]int64, n), map[key][]int64{}
 }
 
 // Apply takes one answer of LAPI's decision stream: deleted decisions
@@ -109,6 +113,9 @@ func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := !s.ready.Load()
+	if resp != nil && len(s.byDecision) == 0 {
+		s.clear(len(resp.New)) // LAPI's whole list, most likely
+	}
 	if resp != nil {
 		for _, d := range resp.Deleted {
 			if d != nil {
@@ -144,7 +151,12 @@ func (s *Set) Replace(resp *models.DecisionsStreamResponse) (added, removed int)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := s.newest
-	s.clear()
+	n := 0
+	if resp != nil {
+		n = len(resp.New)
+	}
+	s.clear(n)
+	s.maxID = 0
 	if resp != nil {
 		for _, d := range resp.New {
 			if p, ok := s.accept(d); ok {
