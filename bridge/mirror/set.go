@@ -113,7 +113,7 @@ func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := !s.ready.Load()
-	if resp != nil && len(s.byDecision) == 0 {
+	if resp != nil && len(resp.New) > 0 && len(s.byDecision) == 0 {
 		s.clear(len(resp.New)) // LAPI's whole list, most likely
 	}
 	if resp != nil {
