@@ -122,34 +122,23 @@ func (b *Bouncer) Stats() Stats {
 // objects (unless KeepOnExit). It waits for LAPI at start rather than
 // failing, since the bridge may start before it.
 func (b *Bouncer) Run(ctx context.Context) error {
-	sb, err := OpenStream(b.opts.StreamOptions)
+	return ReadStream(ctx, b.opts.StreamOptions, b.opts.Resync, "bouncer", b.startUsage, b.RunAnswers)
+}
+
+// startUsage sends usage metrics to LAPI every MetricsInterval (0: none)
+// until ctx ends.
+func (b *Bouncer) startUsage(ctx context.Context, sb *csbouncer.StreamBouncer) error {
+	if b.opts.MetricsInterval <= 0 {
+		return nil
+	}
+	u := &usage{b: b}
+	mp, err := csbouncer.NewMetricsProvider(sb.APIClient, "crowdsec-apiban-bridge", u.update, b.log)
 	if err != nil {
-		return fmt.Errorf("bouncer: %w", err)
+		return fmt.Errorf("usage metrics: %w", err)
 	}
-	streamCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	if b.opts.MetricsInterval > 0 {
-		u := &usage{b: b}
-		mp, err := csbouncer.NewMetricsProvider(sb.APIClient, "crowdsec-apiban-bridge", u.update, b.log)
-		if err != nil {
-			return fmt.Errorf("bouncer: usage metrics: %w", err)
-		}
-		mp.Interval = b.opts.MetricsInterval
-		go func() { _ = mp.Run(streamCtx) }()
-	}
-	answers := make(chan Answer)
-	runErr := make(chan error, 1)
-	go func() {
-		// Closing answers ends RunAnswers when the stream fails.
-		defer close(answers)
-		runErr <- Follow(streamCtx, sb, b.opts.Resync, answers)
-	}()
-	err = b.RunAnswers(ctx, answers)
-	stop()
-	if serr := <-runErr; err == nil && serr != nil {
-		err = fmt.Errorf("bouncer: stream: %w", serr)
-	}
-	return err
+	mp.Interval = b.opts.MetricsInterval
+	go func() { _ = mp.Run(ctx) }()
+	return nil
 }
 
 // RunAnswers applies each answer to the kernel until ctx ends or answers
@@ -364,12 +353,13 @@ func (b *Bouncer) accept(d *models.Decision, now time.Time) (netip.Prefix, time.
 // banned too, and "too wide" says more), or overlaps the never-ban list
 // or the allowlist.
 func (b *Bouncer) refuse(p netip.Prefix) *skipReason {
-	minBits, key := b.opts.MinPrefixV4, "bouncer.min_prefix_v4"
-	if p.Addr().Is6() {
-		minBits, key = b.opts.MinPrefixV6, "bouncer.min_prefix_v6"
-	}
-	if p.Bits() < minBits {
-		return &skipReason{reason: neverban.ReasonTooWide, detail: fmt.Sprintf("%s is wider than %s (/%d)", p, key, minBits), warn: true}
+	if neverban.TooWide(p, b.opts.MinPrefixV4, b.opts.MinPrefixV6) {
+		key := "bouncer.min_prefix_v4"
+		if p.Addr().Is6() {
+			key = "bouncer.min_prefix_v6"
+		}
+		return &skipReason{reason: neverban.ReasonTooWide, warn: true,
+			detail: fmt.Sprintf("%s is wider than %s (/%d)", p, key, neverban.MinPrefix(p, b.opts.MinPrefixV4, b.opts.MinPrefixV6))}
 	}
 	if en, hit := b.never.MatchEntry(p); hit {
 		what := en.Prefix.String()

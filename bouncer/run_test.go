@@ -3,6 +3,7 @@ package bouncer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	csbouncer "github.com/crowdsecurity/go-cs-bouncer"
 
 	. "github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer" // the package under test
 	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/bouncer/bouncertest"
@@ -185,5 +188,33 @@ func TestFollowOfACanceledContextIsNoError(t *testing.T) {
 				t.Fatalf("GOMAXPROCS %d, run %d: %v", procs, i, err)
 			}
 		}
+	}
+}
+
+// ReadStream hands the stream's answers to its reader, the full list
+// first, and ends with the reader's error; a failing opened hook ends it
+// before any answer, named by the reader.
+func TestReadStreamHandsAnswersToItsReader(t *testing.T) {
+	srv := httptest.NewServer(&fakeLAPI{})
+	defer srv.Close()
+	o := StreamOptions{APIURL: srv.URL, APIKey: "k", UpdateFrequency: 20 * time.Millisecond, UserAgent: "test/1"}
+	done := errors.New("done")
+	var first Answer
+	err := ReadStream(context.Background(), o, 0, "mirror", nil, func(_ context.Context, answers <-chan Answer) error {
+		first = <-answers
+		return done
+	})
+	if !errors.Is(err, done) {
+		t.Fatalf("ReadStream = %v, want the reader's error", err)
+	}
+	if !first.Full || len(first.New) != 2 {
+		t.Fatalf("first answer: full %v with %d decisions, want LAPI's whole list (2)", first.Full, len(first.New))
+	}
+	consumed := false
+	err = ReadStream(context.Background(), o, 0, "mirror",
+		func(context.Context, *csbouncer.StreamBouncer) error { return errors.New("no metrics") },
+		func(context.Context, <-chan Answer) error { consumed = true; return nil })
+	if err == nil || err.Error() != "mirror: no metrics" || consumed {
+		t.Fatalf("ReadStream = %v (consumed %v), want \"mirror: no metrics\" and no answer read", err, consumed)
 	}
 }

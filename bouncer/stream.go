@@ -61,6 +61,39 @@ func StreamTimeout(updateFrequency time.Duration) time.Duration {
 	return max(2*updateFrequency, 2*time.Minute)
 }
 
+// ReadStream is what every reader of LAPI's stream runs: it opens the
+// stream with o, then follows it (afresh every resync, 0: never) while
+// consume takes its answers, until ctx ends or the stream fails; opened,
+// if not nil, runs first with the open stream (the bouncer's usage
+// metrics). Errors are prefixed with reader.
+func ReadStream(ctx context.Context, o StreamOptions, resync time.Duration, reader string,
+	opened func(context.Context, *csbouncer.StreamBouncer) error,
+	consume func(context.Context, <-chan Answer) error) error {
+	sb, err := OpenStream(o)
+	if err != nil {
+		return fmt.Errorf("%s: %w", reader, err)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if opened != nil {
+		if err := opened(ctx, sb); err != nil {
+			return fmt.Errorf("%s: %w", reader, err)
+		}
+	}
+	answers := make(chan Answer)
+	runErr := make(chan error, 1)
+	go func() {
+		defer close(answers) // ends consume when the stream fails
+		runErr <- Follow(ctx, sb, resync, answers)
+	}()
+	err = consume(ctx, answers)
+	stop()
+	if serr := <-runErr; err == nil && serr != nil {
+		err = fmt.Errorf("%s: stream: %w", reader, serr)
+	}
+	return err
+}
+
 // Answer is one answer of LAPI's decision stream. Full marks LAPI's whole
 // active list (the first answer of a stream): the reader replaces what it
 // holds with it rather than applying it as a delta.

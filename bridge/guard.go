@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/crowdsec-apiban-bridge/crowdsec-apiban-bridge/source/neverban"
 )
 
 // ErrFlood is returned (wrapped) when a sync would push more new decisions
@@ -17,11 +19,7 @@ var ErrFlood = errors.New("too many new decisions in one sync")
 // tooWide reports whether p covers more addresses than the configured
 // minimum prefix length of its family allows. A zero minimum means no limit.
 func (o *Options) tooWide(p netip.Prefix) bool {
-	min := o.MinPrefixV4
-	if p.Addr().Is6() {
-		min = o.MinPrefixV6
-	}
-	return p.Bits() < min
+	return neverban.TooWide(p, o.MinPrefixV4, o.MinPrefixV6)
 }
 
 // floodError builds the loud error of the cap, naming the numbers and the key.

@@ -1,7 +1,9 @@
 package mirror
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,20 +51,76 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.requests, m.clients, m.entries, m.size}, m.resyncs...)
 }
 
-func (m *Metrics) request(ep string, code int) {
-	if m != nil {
-		m.requests.WithLabelValues(ep, strconv.Itoa(code)).Inc()
+// Endpoints, as metrics label them.
+type endpoint uint8
+
+const (
+	epV1Banned endpoint = iota
+	epV1Check
+	epV2Get
+	epV2Check
+	epIPSet
+	epOther
+	numEndpoints
+)
+
+var endpointNames = [numEndpoints]string{"v1_banned", "v1_check", "v2_get", "v2_check", "ipset_list", "other"}
+
+// answerCodes are the statuses the handler answers with.
+var answerCodes = [...]int{200, 400, 403, 404, 429, 503}
+
+// handlerMetrics is what one Handler records, each counter looked up in
+// its vector once rather than per request. A series still appears only
+// once counted, as with a lookup per request. A nil one records nothing.
+type handlerMetrics struct {
+	m        *Metrics
+	requests [numEndpoints][len(answerCodes)]lazyCounter
+	clients  []lazyCounter // by index in the handler's keys
+	names    []string
+}
+
+type lazyCounter struct {
+	once sync.Once
+	c    prometheus.Counter
+}
+
+func (l *lazyCounter) inc(vec *prometheus.CounterVec, labels func() []string) {
+	l.once.Do(func() { l.c = vec.WithLabelValues(labels()...) })
+	l.c.Inc()
+}
+
+func (m *Metrics) forHandler(keys []Key) *handlerMetrics {
+	if m == nil {
+		return nil
+	}
+	hm := &handlerMetrics{m: m, clients: make([]lazyCounter, len(keys))}
+	for _, k := range keys {
+		hm.names = append(hm.names, k.Name)
+	}
+	return hm
+}
+
+func (hm *handlerMetrics) request(ep endpoint, code int) {
+	if hm == nil {
+		return
+	}
+	labels := func() []string { return []string{endpointNames[ep], strconv.Itoa(code)} }
+	if i := slices.Index(answerCodes[:], code); i >= 0 {
+		hm.requests[ep][i].inc(hm.m.requests, labels)
+		return
+	}
+	hm.m.requests.WithLabelValues(labels()...).Inc()
+}
+
+// client counts a request with the key at index i of the handler's keys.
+func (hm *handlerMetrics) client(i int) {
+	if hm != nil {
+		hm.clients[i].inc(hm.m.clients, func() []string { return []string{hm.names[i]} })
 	}
 }
 
-func (m *Metrics) client(name string) {
-	if m != nil {
-		m.clients.WithLabelValues(name).Inc()
-	}
-}
-
-func (m *Metrics) served(n int) {
-	if m != nil {
-		m.entries.Add(float64(n))
+func (hm *handlerMetrics) served(n int) {
+	if hm != nil {
+		hm.m.entries.Add(float64(n))
 	}
 }

@@ -16,22 +16,25 @@ type pageCache struct {
 	pages map[int64]cachedPage
 }
 
+// cachedPage is one encoded page: its body, its Content-Length value and
+// the entries it holds.
 type cachedPage struct {
 	body    []byte
+	length  []string
 	entries int
 }
 
-func (c *pageCache) get(gen uint64, cursor int64) ([]byte, int, bool) {
+func (c *pageCache) get(gen uint64, cursor int64) (cachedPage, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
-		return nil, 0, false
+		return cachedPage{}, false
 	}
 	p, ok := c.pages[cursor]
-	return p.body, p.entries, ok
+	return p, ok
 }
 
-func (c *pageCache) put(gen uint64, cursor int64, body []byte, entries int) {
+func (c *pageCache) put(gen uint64, cursor int64, p cachedPage) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -41,6 +44,6 @@ func (c *pageCache) put(gen uint64, cursor int64, body []byte, entries int) {
 		c.gen, c.pages = gen, make(map[int64]cachedPage)
 	}
 	if len(c.pages) < maxCachedPages {
-		c.pages[cursor] = cachedPage{body: body, entries: entries}
+		c.pages[cursor] = p
 	}
 }

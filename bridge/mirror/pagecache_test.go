@@ -45,12 +45,12 @@ func TestPagesAreCachedPerGeneration(t *testing.T) {
 
 func TestPageCacheIgnoresAnOlderGeneration(t *testing.T) {
 	var c pageCache
-	c.put(2, 100, []byte("new"), 1)
-	c.put(1, 100, []byte("old"), 1)
-	if b, _, ok := c.get(2, 100); !ok || string(b) != "new" {
-		t.Fatalf("get(2) = %q, %v; want the newer generation's page", b, ok)
+	c.put(2, 100, cachedPage{body: []byte("new"), entries: 1})
+	c.put(1, 100, cachedPage{body: []byte("old"), entries: 1})
+	if p, ok := c.get(2, 100); !ok || string(p.body) != "new" {
+		t.Fatalf("get(2) = %q, %v; want the newer generation's page", p.body, ok)
 	}
-	if _, _, ok := c.get(1, 100); ok {
+	if _, ok := c.get(1, 100); ok {
 		t.Fatal("a page of an older generation was kept")
 	}
 }

@@ -3,7 +3,6 @@ package mirror
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -45,24 +44,9 @@ func Feed(ctx context.Context, set *Set, answers <-chan bouncer.Answer, log logr
 // (the mirror's own bouncer key) until ctx ends, pulling the whole list
 // again every resync (0: never).
 func Stream(ctx context.Context, set *Set, o bouncer.StreamOptions, resync time.Duration, log logrus.FieldLogger) error {
-	sb, err := bouncer.OpenStream(o)
-	if err != nil {
-		return fmt.Errorf("mirror: %w", err)
-	}
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	answers := make(chan bouncer.Answer)
-	runErr := make(chan error, 1)
-	go func() {
-		defer close(answers) // ends Feed when the stream fails
-		runErr <- bouncer.Follow(ctx, sb, resync, answers)
-	}()
-	err = Feed(ctx, set, answers, log)
-	stop()
-	if serr := <-runErr; err == nil && serr != nil {
-		err = fmt.Errorf("mirror: stream: %w", serr)
-	}
-	return err
+	return bouncer.ReadStream(ctx, o, resync, "mirror", nil, func(ctx context.Context, answers <-chan bouncer.Answer) error {
+		return Feed(ctx, set, answers, log)
+	})
 }
 
 // Serve answers h on ln (HTTPS when certFile is set) until ctx ends.

@@ -42,30 +42,26 @@ const (
 type Handler struct {
 	set  *Set
 	keys []Key
-	lim  *limiter
-	m    *Metrics
-	mux  *http.ServeMux
+	// keyBytes are the keys as constant-time comparison takes them.
+	keyBytes [][]byte
+	lim      *limiter
+	m        *handlerMetrics
+	mux      *http.ServeMux
 	// pages keeps the encoded pages of the set's current generation:
 	// clients pulling from the start ask for the same cursors.
 	pages pageCache
 }
-
-// Endpoints, as metrics label them.
-const (
-	epV1Banned = "v1_banned"
-	epV1Check  = "v1_check"
-	epV2Get    = "v2_get"
-	epV2Check  = "v2_check"
-	epIPSet    = "ipset_list"
-	epOther    = "other"
-)
 
 // NewHandler serves set to the holders of opts.Keys.
 func NewHandler(set *Set, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{set: set, keys: opts.Keys, lim: newLimiter(opts.MaxRequests, opts.RateWindow, opts.Now), m: opts.Metrics}
+	h := &Handler{set: set, keys: opts.Keys, lim: newLimiter(opts.MaxRequests, opts.RateWindow, opts.Now),
+		m: opts.Metrics.forHandler(opts.Keys)}
+	for _, k := range opts.Keys {
+		h.keyBytes = append(h.keyBytes, []byte(k.Key))
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/{key}/banned", h.v1Banned)
 	mux.HandleFunc("GET /api/{key}/banned/{id}", h.v1Banned)
@@ -78,93 +74,88 @@ func NewHandler(set *Set, opts Options) *Handler {
 	return h
 }
 
-// ServeHTTP caps the body and records the answer.
+// ServeHTTP answers one request. A path the mux would redirect to its
+// cleaned form is not found instead: no APIBAN client needs that.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	if p := r.URL.Path; p == "" || path.Clean(p) != p {
-		// The mux would redirect to the cleaned path; no APIBAN
-		// client needs that.
 		h.other(w, r)
 		return
 	}
 	h.mux.ServeHTTP(w, r)
 }
 
-// recorder keeps the status for the metrics.
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
-
-// serve runs one endpoint: the key, the rate limit, readiness, then fn.
-func (h *Handler) serve(w http.ResponseWriter, ep, key string, fn func(http.ResponseWriter)) {
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() { h.m.request(ep, rec.status) }()
-	name, ok := h.lookup(key)
+// serve runs one endpoint: the key, the rate limit, readiness, then fn,
+// which returns the status it answered, for the metrics.
+func (h *Handler) serve(w http.ResponseWriter, ep endpoint, key string, fn func(http.ResponseWriter) int) {
+	i, ok := h.lookup(key)
+	var status int
 	switch {
 	case !ok:
-		writeUnauthorized(rec)
-	case !h.lim.allow(name):
-		h.m.client(name)
-		writeRateLimited(rec)
+		status = writeUnauthorized(w)
+	case !h.lim.allow(h.keys[i].Name):
+		h.m.client(i)
+		status = writeRateLimited(w)
 	case !h.set.Ready():
-		h.m.client(name)
-		writeNotReady(rec)
+		h.m.client(i)
+		status = writeNotReady(w)
 	default:
-		h.m.client(name)
-		fn(rec)
+		h.m.client(i)
+		status = fn(w)
 	}
+	h.m.request(ep, status)
 }
 
-// lookup finds key's name, comparing every configured key in constant
-// time so that the answer's timing says nothing about how close a guess
-// was.
-func (h *Handler) lookup(key string) (string, bool) {
-	name, found := "", 0
-	for _, k := range h.keys {
-		if subtle.ConstantTimeCompare([]byte(k.Key), []byte(key)) == 1 {
-			name, found = k.Name, 1
+// lookup finds key's index in h.keys, comparing every configured key in
+// constant time so that the answer's timing says nothing about how close
+// a guess was.
+func (h *Handler) lookup(key string) (int, bool) {
+	// The key's bytes on the stack, as long as keys are short: no
+	// allocation per request.
+	var buf [64]byte
+	got := append(buf[:0], key...)
+	index, found := 0, 0
+	for i, k := range h.keyBytes {
+		if subtle.ConstantTimeCompare(k, got) == 1 {
+			index, found = i, 1
 		}
 	}
-	return name, found == 1 && key != ""
+	return index, found == 1 && key != ""
 }
 
 func (h *Handler) v1Banned(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, epV1Banned, r.PathValue("key"), func(w http.ResponseWriter) { h.page(w, r.PathValue("id")) })
+	h.serve(w, epV1Banned, r.PathValue("key"), func(w http.ResponseWriter) int { return h.page(w, r.PathValue("id")) })
 }
 
 func (h *Handler) v1Check(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, epV1Check, r.PathValue("key"), func(w http.ResponseWriter) { h.check(w, r.PathValue("ip")) })
+	h.serve(w, epV1Check, r.PathValue("key"), func(w http.ResponseWriter) int { return h.check(w, r.PathValue("ip")) })
 }
 
 func (h *Handler) v2Get(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, epV2Get, bearer(r), func(w http.ResponseWriter) {
-		req, why := ParseV2(r.Body)
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	h.serve(w, epV2Get, bearer(r), func(w http.ResponseWriter) int {
+		req, why := ParseV2(body)
 		if why != "" {
-			writeBadRequest(w, why)
-			return
+			return writeBadRequest(w, why)
 		}
-		h.page(w, req.ID)
+		return h.page(w, req.ID)
 	})
 }
 
 func (h *Handler) v2Check(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, epV2Check, bearer(r), func(w http.ResponseWriter) {
-		req, why := ParseV2(r.Body)
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	h.serve(w, epV2Check, bearer(r), func(w http.ResponseWriter) int {
+		req, why := ParseV2(body)
 		if why != "" {
-			writeBadRequest(w, why)
-			return
+			return writeBadRequest(w, why)
 		}
-		h.check(w, req.IPAddress)
+		return h.check(w, req.IPAddress)
 	})
 }
 
 // ipsetList answers the whole list, one address or range per line, as
 // pfSense and OPNsense URL tables read it.
 func (h *Handler) ipsetList(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, epIPSet, r.PathValue("key"), func(w http.ResponseWriter) {
+	h.serve(w, epIPSet, r.PathValue("key"), func(w http.ResponseWriter) int {
 		all := h.set.All()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
@@ -177,51 +168,45 @@ func (h *Handler) ipsetList(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = bw.Flush()
 		h.m.served(len(all))
+		return http.StatusOK
 	})
 }
 
-func (h *Handler) other(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{ResponseWriter: w, status: http.StatusNotFound}
-	defer func() { h.m.request(epOther, rec.status) }()
-	writeJSON(rec, http.StatusNotFound, reply{IPAddress: "not found", ID: "error"})
+func (h *Handler) other(w http.ResponseWriter, _ *http.Request) {
+	h.m.request(epOther, writeJSON(w, http.StatusNotFound, reply{IPAddress: "not found", ID: "error"}))
 }
 
-func (h *Handler) page(w http.ResponseWriter, id string) {
+func (h *Handler) page(w http.ResponseWriter, id string) int {
 	cursor, ok := ParseCursor(id)
 	if !ok {
-		writeBadRequest(w, "invalid id")
-		return
+		return writeBadRequest(w, "invalid id")
 	}
 	// The generation is read before the page: a page cached under it is
 	// as new as that generation or newer, never older.
 	gen := h.set.Generation()
-	if body, n, ok := h.pages.get(gen, cursor); ok {
-		writePage(w, body)
-		h.m.served(n)
-		return
+	p, ok := h.pages.get(gen, cursor)
+	if !ok {
+		ips, next := h.set.Page(cursor, PageSize)
+		if len(ips) == 0 {
+			return writeEnd(w)
+		}
+		p = newCachedPage(ips, next)
+		h.pages.put(gen, cursor, p)
 	}
-	ips, next := h.set.Page(cursor, PageSize)
-	if len(ips) == 0 {
-		writeEnd(w)
-		return
-	}
-	body := pageBody(ips, next)
-	h.pages.put(gen, cursor, body, len(ips))
-	writePage(w, body)
-	h.m.served(len(ips))
+	writePage(w, p)
+	h.m.served(p.entries)
+	return http.StatusOK
 }
 
-func (h *Handler) check(w http.ResponseWriter, ip string) {
+func (h *Handler) check(w http.ResponseWriter, ip string) int {
 	a, err := netip.ParseAddr(ip)
 	if err != nil || a.Zone() != "" {
-		writeBadRequest(w, "invalid ip address")
-		return
+		return writeBadRequest(w, "invalid ip address")
 	}
 	if id, ok := h.set.Find(a); ok {
-		writeListed(w, ip, id)
-		return
+		return writeListed(w, ip, id)
 	}
-	writeNotListed(w)
+	return writeNotListed(w)
 }
 
 func bearer(r *http.Request) string {

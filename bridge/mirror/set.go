@@ -27,7 +27,32 @@ const PageSize = apiban.PageSize
 // would cost more than formatting 250 per page.
 type entry struct {
 	id int64
-	p  netip.Prefix
+	k  key
+}
+
+// key is a netip.Prefix without the pointer netip keeps for the address
+// family: the set's maps and order hold 100,000 of them, and without
+// pointers the garbage collector never scans them (docs/benchmarks.md,
+// Mirror).
+type key struct {
+	addr [16]byte
+	bits uint8
+	is4  bool
+}
+
+func keyOf(p netip.Prefix) key {
+	return key{addr: p.Addr().As16(), bits: uint8(p.Bits()), is4: p.Addr().Is4()}
+}
+
+// single says whether k is one address rather than a range.
+func (k key) single() bool { return k.is4 && k.bits == 32 || !k.is4 && k.bits == 128 }
+
+func (k key) prefix() netip.Prefix {
+	a := netip.AddrFrom16(k.addr)
+	if k.is4 {
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, int(k.bits))
 }
 
 // Set is the served list: LAPI's active ban decisions that pass the
@@ -37,16 +62,20 @@ type entry struct {
 type Set struct {
 	keep func(netip.Prefix) bool
 
+	// ready is read without mu: a cached page is answered while a
+	// rebuild holds mu (docs/benchmarks.md, Mirror).
+	ready atomic.Bool
+
 	mu         sync.RWMutex
-	ready      bool
 	maxID      int64 // the highest decision ID seen since start
-	byDecision map[int64]netip.Prefix
-	// byPrefix holds the decision IDs banning each prefix: nearly always
-	// one, so a slice (a map per prefix costs ~30 MB at 100,000).
-	byPrefix map[netip.Prefix][]int64
-	order    []entry // sorted by id; rebuilt after each Apply
-	ranges   []entry // the entries wider than one address, for checks
-	resyncs  Resyncs
+	byDecision map[int64]key
+	// newest holds the newest decision ID banning each prefix; shared
+	// all the decision IDs of the few prefixes two or more ban.
+	newest  map[key]int64
+	shared  map[key][]int64
+	order   []entry // sorted by id; rebuilt after each Apply
+	ranges  []entry // the entries wider than one address, for checks
+	resyncs Resyncs
 	// gen changes with every rebuild: a page answered for one
 	// generation is the same bytes for every client until the next.
 	gen atomic.Uint64
@@ -59,12 +88,23 @@ type Resyncs struct {
 }
 
 // NewSet returns an empty set; keep says whether a prefix may be served
-// (allowlists, never-ban set); nil keeps everything.
+// (allowlists, never-ban set, the bouncer's minimum prefix: docs/sip.md,
+// "What is served"); nil keeps everything.
 func NewSet(keep func(netip.Prefix) bool) *Set {
 	if keep == nil {
 		keep = func(netip.Prefix) bool { return true }
 	}
-	return &Set{keep: keep, byDecision: map[int64]netip.Prefix{}, byPrefix: map[netip.Prefix][]int64{}}
+	s := &Set{keep: keep}
+	s.clear(0)
+	return s
+}
+
+// clear empties the set, its maps made for n decisions: grown one by one
+// to 100,000, they would leave as much again of smaller tables behind,
+// at the very moment LAPI's whole list is held decoded (the daemon's peak
+// memory, docs/benchmarks.md).
+func (s *Set) clear(n int) {
+	s.byDecision, s.newest, s.shared = make(map[int64]key, n), make(map[key]int64, n), map[key][]int64{}
 }
 
 // Apply takes one answer of LAPI's decision stream: deleted decisions
@@ -72,7 +112,10 @@ func NewSet(keep func(netip.Prefix) bool) *Set {
 func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed := !s.ready
+	changed := !s.ready.Load()
+	if resp != nil && len(resp.New) > 0 && len(s.byDecision) == 0 {
+		s.clear(len(resp.New)) // LAPI's whole list, most likely
+	}
 	if resp != nil {
 		for _, d := range resp.Deleted {
 			if d != nil {
@@ -86,12 +129,12 @@ func (s *Set) Apply(resp *models.DecisionsStreamResponse) {
 			}
 		}
 	}
-	s.ready = true
 	// Most stream answers are empty: the order is rebuilt only when
 	// something changed.
 	if changed {
 		s.rebuild()
 	}
+	s.ready.Store(true) // once the first order is built
 }
 
 // Replace takes LAPI's whole active list (a stream's first answer) as
@@ -107,8 +150,13 @@ func (s *Set) Replace(resp *models.DecisionsStreamResponse) (added, removed int)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	before := s.byPrefix
-	s.byDecision, s.byPrefix, s.maxID = map[int64]netip.Prefix{}, map[netip.Prefix][]int64{}, 0
+	before := s.newest
+	n := 0
+	if resp != nil {
+		n = len(resp.New)
+	}
+	s.clear(n)
+	s.maxID = 0
 	if resp != nil {
 		for _, d := range resp.New {
 			if p, ok := s.accept(d); ok {
@@ -116,13 +164,13 @@ func (s *Set) Replace(resp *models.DecisionsStreamResponse) (added, removed int)
 			}
 		}
 	}
-	for p := range s.byPrefix {
-		if _, ok := before[p]; !ok {
+	for k := range s.newest {
+		if _, ok := before[k]; !ok {
 			added++
 		}
 	}
-	for p := range before {
-		if _, ok := s.byPrefix[p]; !ok {
+	for k := range before {
+		if _, ok := s.newest[k]; !ok {
 			removed++
 		}
 	}
@@ -157,35 +205,52 @@ func (s *Set) accept(d *models.Decision) (netip.Prefix, bool) {
 
 func (s *Set) add(id int64, p netip.Prefix) {
 	s.remove(id) // a decision ID names one value; never count it twice
-	s.byDecision[id] = p
-	s.byPrefix[p] = append(s.byPrefix[p], id)
+	k := keyOf(p)
+	s.byDecision[id] = k
 	s.maxID = max(s.maxID, id)
+	newest, held := s.newest[k]
+	if !held {
+		s.newest[k] = id
+		return
+	}
+	ids, ok := s.shared[k]
+	if !ok {
+		ids = []int64{newest}
+	}
+	s.shared[k] = append(ids, id)
+	s.newest[k] = max(newest, id)
 }
 
 // remove drops decision id; false if it was not held.
 func (s *Set) remove(id int64) bool {
-	p, ok := s.byDecision[id]
+	k, ok := s.byDecision[id]
 	if !ok {
 		return false
 	}
 	delete(s.byDecision, id)
-	ids := slices.DeleteFunc(s.byPrefix[p], func(x int64) bool { return x == id })
-	if len(ids) == 0 {
-		delete(s.byPrefix, p)
-	} else {
-		s.byPrefix[p] = ids
+	ids, shared := s.shared[k]
+	if !shared {
+		delete(s.newest, k)
+		return true
 	}
+	ids = slices.DeleteFunc(ids, func(x int64) bool { return x == id })
+	if len(ids) == 1 {
+		delete(s.shared, k)
+	} else {
+		s.shared[k] = ids
+	}
+	s.newest[k] = slices.Max(ids)
 	return true
 }
 
 // rebuild orders the entries by their newest decision ID.
 func (s *Set) rebuild() {
-	order := make([]entry, 0, len(s.byPrefix))
+	order := make([]entry, 0, len(s.newest))
 	var ranges []entry
-	for p, ids := range s.byPrefix {
-		e := entry{id: slices.Max(ids), p: p}
+	for k, id := range s.newest {
+		e := entry{id: id, k: k}
 		order = append(order, e)
-		if !p.IsSingleIP() {
+		if !k.single() {
 			ranges = append(ranges, e)
 		}
 	}
@@ -207,11 +272,7 @@ func prefixText(p netip.Prefix) string {
 }
 
 // Ready says whether LAPI's first answer has arrived.
-func (s *Set) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.ready
-}
+func (s *Set) Ready() bool { return s.ready.Load() }
 
 // Len is the number of served entries.
 func (s *Set) Len() int {
@@ -238,7 +299,7 @@ func (s *Set) Page(cursor int64, n int) (texts []string, next string) {
 	}
 	texts = make([]string, 0, end-i)
 	for _, e := range s.order[i:end] {
-		texts = append(texts, prefixText(e.p))
+		texts = append(texts, prefixText(e.k.prefix()))
 	}
 	return texts, strconv.FormatInt(s.order[end-1].id+CursorBase, 10)
 }
@@ -248,11 +309,11 @@ func (s *Set) Find(a netip.Addr) (string, bool) {
 	a = a.Unmap()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if ids, ok := s.byPrefix[netip.PrefixFrom(a, a.BitLen())]; ok {
-		return strconv.FormatInt(slices.Max(ids)+CursorBase, 10), true
+	if id, ok := s.newest[keyOf(netip.PrefixFrom(a, a.BitLen()))]; ok {
+		return strconv.FormatInt(id+CursorBase, 10), true
 	}
 	for _, e := range s.ranges {
-		if e.p.Contains(a) {
+		if e.k.prefix().Contains(a) {
 			return strconv.FormatInt(e.id+CursorBase, 10), true
 		}
 	}
@@ -265,7 +326,7 @@ func (s *Set) All() []string {
 	defer s.mu.RUnlock()
 	out := make([]string, len(s.order))
 	for i, e := range s.order {
-		out[i] = prefixText(e.p)
+		out[i] = prefixText(e.k.prefix())
 	}
 	return out
 }

@@ -29,8 +29,14 @@ func startMirror(ctx context.Context, cfg *config.Config, never *neverban.Set, o
 		l.WithError(err).Error("mirror: cannot listen")
 		return func() {}
 	}
+	// Served is what the embedded bouncer would enforce: the never-ban
+	// list, the allowlist and bouncer.min_prefix_v4/v6 (docs/sip.md).
 	never = never.With(neverban.ReasonAllowlist, cfg.Allowlist.Prefixes...)
-	set := mirror.NewSet(func(p netip.Prefix) bool { _, _, hit := never.Match(p); return !hit })
+	minV4, minV6 := cfg.Bouncer.MinPrefixV4, cfg.Bouncer.MinPrefixV6
+	set := mirror.NewSet(func(p netip.Prefix) bool {
+		_, _, hit := never.Match(p)
+		return !hit && !neverban.TooWide(p, minV4, minV6)
+	})
 	keys := make([]mirror.Key, len(mc.Keys))
 	names := make([]string, len(mc.Keys))
 	for i, k := range mc.Keys {

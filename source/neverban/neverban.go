@@ -19,6 +19,20 @@ const (
 	ReasonTooWide   = "too-wide"  // wider than the configured minimum prefix
 )
 
+// MinPrefix is the bits of the widest range of each family that may be
+// banned: a wider one (fewer bits) never is (ReasonTooWide). 0 is no
+// limit. The feed has its own (decisions.min_prefix_v4/v6); the embedded
+// bouncer and the mirror share bouncer.min_prefix_v4/v6.
+func MinPrefix(p netip.Prefix, v4, v6 int) int {
+	if p.Addr().Is6() {
+		return v6
+	}
+	return v4
+}
+
+// TooWide reports whether p is wider than MinPrefix allows.
+func TooWide(p netip.Prefix, v4, v6 int) bool { return p.Bits() < MinPrefix(p, v4, v6) }
+
 // Entry is one never-banned prefix and why.
 type Entry struct {
 	Prefix netip.Prefix

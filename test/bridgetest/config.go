@@ -100,6 +100,8 @@ type Bouncer struct {
 	Table           string        `yaml:"table,omitempty"`
 	IptablesChain   string        `yaml:"iptables_chain,omitempty"`
 	KeepOnExit      bool          `yaml:"keep_on_exit,omitempty"`
+	MinPrefixV4     int           `yaml:"min_prefix_v4,omitempty"`
+	MinPrefixV6     int           `yaml:"min_prefix_v6,omitempty"`
 }
 
 // YAML renders the configuration file.

@@ -39,7 +39,8 @@ type env struct {
 	listen string
 }
 
-func newEnv(t *testing.T, listen string) *env {
+// newEnv sets the environment up; each with changes the bridge's config.
+func newEnv(t *testing.T, listen string, with ...func(*bridgetest.Config)) *env {
 	t.Helper()
 	e := &env{t: t, lapi: lapitest.Start(t), dir: t.TempDir(), listen: listen}
 	// A fixed metrics port, so that `status` finds the daemon's figures.
@@ -59,6 +60,9 @@ func newEnv(t *testing.T, listen string) *env {
 		Bouncer:    bridgetest.Bouncer{Enabled: new(false)},
 		Extra: fmt.Sprintf("mirror:\n  enabled: true\n  listen_addr: %s\n  keys: [{name: %s, key: %s}]\n  lapi_key: %s\n  update_frequency: 1s\n  max_requests: 0\n",
 			listen, mirrorClient, mirrorKey, mirrorLAPI),
+	}
+	for _, w := range with {
+		w(&cfg)
 	}
 	e.config = cfg.Write(t, e.dir)
 	return e
