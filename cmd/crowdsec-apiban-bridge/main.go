@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 )
@@ -19,7 +20,14 @@ const (
 	heapProfileEnv = "CROWDSEC_APIBAN_BRIDGE_HEAPPROFILE"
 )
 
+// defaultMemoryLimit is Go's soft memory limit when GOMEMLIMIT sets none
+// (docs/operations.md, "Memory").
+const defaultMemoryLimit = 64 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	stopProfile := startCPUProfile(os.Getenv(cpuProfileEnv))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
