@@ -88,7 +88,7 @@ func scrape(t *testing.T, base string) map[string]float64 {
 		if !bridgetest.AssertNoSecrets(t, line, apiKey, password) { // every line, labels and help text included
 			t.FailNow()
 		}
-		if !strings.HasPrefix(line, "crowdsec_apiban_bridge_") {
+		if !strings.HasPrefix(line, "crowdsec_apiban_bridge_") && !strings.HasPrefix(line, "go_gc_gomemlimit_bytes ") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
@@ -174,6 +174,9 @@ func TestMetricsHealthNotifyAndLogFile(t *testing.T) {
 		`syncs_total{outcome="failure"}`:      0,
 		`apiban_requests_total`:               float64(e.sim.Requests()),
 		`apiban_rate_limited_total`:           float64(e.sim.RateLimited()),
+		// The binary's own soft memory limit, with no GOMEMLIMIT set
+		// (docs/operations.md, "Memory").
+		`go_gc_gomemlimit_bytes`: 64 << 20,
 	}
 	if e.sim.RateLimited() != 1 {
 		t.Errorf("the simulator answered %d 429s, want 1", e.sim.RateLimited())
