@@ -67,14 +67,19 @@ func BenchmarkStateLoad100k(b *testing.B) {
 	if err := benchState(100_000).Save(path); err != nil {
 		b.Fatal(err)
 	}
+	benchLoad(b, path, 100_000)
+}
+
+// benchLoad times Load of path, which must hold want entries.
+func benchLoad(b *testing.B, path string, want int) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s, err := Load(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if s.Active.Len() != 100_000 {
-			b.Fatalf("loaded %d entries", s.Active.Len())
+		if s.Active.Len() != want {
+			b.Fatalf("loaded %d entries, want %d", s.Active.Len(), want)
 		}
 	}
 }
@@ -314,16 +319,7 @@ func BenchmarkStateLoad100kJournal(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		s, err := Load(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if s.Active.Len() != 101_000 {
-			b.Fatalf("loaded %d entries", s.Active.Len())
-		}
-	}
+	benchLoad(b, path, 101_000)
 }
 
 // cpuTime is the user+sys time of this process so far, all threads.
