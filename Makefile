@@ -78,7 +78,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
-bench: build lapi
+bench: deps build lapi
 	bash test/bench/run.sh
 
 # The .deb (dist/): nfpm built from the Go module proxy, pinned (v2.45+
