@@ -47,7 +47,6 @@ func decodeReply(body []byte) (reply, error) {
 	return r, r.decodeIPAddress(w.IPAddress)
 }
 
-// decodeID takes the ID as a string (the service) or a number (mocks).
 // DecodeID reads APIBAN's ID field, which comes as a string or a
 // number; absent or null is "". The mirror reads its clients' IDs with it.
 func DecodeID(raw json.RawMessage) (string, error) {
