@@ -161,6 +161,9 @@ func (b *Bouncer) RunAnswers(ctx context.Context, answers <-chan Answer) error {
 // still holds: the ones a resync drops were never reported deleted, so
 // the marks would otherwise pile up for the life of the process.
 func (b *Bouncer) forgetSkipsNotIn(resp *models.DecisionsStreamResponse) {
+	if len(b.skipped) == 0 {
+		return // the usual case: no map of every ID LAPI holds
+	}
 	held := make(map[int64]bool)
 	if resp != nil {
 		for _, d := range resp.New {
