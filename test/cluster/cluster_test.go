@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,7 +54,7 @@ func newSite(t *testing.T) *site {
 	var err error
 	var sim *apibansim.Sim
 	err = lapitest.InNetNS(s.hub.ns.Name, func() error {
-		ln, err := netListen(hubAddr + ":0")
+		ln, err := net.Listen("tcp", hubAddr+":0")
 		if err != nil {
 			return err
 		}
@@ -238,7 +240,7 @@ func TestCluster(t *testing.T) {
 	t.Run("the bridge moves", func(t *testing.T) {
 		s.t = t
 		br.kill()
-		if err := removeAll(dir + "/state"); err != nil {
+		if err := os.RemoveAll(dir + "/state"); err != nil {
 			t.Fatal(err)
 		}
 		br2 = startProc(t, top, "bridge2", ns2, bin, s.bridgeConfig(t.TempDir()))
@@ -286,13 +288,11 @@ func TestCluster(t *testing.T) {
 		if n := len(s.db.activeRows(t, "apiban")); n != 0 {
 			t.Fatalf("the new database holds %d addresses", n)
 		}
-		lost := time.Now()
 		want := fmt.Sprintf("repaired=%d", len(listed))
 		took := waitFor(t, pollInterval+slack, "the bridge logs "+want, func() bool {
 			return lines(br2.out.String(), "LAPI had lost decisions", want) > 0
 		})
 		t.Logf("MEASURED database loss to repair: %s after the LAPIs were back (bound %s)", took.Round(100*time.Millisecond), pollInterval)
-		_ = lost
 		s.assertOnce(listed)
 
 		after := "203.0.113.79"
